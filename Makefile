@@ -1,0 +1,49 @@
+# Two commands on a fresh machine with python3 and make: `make run`, `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MANAGE := $(BIN)/python manage.py
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WEB_WORKERS ?= 2
+
+.PHONY: run test test-pg lint bench install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	mkdir -p var
+	$(MANAGE) migrate --noinput
+	$(MANAGE) collectstatic --noinput --verbosity 0
+	$(MANAGE) bootstrap --base-url http://$(HOST):$(PORT)
+	$(BIN)/gunicorn batchsvc.wsgi --bind $(HOST):$(PORT) --workers $(WEB_WORKERS) \
+		--access-logfile - --forwarded-allow-ips 127.0.0.1
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install
+	mkdir -p var
+	$(BIN)/ruff check .
+	SECRET_KEY=test $(MANAGE) check --fail-level WARNING
+	SECRET_KEY=test $(MANAGE) makemigrations --check --dry-run
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The suite again on PostgreSQL (DATABASE_URL defaults to the local server).
+test-pg: install
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres} $(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) var/test.sqlite3*

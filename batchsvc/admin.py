@@ -1,0 +1,22 @@
+"""Admin helpers shared by the apps."""
+
+import json
+
+from django.utils.html import format_html
+
+
+def pretty_json(value) -> str:
+    if value is None:
+        return "—"
+    text = json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False)
+    return format_html('<pre class="batchsvc-json">{}</pre>', text)
+
+
+class AuditAdmin:
+    """Mixin for rows written by the API: visible and deletable, never edited here."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

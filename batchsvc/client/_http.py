@@ -1,0 +1,136 @@
+import logging
+import random
+import time
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import Any
+
+import httpx
+
+logger = logging.getLogger("batchsvc.client")
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504, 500})
+
+
+class ApiError(Exception):
+    """The server refused a request: ``status`` and its JSON ``body``."""
+
+    def __init__(self, status: int, body: Any):
+        self.status = status
+        self.body = body
+        message = body.get("error") if isinstance(body, dict) else None
+        super().__init__(f"HTTP {status}: {message or body!r}")
+
+
+class Client:
+    """A batchsvc API client. Thread-safe: httpx.Client may be shared by threads.
+
+    ``max_retries`` applies to requests that are safe to repeat: reads, and writes
+    made idempotent by a key (a run's event_id, a log line's client_id).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        timeout: float = 30,
+        *,
+        max_retries: int = 3,
+        backoff: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Token {token}", "Accept": "application/json"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, *, retry: bool = True, **kwargs) -> httpx.Response:
+        """Send a request; retry connection errors, timeouts, 429 and 5xx with
+        exponential backoff (honouring Retry-After) when ``retry`` is true."""
+        attempts = 1 + (self.max_retries if retry else 0)
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                if last:
+                    raise
+                logger.warning("%s %s failed (%s); retrying", method, path, exc)
+                self._sleep(attempt)
+                continue
+            if response.status_code in RETRY_STATUSES and not last:
+                logger.warning("%s %s answered %s; retrying", method, path, response.status_code)
+                self._sleep(attempt, response.headers.get("Retry-After"))
+                continue
+            return response
+        raise AssertionError("unreachable")
+
+    def _sleep(self, attempt: int, retry_after: str | None = None) -> None:
+        delay = self.backoff * 2**attempt * (1 + random.random() / 4)
+        if retry_after and retry_after.isdigit():
+            delay = max(delay, int(retry_after))
+        time.sleep(delay)
+
+    def json(self, method: str, path: str, *, ok=(200, 201), **kwargs) -> Any:
+        response = self.request(method, path, **kwargs)
+        body = _body(response)
+        if response.status_code not in ok:
+            raise ApiError(response.status_code, body)
+        return body
+
+    # Runs ---------------------------------------------------------------
+
+    def upload_runs(
+        self, runs: Iterable[dict], transactional: bool = False, chunk_size: int = 1000
+    ) -> dict[str, Any]:
+        """Upload runs in chunks of ``chunk_size``; return the summed outcome.
+
+        Every run carries its event_id, so a chunk retried after a lost answer is
+        stored once (its runs come back ``existing``). With ``transactional``, each
+        chunk is all-or-nothing; a refused chunk is counted in ``rolled_back_chunks``
+        and its failures are listed in ``errors``. Indexes are positions in ``runs``.
+        """
+        path = "/api/v1/runs/batch-transactional" if transactional else "/api/v1/runs/batch"
+        summary = {"total": 0, "created": 0, "existing": 0, "failed": 0, "errors": []}
+        summary["rolled_back_chunks"] = 0
+        for chunk in _chunks(runs, chunk_size):
+            ok = (200, 201, 400) if transactional else (200, 201)
+            body = self.json("POST", path, json={"runs": chunk}, ok=ok)
+            if "total" not in body:  # a 400 about the request itself, not its runs
+                raise ApiError(400, body)
+            offset = summary["total"]
+            # A rolled-back chunk stored nothing, whatever its items would have been.
+            counted = ("total", "failed") if body.get("rolled_back") else summary.keys() - {
+                "errors", "rolled_back_chunks"
+            }
+            for name in counted:
+                summary[name] += body[name]
+            summary["errors"] += [{**e, "index": offset + e["index"]} for e in body["errors"]]
+            summary["rolled_back_chunks"] += bool(body.get("rolled_back"))
+        return summary
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return {"error": response.text[:500]}

@@ -1,0 +1,118 @@
+"""One error format for the whole API: ``{"error": "<sentence>", "details": ...}``.
+
+Three layers produce it:
+
+1. Services raise :class:`ApiError` (or a subclass) carrying the sentence and details.
+2. DRF views hand every exception to :func:`exception_handler`, which turns DRF's own
+   exceptions (404, 405, 415, parse errors, throttling...) and anything unexpected
+   into the envelope.
+3. :class:`ApiErrorMiddleware` catches what never reaches a DRF view under /api/
+   (an unknown URL, Django's own 400 for a bad Host header) and rewrites it.
+"""
+
+import logging
+from http import HTTPStatus
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(exceptions.APIException):
+    """A client mistake a service detected: one sentence plus optional details."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, message: str, *, details=None, status_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if status_code is not None:
+            self.status_code = status_code
+
+
+class Conflict(ApiError):
+    status_code = status.HTTP_409_CONFLICT
+
+
+class PayloadTooLarge(ApiError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+
+
+def error_body(message: str, details=None) -> dict:
+    body = {"error": message}
+    if details is not None:
+        body["details"] = details
+    return body
+
+
+def _sentence(detail) -> str:
+    text = str(detail).strip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+def _envelope(exc: Exception, data) -> dict:
+    if isinstance(exc, ApiError):
+        return error_body(exc.message, exc.details)
+    if isinstance(exc, exceptions.ValidationError):
+        if isinstance(data, list) and len(data) == 1:
+            return error_body(_sentence(data[0]))
+        return error_body("The request is not valid; see details.", data)
+    if isinstance(data, dict) and "detail" in data:
+        return error_body(_sentence(data["detail"]))
+    return error_body(_sentence(HTTPStatus(getattr(exc, "status_code", 400)).phrase), data)
+
+
+def exception_handler(exc: Exception, context):
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge(_too_large_message())
+    # Imported here: rest_framework.views reads the renderer settings, which
+    # import this package's parsers, which import this module.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        # Not an API exception: a bug. Log it with its traceback for operators
+        # and answer a plain sentence, whatever DEBUG says.
+        logger.exception("Unhandled error in %s", context.get("view"), exc_info=exc)
+        return JsonResponse(error_body("Internal server error."), status=500)
+    response.data = _envelope(exc, response.data)
+    return response
+
+
+def _too_large_message() -> str:
+    from django.conf import settings
+
+    return f"Request body is larger than the limit of {settings.MAX_REQUEST_BYTES} bytes."
+
+
+class ApiErrorMiddleware:
+    """Give JSON errors to /api/ requests that no DRF view answered."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            response.status_code >= 400
+            and request.path.startswith("/api/")
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            phrase = HTTPStatus(response.status_code).phrase
+            return JsonResponse(error_body(_sentence(phrase)), status=response.status_code)
+        return response
+
+    def process_exception(self, request, exception):
+        if not request.path.startswith("/api/"):
+            return None
+        if isinstance(exception, Http404):
+            return JsonResponse(error_body("Not found."), status=404)
+        if isinstance(exception, PermissionDenied):
+            return JsonResponse(error_body("Permission denied."), status=403)
+        if isinstance(exception, RequestDataTooBig):
+            return JsonResponse(error_body(_too_large_message()), status=413)
+        logger.exception("Unhandled error on %s", request.path, exc_info=exception)
+        return JsonResponse(error_body("Internal server error."), status=500)

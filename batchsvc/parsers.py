@@ -1,0 +1,67 @@
+"""JSON in and out with msgspec: several times faster than the standard library on
+the 1000-item bodies the bulk endpoints live on, and strict about what JSON is."""
+
+import msgspec
+from django.conf import settings
+from django.utils.encoding import force_str
+from django.utils.functional import Promise
+from rest_framework import parsers, renderers
+from rest_framework.exceptions import ParseError
+
+from batchsvc.errors import PayloadTooLarge
+
+_decoder = msgspec.json.Decoder()
+
+
+def read_body(stream, limit: int) -> bytes:
+    """Read at most ``limit`` bytes of a request body, or refuse it with a 413.
+
+    DRF hands parsers the raw WSGI stream, so Django's DATA_UPLOAD_MAX_MEMORY_SIZE
+    check never runs for them; this is that check, answered in our format.
+    """
+    if stream is None:
+        return b""
+    body = stream.read(limit + 1)
+    if len(body) > limit:
+        raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes.")
+    return body
+
+
+def decode_json(body: bytes):
+    try:
+        return _decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ParseError(f"Request body is not valid JSON: {exc}.") from None
+
+
+class JSONParser(parsers.BaseParser):
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        request = (parser_context or {}).get("request")
+        declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+        limit = settings.MAX_REQUEST_BYTES
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes.")
+        body = read_body(stream, limit)
+        if not body.strip():
+            raise ParseError("Request body is empty; a JSON object was expected.")
+        return decode_json(body)
+
+
+def _enc_hook(obj):
+    if isinstance(obj, Promise):
+        return force_str(obj)
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise NotImplementedError(f"Cannot encode {type(obj).__name__} as JSON.")
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_enc_hook, decimal_format="number")
+
+
+class JSONRenderer(renderers.JSONRenderer):
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if data is None:
+            return b""
+        return _encoder.encode(data)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SetuplogsConfig(AppConfig):
+    name = "setuplogs"
+    verbose_name = "Setup logs"

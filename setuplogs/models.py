@@ -1,0 +1,1 @@
+"""Per-run setup log lines (LogEntry): filled in by the setup-logs issue."""

@@ -1,0 +1,84 @@
+import itertools
+import uuid
+
+import pytest
+from django.db import connection
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+_numbers = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _no_throttling(settings):
+    # Throttling is tested on its own; elsewhere it would only add flakiness.
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"batch": None},
+    }
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", password="alice-password")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob", password="bob-password")
+
+
+@pytest.fixture
+def staff(django_user_model):
+    return django_user_model.objects.create_superuser("staff", password="staff-password")
+
+
+@pytest.fixture
+def token(alice):
+    return Token.objects.create(user=alice).key
+
+
+@pytest.fixture
+def api(alice, token):
+    """An API client authenticated as alice with her token."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+@pytest.fixture
+def anonymous():
+    return APIClient()
+
+
+def make_run(**overrides) -> dict:
+    """A realistic run as an agent would send it (~0.5 KB)."""
+    n = next(_numbers)
+    run = {
+        "event_id": str(uuid.uuid4()),
+        "run_id": f"run-{uuid.uuid4().hex[:12]}-{n}",
+        "agent_name": "launch.orchestrator",
+        "job_type": "launch",
+        "product": "words",
+        "git_repo": "https://example.com/org/repo.git",
+        "git_branch": "main",
+        "git_commit": "3f2c1e0",
+        "status": "running",
+        "start_time": "2026-01-28T10:30:00Z",
+        "metrics_json": {"pages": n, "tokens": {"in": 1200, "out": 340}, "ratio": 0.25},
+        "context_json": {"trace_id": uuid.uuid4().hex, "tags": ["a", "b"], "nested": {"x": None}},
+    }
+    run.update(overrides)
+    return run
+
+
+@pytest.fixture
+def run_factory():
+    return make_run
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_pg = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
+    for item in items:
+        if "postgres_only" in item.keywords and connection.vendor != "postgresql":
+            item.add_marker(skip_pg)

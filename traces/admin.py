@@ -1,0 +1,65 @@
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from batchsvc.admin import AuditAdmin, pretty_json
+from traces.models import Run
+
+
+@admin.register(Run)
+class RunAdmin(AuditAdmin, admin.ModelAdmin):
+    list_display = ["run_id", "agent_name", "job_type", "status", "start_time", "end_time"]
+    list_filter = ["status", "job_type", "product"]
+    search_fields = ["=run_id", "=event_id", "agent_name"]
+    date_hierarchy = "start_time"
+    show_full_result_count = False
+    list_per_page = 100
+    fields = [
+        "run_id",
+        "event_id",
+        "parent",
+        "children",
+        "agent_name",
+        "job_type",
+        "product",
+        ("git_repo", "git_branch", "git_commit"),
+        "status",
+        ("start_time", "end_time"),
+        "metrics",
+        "context",
+        "error_summary",
+        ("created_at", "updated_at"),
+    ]
+    readonly_fields = [
+        name for row in fields for name in (row if isinstance(row, tuple) else (row,))
+    ]
+
+    @admin.display(description="parent run")
+    def parent(self, run):
+        if not run.parent_run_id:
+            return "—"
+        parent = Run.objects.filter(run_id=run.parent_run_id).only("pk").first()
+        if parent is None:
+            return format_html("{} <em>(not received yet)</em>", run.parent_run_id)
+        return format_html('<a href="{}">{}</a>', _change_url(parent), run.parent_run_id)
+
+    @admin.display(description="child runs")
+    def children(self, run):
+        children = Run.objects.children_of(run).only("pk", "run_id")[:100]
+        if not children:
+            return "—"
+        return format_html_join(
+            ", ", '<a href="{}">{}</a>', ((_change_url(c), c.run_id) for c in children)
+        )
+
+    @admin.display(description="metrics_json")
+    def metrics(self, run):
+        return pretty_json(run.metrics_json)
+
+    @admin.display(description="context_json")
+    def context(self, run):
+        return pretty_json(run.context_json)
+
+
+def _change_url(run: Run) -> str:
+    return reverse("admin:traces_run_change", args=[run.pk])

@@ -1,0 +1,58 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from traces.importing import open_source, read_runs
+from traces.services import runs_import
+
+
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(value)
+    return number
+
+
+class Command(BaseCommand):
+    help = "Import runs from a JSON array or JSON Lines file ('-' for stdin)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", help="path to a .json or .jsonl file, or - for stdin")
+        parser.add_argument(
+            "--transactional",
+            action="store_true",
+            help="all or nothing: any failed run rolls back the whole import",
+        )
+        parser.add_argument(
+            "--chunk",
+            type=positive_int,
+            default=settings.RUNS_BATCH_MAX,
+            help="runs per database batch (default: %(default)r)",
+        )
+
+    def handle(self, *args, file, transactional, chunk, **options):
+        try:
+            source = open_source(file)
+        except OSError as exc:
+            raise CommandError(f"Cannot read {file}: {exc.strerror}.") from None
+        with source, tqdm(unit=" runs", disable=None, file=self.stderr._out) as bar:
+            try:
+                summary = runs_import(
+                    items=read_runs(source), atomic=transactional, chunk_size=chunk,
+                    progress=bar.update,
+                )
+            except ValueError as exc:
+                raise CommandError(f"Cannot import {file}: {exc}.") from None
+        for error in summary.errors[:20]:
+            self.stderr.write(f"item {error['index']}: {error['error']}")
+        if len(summary.errors) > 20:
+            self.stderr.write(f"... and {len(summary.errors) - 20} more failed items")
+        line = (
+            f"{summary.total} runs read: {summary.created} created, "
+            f"{summary.existing} existing, {summary.failed} failed."
+        )
+        if summary.rolled_back:
+            raise CommandError(f"{line} Rolled back: nothing was imported.")
+        self.stdout.write(line)
+        if summary.failed:
+            raise CommandError(f"{summary.failed} runs failed; the others were imported.")

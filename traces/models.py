@@ -1,0 +1,70 @@
+from django.db import models
+from django.urls import reverse
+
+NAME_MAX = 255
+ERROR_SUMMARY_MAX = 10_000
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running"
+    """The run has started and not reported an end."""
+    SUCCESS = "success"
+    """The run finished and did everything it was asked."""
+    FAILURE = "failure"
+    """The run finished and failed."""
+    PARTIAL = "partial"
+    """The run finished having done part of its work."""
+    CANCELLED = "cancelled"
+    """Someone stopped the run."""
+    TIMEOUT = "timeout"
+    """The run was stopped for taking too long."""
+
+
+class RunQuerySet(models.QuerySet):
+    def children_of(self, run: "Run"):
+        return self.filter(parent_run_id=run.run_id)
+
+
+class Run(models.Model):
+    """One telemetry run reported by an agent.
+
+    ``event_id`` is the client's idempotency key: sending the same event twice
+    stores one run. ``parent_run_id`` is a plain string, not a foreign key,
+    because a child may be reported before its parent.
+    """
+
+    event_id = models.UUIDField(unique=True)
+    run_id = models.CharField(max_length=NAME_MAX, unique=True)
+    parent_run_id = models.CharField(max_length=NAME_MAX, blank=True, db_index=True)
+    agent_name = models.CharField(max_length=NAME_MAX, db_index=True)
+    job_type = models.CharField(max_length=NAME_MAX, db_index=True)
+    product = models.CharField(max_length=NAME_MAX, blank=True)
+    git_repo = models.CharField(max_length=NAME_MAX, blank=True)
+    git_branch = models.CharField(max_length=NAME_MAX, blank=True)
+    git_commit = models.CharField(max_length=NAME_MAX, blank=True)
+    status = models.CharField(
+        max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING, db_index=True
+    )
+    start_time = models.DateTimeField(db_index=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+    metrics_json = models.JSONField(null=True, blank=True)
+    context_json = models.JSONField(null=True, blank=True)
+    error_summary = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-start_time"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=RunStatus.values), name="run_status_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return self.run_id
+
+    def get_absolute_url(self):
+        return reverse("run-detail", kwargs={"run_id": self.run_id})

@@ -1,0 +1,136 @@
+"""The wire schema of a run: the one set of validation rules for every way a run
+comes in (single POST, both batch endpoints, PATCH, import_runs) and the source of
+the OpenAPI schema for them."""
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any, Literal
+
+import msgspec
+from django.utils import timezone
+
+from batchsvc.bulk import NO_NUL
+from traces.models import ERROR_SUMMARY_MAX, NAME_MAX, RunStatus
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=NO_NUL)]
+OptionalName = (
+    Annotated[str, msgspec.Meta(max_length=NAME_MAX, pattern=NO_NUL)] | None
+)
+ErrorSummary = (
+    Annotated[str, msgspec.Meta(max_length=ERROR_SUMMARY_MAX, pattern=NO_NUL)] | None
+)
+Timestamp = Annotated[
+    dt.datetime,
+    msgspec.Meta(
+        extra_json_schema={"format": "date-time"},
+        description="ISO 8601; without a time zone it is read as UTC.",
+    ),
+]
+JSONObject = dict[str, Any] | None
+Status = RunStatus
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None or timezone.is_aware(value):
+        return value
+    return value.replace(tzinfo=dt.UTC)
+
+
+def _check_json(name: str, value: dict | None) -> None:
+    # PostgreSQL's jsonb refuses the NUL character anywhere in a document.
+    if value is not None and b"\\u0000" in msgspec.json.encode(value):
+        raise ValueError(f"{name} must not contain the NUL character (\\u0000)")
+
+
+class RunChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """The fields a PATCH may change; absent fields stay as they are."""
+
+    status: Status | msgspec.UnsetType = msgspec.UNSET
+    end_time: Timestamp | None | msgspec.UnsetType = msgspec.UNSET
+    metrics_json: JSONObject | msgspec.UnsetType = msgspec.UNSET
+    context_json: JSONObject | msgspec.UnsetType = msgspec.UNSET
+    error_summary: ErrorSummary | msgspec.UnsetType = msgspec.UNSET
+
+    def __post_init__(self):
+        if isinstance(self.end_time, dt.datetime):
+            self.end_time = _aware(self.end_time)
+        for name in ("metrics_json", "context_json"):
+            value = getattr(self, name)
+            if value is not msgspec.UNSET:
+                _check_json(name, value)
+
+    def as_fields(self) -> dict[str, Any]:
+        """The fields that were sent, as model field values."""
+        changes = {
+            name: getattr(self, name)
+            for name in self.__struct_fields__
+            if getattr(self, name) is not msgspec.UNSET
+        }
+        if "error_summary" in changes and changes["error_summary"] is None:
+            changes["error_summary"] = ""
+        return changes
+
+
+class RunIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """One run as an agent reports it. Unknown fields are ignored."""
+
+    event_id: uuid.UUID
+    run_id: Name
+    parent_run_id: OptionalName = None
+    agent_name: Name
+    job_type: Name
+    product: OptionalName = None
+    git_repo: OptionalName = None
+    git_branch: OptionalName = None
+    git_commit: OptionalName = None
+    status: Status = RunStatus.RUNNING.value
+    start_time: Timestamp
+    end_time: Timestamp | None = None
+    metrics_json: JSONObject = None
+    context_json: JSONObject = None
+    error_summary: ErrorSummary = None
+
+    def __post_init__(self):
+        self.start_time = _aware(self.start_time)
+        self.end_time = _aware(self.end_time)
+        _check_json("metrics_json", self.metrics_json)
+        _check_json("context_json", self.context_json)
+
+    def as_fields(self) -> dict[str, Any]:
+        """Model field values: absent optional text is stored as ''."""
+        return {
+            name: ("" if value is None and name in _TEXT_FIELDS else value)
+            for name, value in zip(self.__struct_fields__, msgspec.structs.astuple(self))
+        }
+
+
+_TEXT_FIELDS = frozenset(
+    ["parent_run_id", "product", "git_repo", "git_branch", "git_commit", "error_summary"]
+)
+
+
+# Response bodies of the batch endpoints. They validate nothing on the way in;
+# they describe the response in the OpenAPI schema, and a test decodes real
+# responses with them so the description cannot drift from the code.
+class RunItemResult(msgspec.Struct):
+    index: int
+    event_id: str | None
+    run_id: str | None
+    result: Literal["created", "existing", "failed"]
+
+
+class RunItemError(msgspec.Struct):
+    index: int
+    event_id: str | None
+    error: str
+
+
+class RunBatchResult(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    runs: list[RunItemResult]
+    total: int
+    created: int
+    existing: int
+    failed: int
+    errors: list[RunItemError]
+    rolled_back: bool = False
+    dry_run: bool = False

@@ -1,0 +1,208 @@
+"""Writes for runs. The API, the admin and ``import_runs`` all call these."""
+
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from batchsvc.bulk import first_occurrences, insert_ignoring_conflicts, validate_items
+from traces.models import Run
+from traces.schemas import RunChanges, RunIn
+
+CREATED, EXISTING, FAILED = "created", "existing", "failed"
+
+
+@dataclass
+class IngestResult:
+    """Per-item outcome of a runs batch, in request order, plus the counts."""
+
+    items: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
+    rolled_back: bool = False
+    dry_run: bool = False
+    counts: dict[str, int] = field(init=False)
+
+    def __post_init__(self):
+        self.counts = {CREATED: 0, EXISTING: 0, FAILED: 0}
+        for item in self.items:
+            self.counts[item["result"]] += 1
+
+    @property
+    def failed(self) -> int:
+        return self.counts[FAILED]
+
+    def as_dict(self, *, errors_only: bool = False) -> dict[str, Any]:
+        body = {
+            "runs": [i for i in self.items if i["result"] == FAILED] if errors_only else self.items,
+            "total": len(self.items),
+            **self.counts,
+            "errors": self.errors,
+        }
+        if self.rolled_back:
+            body["rolled_back"] = True
+        if self.dry_run:
+            body["dry_run"] = True
+        return body
+
+
+def runs_ingest(*, items: list, atomic: bool, dry_run: bool = False) -> IngestResult:
+    """Store a batch of raw run dicts.
+
+    1. Validate every item against :class:`RunIn`.
+    2. Keep the first occurrence of each event_id (later ones are ``existing``) and
+       of each run_id (a later one with another event_id fails).
+    3. Insert the rest with ON CONFLICT DO NOTHING; what the database refused is
+       ``existing`` when its event_id is stored, else a run_id clash.
+
+    Atomic mode stores nothing unless every item is created or existing. Rejected
+    and dry-run batches are still classified item by item (with one read) so the
+    caller learns every problem in one round trip.
+    """
+    valid, invalid = validate_items(items, RunIn)
+    failures = {error.index: error.error for error in invalid}
+    firsts, repeats = first_occurrences(valid, key=lambda run: run.event_id)
+    firsts, clashes = first_occurrences(firsts, key=lambda run: run.run_id)
+    for index, first in clashes.items():
+        failures[index] = (
+            f"run_id {items[index]['run_id']!r} is also used by item {first} "
+            "with another event_id"
+        )
+
+    rolled_back = False
+    if dry_run or (atomic and failures):
+        outcomes = _classify(firsts)
+        rolled_back = atomic and not dry_run
+    else:
+        with transaction.atomic():
+            outcomes = _insert(firsts)
+            if atomic and any(outcome not in (CREATED, EXISTING) for outcome in outcomes.values()):
+                transaction.set_rollback(True)
+                rolled_back = True
+
+    for index, outcome in outcomes.items():
+        if outcome not in (CREATED, EXISTING):
+            failures[index] = outcome
+    for index, first in repeats.items():
+        if first in failures:
+            failures[index] = failures[first]
+    results = _results(items, failures, outcomes, repeats)
+    return IngestResult(items=results[0], errors=results[1], rolled_back=rolled_back, dry_run=dry_run)
+
+
+def _results(items, failures, outcomes, repeats):
+    results, errors = [], []
+    for index, raw in enumerate(items):
+        event_id, run_id = _echo(raw, "event_id"), _echo(raw, "run_id")
+        if index in failures:
+            results.append({"index": index, "event_id": event_id, "run_id": run_id, "result": FAILED})
+            errors.append({"index": index, "event_id": event_id, "error": failures[index]})
+        else:
+            result = EXISTING if index in repeats else outcomes[index]
+            results.append({"index": index, "event_id": event_id, "run_id": run_id, "result": result})
+    return results, errors
+
+
+def _echo(raw, name):
+    value = raw.get(name) if isinstance(raw, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _clash(run: RunIn) -> str:
+    return f"run_id {run.run_id!r} is already used by a run with another event_id"
+
+
+def _insert(firsts: list[tuple[int, RunIn]]) -> dict[int, str]:
+    now = timezone.now()
+    rows = [{**run.as_fields(), "created_at": now, "updated_at": now} for _, run in firsts]
+    inserted = insert_ignoring_conflicts(Run, rows, key="event_id")
+    refused = [run.event_id for position, (_, run) in enumerate(firsts) if position not in inserted]
+    stored = (
+        set(Run.objects.filter(event_id__in=refused).values_list("event_id", flat=True))
+        if refused
+        else set()
+    )
+    return {
+        index: CREATED if position in inserted else EXISTING if run.event_id in stored else _clash(run)
+        for position, (index, run) in enumerate(firsts)
+    }
+
+
+def _classify(firsts: list[tuple[int, RunIn]]) -> dict[int, str]:
+    """What :func:`_insert` would do, read-only."""
+    stored = Run.objects.filter(
+        Q(event_id__in=[run.event_id for _, run in firsts])
+        | Q(run_id__in=[run.run_id for _, run in firsts])
+    ).values_list("event_id", "run_id")
+    owner_of = {run_id: event_id for event_id, run_id in stored}
+    stored_events = set(owner_of.values())
+    outcomes = {}
+    for index, run in firsts:
+        if run.event_id in stored_events:
+            outcomes[index] = EXISTING
+        elif owner_of.get(run.run_id, run.event_id) != run.event_id:
+            outcomes[index] = _clash(run)
+        else:
+            outcomes[index] = CREATED
+    return outcomes
+
+
+def run_update(*, run: Run, changes: RunChanges) -> Run:
+    """Apply a PATCH. Saves only the fields sent, so two agents updating different
+    fields of one run do not overwrite each other."""
+    fields = changes.as_fields()
+    for name, value in fields.items():
+        setattr(run, name, value)
+    run.save(update_fields=[*fields, "updated_at"])
+    return run
+
+
+@dataclass
+class ImportSummary:
+    total: int = 0
+    created: int = 0
+    existing: int = 0
+    failed: int = 0
+    rolled_back: bool = False
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def runs_import(*, items, atomic: bool, chunk_size: int, progress=None) -> ImportSummary:
+    """Store runs from an iterable of any length, ``chunk_size`` at a time, through
+    :func:`runs_ingest`. Items that could not even be read (``NotJSON``) fail in place.
+
+    Atomic imports are all-or-nothing across every chunk: the first chunk with a
+    failure rolls the whole import back and stops it.
+    """
+    from traces.importing import NotJSON, chunked
+
+    summary = ImportSummary()
+    # A lenient import commits chunk by chunk; an atomic one holds one transaction.
+    with transaction.atomic() if atomic else nullcontext():
+        for chunk in chunked(items, chunk_size):
+            offset = summary.total
+            unreadable = [(i, item) for i, item in enumerate(chunk) if isinstance(item, NotJSON)]
+            readable = [item for item in chunk if not isinstance(item, NotJSON)]
+            positions = [i for i, item in enumerate(chunk) if not isinstance(item, NotJSON)]
+            result = runs_ingest(items=readable, atomic=atomic) if readable else None
+            summary.total += len(chunk)
+            for i, item in unreadable:
+                summary.failed += 1
+                summary.errors.append({"index": offset + i, "event_id": None, "error": item.error})
+            if result is not None:
+                summary.created += result.counts[CREATED]
+                summary.existing += result.counts[EXISTING]
+                summary.failed += result.failed
+                summary.errors.extend(
+                    {**error, "index": offset + positions[error["index"]]} for error in result.errors
+                )
+            if progress is not None:
+                progress(len(chunk))
+            if atomic and summary.failed:
+                transaction.set_rollback(True)
+                summary.rolled_back = True
+                break
+    summary.errors.sort(key=lambda error: error["index"])
+    return summary
