@@ -114,8 +114,7 @@ def insert_ignoring_conflicts(
     fields = [opts.get_field(name) for name in rows[0]]
     key_column = opts.get_field(key).column
     prepared = [
-        [field.get_db_prep_save(row[field.name], connection) for field in fields]
-        for row in rows
+        [field.get_db_prep_save(row[field.name], connection) for field in fields] for row in rows
     ]
     key_at = [field.name for field in fields].index(key)
     order = sorted(range(len(rows)), key=lambda i: str(prepared[i][key_at]))

@@ -19,9 +19,7 @@ def schema_ref(*types: type) -> dict:
         types, schema_hook=_schema_hook, ref_template=REF_TEMPLATE
     )
     _type_enums(components)
-    settings.SPECTACULAR_SETTINGS["APPEND_COMPONENTS"].setdefault("schemas", {}).update(
-        components
-    )
+    settings.SPECTACULAR_SETTINGS["APPEND_COMPONENTS"].setdefault("schemas", {}).update(components)
     return refs[0]
 
 

@@ -18,7 +18,7 @@ class NotJSON:
 
 
 def open_source(path: str) -> IO[bytes]:
-    return sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    return sys.stdin.buffer if path == "-" else open(path, "rb")
 
 
 def read_runs(stream: IO[bytes]) -> Iterator:

@@ -13,12 +13,8 @@ from batchsvc.bulk import NO_NUL
 from traces.models import ERROR_SUMMARY_MAX, NAME_MAX, RunStatus
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=NO_NUL)]
-OptionalName = (
-    Annotated[str, msgspec.Meta(max_length=NAME_MAX, pattern=NO_NUL)] | None
-)
-ErrorSummary = (
-    Annotated[str, msgspec.Meta(max_length=ERROR_SUMMARY_MAX, pattern=NO_NUL)] | None
-)
+OptionalName = Annotated[str, msgspec.Meta(max_length=NAME_MAX, pattern=NO_NUL)] | None
+ErrorSummary = Annotated[str, msgspec.Meta(max_length=ERROR_SUMMARY_MAX, pattern=NO_NUL)] | None
 Timestamp = Annotated[
     dt.datetime,
     msgspec.Meta(
@@ -46,7 +42,7 @@ class RunChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     """The fields a PATCH may change; absent fields stay as they are."""
 
     status: Status | msgspec.UnsetType = msgspec.UNSET
-    end_time: Timestamp | None | msgspec.UnsetType = msgspec.UNSET
+    end_time: Timestamp | msgspec.UnsetType | None = msgspec.UNSET
     metrics_json: JSONObject | msgspec.UnsetType = msgspec.UNSET
     context_json: JSONObject | msgspec.UnsetType = msgspec.UNSET
     error_summary: ErrorSummary | msgspec.UnsetType = msgspec.UNSET
@@ -100,7 +96,9 @@ class RunIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
         """Model field values: absent optional text is stored as ''."""
         return {
             name: ("" if value is None and name in _TEXT_FIELDS else value)
-            for name, value in zip(self.__struct_fields__, msgspec.structs.astuple(self))
+            for name, value in zip(
+                self.__struct_fields__, msgspec.structs.astuple(self), strict=True
+            )
         }
 
 

@@ -67,8 +67,7 @@ def runs_ingest(*, items: list, atomic: bool, dry_run: bool = False) -> IngestRe
     firsts, clashes = first_occurrences(firsts, key=lambda run: run.run_id)
     for index, first in clashes.items():
         failures[index] = (
-            f"run_id {items[index]['run_id']!r} is also used by item {first} "
-            "with another event_id"
+            f"run_id {items[index]['run_id']!r} is also used by item {first} with another event_id"
         )
 
     rolled_back = False
@@ -89,7 +88,9 @@ def runs_ingest(*, items: list, atomic: bool, dry_run: bool = False) -> IngestRe
         if first in failures:
             failures[index] = failures[first]
     results = _results(items, failures, outcomes, repeats)
-    return IngestResult(items=results[0], errors=results[1], rolled_back=rolled_back, dry_run=dry_run)
+    return IngestResult(
+        items=results[0], errors=results[1], rolled_back=rolled_back, dry_run=dry_run
+    )
 
 
 def _results(items, failures, outcomes, repeats):
@@ -97,11 +98,15 @@ def _results(items, failures, outcomes, repeats):
     for index, raw in enumerate(items):
         event_id, run_id = _echo(raw, "event_id"), _echo(raw, "run_id")
         if index in failures:
-            results.append({"index": index, "event_id": event_id, "run_id": run_id, "result": FAILED})
+            results.append(
+                {"index": index, "event_id": event_id, "run_id": run_id, "result": FAILED}
+            )
             errors.append({"index": index, "event_id": event_id, "error": failures[index]})
         else:
             result = EXISTING if index in repeats else outcomes[index]
-            results.append({"index": index, "event_id": event_id, "run_id": run_id, "result": result})
+            results.append(
+                {"index": index, "event_id": event_id, "run_id": run_id, "result": result}
+            )
     return results, errors
 
 
@@ -125,7 +130,11 @@ def _insert(firsts: list[tuple[int, RunIn]]) -> dict[int, str]:
         else set()
     )
     return {
-        index: CREATED if position in inserted else EXISTING if run.event_id in stored else _clash(run)
+        index: CREATED
+        if position in inserted
+        else EXISTING
+        if run.event_id in stored
+        else _clash(run)
         for position, (index, run) in enumerate(firsts)
     }
 
@@ -196,7 +205,8 @@ def runs_import(*, items, atomic: bool, chunk_size: int, progress=None) -> Impor
                 summary.existing += result.counts[EXISTING]
                 summary.failed += result.failed
                 summary.errors.extend(
-                    {**error, "index": offset + positions[error["index"]]} for error in result.errors
+                    {**error, "index": offset + positions[error["index"]]}
+                    for error in result.errors
                 )
             if progress is not None:
                 progress(len(chunk))

@@ -8,8 +8,8 @@ from rest_framework.views import APIView
 
 from batchsvc.bulk import describe, parse_envelope
 from batchsvc.errors import ApiError
-from batchsvc.throttling import ScopedThrottle
 from batchsvc.openapi import envelope_schema, json_body, schema_ref
+from batchsvc.throttling import ScopedThrottle
 from batchsvc.views import query_flag
 from traces import services
 from traces.filters import RunFilter

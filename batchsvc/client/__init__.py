@@ -1,9 +1,9 @@
 """Python client for batchsvc. Needs httpx only: no Django import anywhere here.
 
-    from batchsvc.client import Client
+from batchsvc.client import Client
 
-    with Client("http://127.0.0.1:8000", token="...") as client:
-        summary = client.upload_runs(runs)
+with Client("http://127.0.0.1:8000", token="...") as client:
+    summary = client.upload_runs(runs)
 """
 
 from batchsvc.client._http import ApiError, Client

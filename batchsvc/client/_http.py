@@ -113,9 +113,11 @@ class Client:
                 raise ApiError(400, body)
             offset = summary["total"]
             # A rolled-back chunk stored nothing, whatever its items would have been.
-            counted = ("total", "failed") if body.get("rolled_back") else summary.keys() - {
-                "errors", "rolled_back_chunks"
-            }
+            counted = (
+                ("total", "failed")
+                if body.get("rolled_back")
+                else summary.keys() - {"errors", "rolled_back_chunks"}
+            )
             for name in counted:
                 summary[name] += body[name]
             summary["errors"] += [{**e, "index": offset + e["index"]} for e in body["errors"]]

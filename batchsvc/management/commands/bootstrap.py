@@ -33,7 +33,8 @@ class Command(BaseCommand):
                     f"  Admin:    {base_url}/admin/  (user {admin.get_username()!r}"
                     + (f", password {password!r})" if password else ", password as set before)"),
                     f"  API docs: {base_url}/api/docs/",
-                    f"  API:      curl -H 'Authorization: Token {token.key}' {base_url}/api/v1/runs/",
+                    f"  API:      curl -H 'Authorization: Token {token.key}' \\\n"
+                    f"                 {base_url}/api/v1/runs/",
                     "",
                 ]
             )

@@ -38,7 +38,9 @@ class Command(BaseCommand):
         with source, tqdm(unit=" runs", disable=None, file=self.stderr._out) as bar:
             try:
                 summary = runs_import(
-                    items=read_runs(source), atomic=transactional, chunk_size=chunk,
+                    items=read_runs(source),
+                    atomic=transactional,
+                    chunk_size=chunk,
                     progress=bar.update,
                 )
             except ValueError as exc:
