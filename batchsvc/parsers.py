@@ -50,6 +50,9 @@ class JSONParser(parsers.BaseParser):
 
 
 def _enc_hook(obj):
+    # msgspec encodes exact str only; DRF's ErrorDetail is a str subclass.
+    if isinstance(obj, str):
+        return str(obj)
     if isinstance(obj, Promise):
         return force_str(obj)
     if isinstance(obj, (set, frozenset, tuple)):

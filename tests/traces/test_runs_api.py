@@ -1,0 +1,96 @@
+import pytest
+
+from traces.models import Run
+
+pytestmark = pytest.mark.django_db
+
+
+def test_posting_one_run_answers_201_then_200_with_the_stored_run(api, run_factory):
+    run = run_factory()
+    first = api.post("/api/v1/runs/", run, format="json")
+    assert first.status_code == 201
+    assert first.json()["run_id"] == run["run_id"]
+    again = api.post("/api/v1/runs/", {**run, "status": "success"}, format="json")
+    assert again.status_code == 200
+    assert again.json()["status"] == "running"
+    assert Run.objects.count() == 1
+
+
+def test_posting_an_invalid_run_is_a_400_saying_why(api, run_factory):
+    response = api.post("/api/v1/runs/", run_factory(start_time=5), format="json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "Run not stored: start_time: Expected `datetime`, got `int`."
+    }
+    assert Run.objects.count() == 0
+
+
+def test_list_filters_by_field_and_start_time_range(api, run_factory):
+    runs = [
+        run_factory(agent_name="a", status="success", start_time="2026-01-01T00:00:00Z"),
+        run_factory(agent_name="a", status="failure", start_time="2026-02-01T00:00:00Z"),
+        run_factory(agent_name="b", status="success", start_time="2026-03-01T00:00:00Z"),
+    ]
+    api.post("/api/v1/runs/batch", {"runs": runs}, format="json")
+
+    def run_ids(query):
+        return [r["run_id"] for r in api.get(f"/api/v1/runs/?{query}").json()["results"]]
+
+    assert run_ids("agent_name=a&ordering=start_time") == [runs[0]["run_id"], runs[1]["run_id"]]
+    assert run_ids("status=success&ordering=-start_time") == [runs[2]["run_id"], runs[0]["run_id"]]
+    assert run_ids(
+        "start_time_after=2026-01-15T00:00:00Z&start_time_before=2026-02-15T00:00:00Z"
+    ) == [runs[1]["run_id"]]
+
+
+def test_an_invalid_filter_value_is_a_400(api):
+    response = api.get("/api/v1/runs/?status=exploded")
+    assert response.status_code == 400
+    assert "status" in response.json()["details"]
+
+
+def test_the_list_is_cursor_paginated_without_gaps_or_repeats(api, run_factory):
+    runs = [run_factory(start_time=f"2026-01-01T00:00:{s:02d}Z") for s in range(25)]
+    api.post("/api/v1/runs/batch", {"runs": runs}, format="json")
+    seen, url = [], "/api/v1/runs/?page_size=10"
+    while url:
+        page = api.get(url).json()
+        seen += [r["run_id"] for r in page["results"]]
+        url = page["next"]
+    assert sorted(seen) == sorted(r["run_id"] for r in runs)
+    assert len(seen) == 25
+
+
+def test_patch_changes_only_the_fields_sent(api, run_factory):
+    run = run_factory(error_summary="none")
+    api.post("/api/v1/runs/", run, format="json")
+    response = api.patch(
+        f"/api/v1/runs/{run['run_id']}/",
+        {"status": "success", "end_time": "2026-01-28T11:00:00Z", "metrics_json": {"done": 1}},
+        format="json",
+    )
+    assert response.status_code == 200
+    stored = Run.objects.get(run_id=run["run_id"])
+    assert stored.status == "success"
+    assert stored.metrics_json == {"done": 1}
+    assert stored.context_json == run["context_json"]
+    assert stored.error_summary == "none"
+
+
+def test_patch_refuses_an_invalid_status_and_changes_nothing(api, run_factory):
+    run = run_factory()
+    api.post("/api/v1/runs/", run, format="json")
+    response = api.patch(f"/api/v1/runs/{run['run_id']}/", {"status": "nope"}, format="json")
+    assert response.status_code == 400
+    assert Run.objects.get(run_id=run["run_id"]).status == "running"
+
+
+def test_put_and_delete_are_not_allowed(api, run_factory):
+    run = run_factory()
+    api.post("/api/v1/runs/", run, format="json")
+    assert api.put(f"/api/v1/runs/{run['run_id']}/", run, format="json").status_code == 405
+    assert api.delete(f"/api/v1/runs/{run['run_id']}/").status_code == 405
+
+
+def test_reading_runs_needs_authentication(anonymous):
+    assert anonymous.get("/api/v1/runs/").status_code == 401
