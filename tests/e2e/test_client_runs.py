@@ -1,0 +1,65 @@
+"""The Python client against a real server."""
+
+import pytest
+from rest_framework.authtoken.models import Token
+
+from batchsvc.client import ApiError, Client
+from tests.conftest import make_run
+from traces.models import Run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def client(live_server, alice):
+    token = Token.objects.create(user=alice).key
+    with Client(live_server.url, token=token, backoff=0.01) as client:
+        yield client
+
+
+def test_upload_runs_chunks_and_adds_up_the_results(client):
+    runs = [make_run() for _ in range(25)]
+    runs[13]["status"] = "exploded"
+    summary = client.upload_runs(runs, chunk_size=10)
+    assert (summary["total"], summary["created"], summary["failed"]) == (25, 24, 1)
+    assert [e["index"] for e in summary["errors"]] == [13]
+    assert Run.objects.count() == 24
+
+
+def test_upload_runs_again_is_idempotent(client):
+    runs = [make_run() for _ in range(12)]
+    client.upload_runs(runs, chunk_size=5)
+    summary = client.upload_runs(runs, chunk_size=5)
+    assert (summary["created"], summary["existing"]) == (0, 12)
+    assert Run.objects.count() == 12
+
+
+def test_a_rolled_back_transactional_chunk_is_counted_and_stores_nothing(client):
+    runs = [make_run() for _ in range(6)]
+    runs[4]["job_type"] = ""
+    summary = client.upload_runs(runs, transactional=True, chunk_size=3)
+    assert summary["rolled_back_chunks"] == 1
+    assert summary["created"] == 3
+    assert Run.objects.count() == 3
+
+
+def test_a_refused_request_raises_api_error(client, settings):
+    settings.RUNS_BATCH_MAX = 2
+    with pytest.raises(ApiError) as caught:
+        client.upload_runs([make_run() for _ in range(3)], chunk_size=3)
+    assert caught.value.status == 400
+    assert "limit is 2" in str(caught.value)
+
+
+def test_connection_errors_are_retried_then_raised(caplog):
+    import socket
+
+    import httpx
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with Client(f"http://127.0.0.1:{port}", token="t", backoff=0.001) as client:
+        with pytest.raises(httpx.ConnectError):
+            client.upload_runs([make_run()])
+    assert sum("retrying" in r.getMessage() for r in caplog.records) == client.max_retries

@@ -1,0 +1,44 @@
+"""Overlapping batches sent at the same time by real threads to a real server."""
+
+import random
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from rest_framework.authtoken.models import Token
+
+from tests.conftest import make_run
+from traces.models import Run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_overlapping_concurrent_batches_create_each_event_exactly_once(live_server, alice):
+    token = Token.objects.create(user=alice).key
+    pool = [make_run() for _ in range(300)]
+    rng = random.Random(7)
+    batches = [rng.sample(pool, 120) for _ in range(12)]
+
+    def send(i):
+        url = "/api/v1/runs/batch-transactional" if i % 3 == 0 else "/api/v1/runs/batch"
+        with httpx.Client(base_url=live_server.url, timeout=60) as http:
+            response = http.post(
+                url, json={"runs": batches[i]}, headers={"Authorization": f"Token {token}"}
+            )
+        return response.status_code, response.json()
+
+    with ThreadPoolExecutor(max_workers=6) as executor:
+        answers = list(executor.map(send, range(len(batches))))
+
+    assert [status for status, _ in answers] == [201] * len(batches)
+    created = Counter(
+        item["event_id"]
+        for _, body in answers
+        for item in body["runs"]
+        if item["result"] == "created"
+    )
+    sent = {run["event_id"] for batch in batches for run in batch}
+    assert set(created) == sent
+    assert max(created.values()) == 1
+    assert Run.objects.count() == len(sent)
