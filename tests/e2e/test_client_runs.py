@@ -59,7 +59,7 @@ def test_connection_errors_are_retried_then_raised(caplog):
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with Client(f"http://127.0.0.1:{port}", token="t", backoff=0.001) as client:
-        with pytest.raises(httpx.ConnectError):
-            client.upload_runs([make_run()])
+    client = Client(f"http://127.0.0.1:{port}", token="t", backoff=0.001)
+    with client, pytest.raises(httpx.ConnectError):
+        client.upload_runs([make_run()])
     assert sum("retrying" in r.getMessage() for r in caplog.records) == client.max_retries
