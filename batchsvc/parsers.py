@@ -38,6 +38,9 @@ class JSONParser(parsers.BaseParser):
     media_type = "application/json"
 
     def parse(self, stream, media_type=None, parser_context=None):
+        return decode_json(self.read(stream, parser_context))
+
+    def read(self, stream, parser_context) -> bytes:
         request = (parser_context or {}).get("request")
         declared = request.META.get("CONTENT_LENGTH") if request is not None else None
         limit = settings.MAX_REQUEST_BYTES
@@ -46,7 +49,17 @@ class JSONParser(parsers.BaseParser):
         body = read_body(stream, limit)
         if not body.strip():
             raise ParseError("Request body is empty; a JSON object was expected.")
-        return decode_json(body)
+        return body
+
+
+class BulkJSONParser(JSONParser):
+    """Leaves the body as bytes, for :func:`batchsvc.bulk.read_items` to decode and
+    validate in one pass."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        from batchsvc.bulk import JSONBody
+
+        return JSONBody(self.read(stream, parser_context))
 
 
 def _enc_hook(obj):

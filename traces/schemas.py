@@ -7,7 +7,6 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import msgspec
-from django.utils import timezone
 
 from batchsvc.bulk import NO_NUL
 from traces.models import ERROR_SUMMARY_MAX, NAME_MAX, RunStatus
@@ -27,7 +26,7 @@ Status = RunStatus
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or timezone.is_aware(value):
+    if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=dt.UTC)
 

@@ -67,7 +67,8 @@ def runs_ingest(*, items: list, atomic: bool, dry_run: bool = False) -> IngestRe
     firsts, clashes = first_occurrences(firsts, key=lambda run: run.run_id)
     for index, first in clashes.items():
         failures[index] = (
-            f"run_id {items[index]['run_id']!r} is also used by item {first} with another event_id"
+            f"run_id {_echo(items[index], 'run_id')!r} is also used by item {first} "
+            "with another event_id"
         )
 
     rolled_back = False
@@ -111,6 +112,8 @@ def _results(items, failures, outcomes, repeats):
 
 
 def _echo(raw, name):
+    if isinstance(raw, RunIn):
+        return str(getattr(raw, name))
     value = raw.get(name) if isinstance(raw, dict) else None
     return value if isinstance(value, str) else None
 

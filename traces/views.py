@@ -6,9 +6,10 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from batchsvc.bulk import describe, parse_envelope
+from batchsvc.bulk import describe, read_items
 from batchsvc.errors import ApiError
 from batchsvc.openapi import envelope_schema, json_body, schema_ref
+from batchsvc.parsers import BulkJSONParser
 from batchsvc.throttling import ScopedThrottle
 from batchsvc.views import query_flag
 from traces import services
@@ -86,6 +87,7 @@ class RunBatchView(APIView):
     """Many runs in one request, leniently or all-or-nothing (``atomic``)."""
 
     atomic = False
+    parser_classes = [BulkJSONParser]
     throttle_classes = [ScopedThrottle]
     throttle_scope = "batch"
 
@@ -103,7 +105,7 @@ class RunBatchView(APIView):
     )
     def post(self, request):
         dry_run, errors_only = query_flag(request, "dry_run"), query_flag(request, "errors_only")
-        items = parse_envelope(request.data, "runs", settings.RUNS_BATCH_MAX)
+        items = read_items(request.data, "runs", RunIn, settings.RUNS_BATCH_MAX)
         result = services.runs_ingest(items=items, atomic=self.atomic, dry_run=dry_run)
         return Response(result.as_dict(errors_only=errors_only), status=self._status(result))
 

@@ -1,0 +1,188 @@
+"""Runs ingestion: batch endpoints vs. the single-run endpoint vs. the database's raw limit.
+
+    .venv/bin/python bench/ingest.py [--batches 20]
+
+On SQLite (default) the raw limit is sqlite3 executemany of the same rows in one
+transaction; with DATABASE_URL set to PostgreSQL it is psycopg COPY.
+"""
+
+import argparse
+import json
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._server import server
+
+COLUMNS = [
+    "event_id",
+    "run_id",
+    "parent_run_id",
+    "agent_name",
+    "job_type",
+    "product",
+    "git_repo",
+    "git_branch",
+    "git_commit",
+    "status",
+    "start_time",
+    "end_time",
+    "metrics_json",
+    "context_json",
+    "error_summary",
+    "created_at",
+    "updated_at",
+]
+
+
+def realistic_run(n: int) -> dict:
+    """About 0.5 KB of JSON, like an agent's run."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "run_id": f"run-{uuid.uuid4().hex}",
+        "parent_run_id": f"parent-{n // 10}",
+        "agent_name": "launch.orchestrator",
+        "job_type": "launch",
+        "product": "words",
+        "git_repo": "https://example.com/org/repo.git",
+        "git_branch": "main",
+        "git_commit": "3f2c1e0a9b",
+        "status": "success",
+        "start_time": "2026-01-28T10:30:00Z",
+        "end_time": "2026-01-28T10:31:12Z",
+        "metrics_json": {"pages": n, "tokens_in": 1200, "tokens_out": 340, "cost": 0.0123},
+        "context_json": {
+            "trace_id": uuid.uuid4().hex,
+            "span_id": uuid.uuid4().hex[:16],
+            "host": "worker-3",
+            "tags": ["nightly", "en"],
+        },
+        "error_summary": None,
+    }
+
+
+def timed_batches(base, token, path, batches) -> float:
+    bodies = [json.dumps({"runs": batch}).encode() for batch in batches]
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    with httpx.Client(base_url=base, headers=headers, timeout=120) as http:
+        http.get("/api/v1/runs/?page_size=1")  # warm the connection and the worker
+        start = time.perf_counter()
+        for body in bodies:
+            response = http.post(path, content=body)
+            assert response.status_code == 201, response.text[:300]
+        elapsed = time.perf_counter() - start
+    return sum(len(b) for b in batches) / elapsed
+
+
+def raw_sqlite(rows, schema_db: Path) -> float:
+    """The same rows into a table with the same columns, constraints and indexes."""
+    source = sqlite3.connect(schema_db)
+    ddl = [
+        sql
+        for (sql,) in source.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = 'traces_run' AND sql IS NOT NULL"
+        )
+    ]
+    source.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = sqlite3.connect(Path(tmp) / "raw.sqlite3", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        for statement in ddl:
+            db.execute(statement)
+        placeholders = ", ".join("?" * len(COLUMNS))
+        sql = f"INSERT INTO traces_run ({', '.join(COLUMNS)}) VALUES ({placeholders})"
+        prepared = [[_raw_row(run) for run in batch] for batch in rows]
+        start = time.perf_counter()
+        for batch in prepared:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(sql, batch)
+            db.execute("COMMIT")
+        elapsed = time.perf_counter() - start
+        db.close()
+    return sum(len(b) for b in rows) / elapsed
+
+
+def _raw_row(run):
+    now = "2026-01-28 10:31:12"
+    values = {
+        **run,
+        "event_id": uuid.UUID(run["event_id"]).hex,
+        "created_at": now,
+        "updated_at": now,
+    }
+    values["error_summary"] = run["error_summary"] or ""
+    values["metrics_json"] = json.dumps(run["metrics_json"])
+    values["context_json"] = json.dumps(run["context_json"])
+    return [values.get(c) for c in COLUMNS]
+
+
+def raw_postgres(rows, url) -> float:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_raw_run")
+        conn.execute(
+            "CREATE TABLE bench_raw_run (id bigserial PRIMARY KEY, event_id uuid UNIQUE, run_id "
+            "varchar(255) UNIQUE, parent_run_id text, agent_name text, job_type text, product "
+            "text, git_repo text, git_branch text, git_commit text, status text, start_time "
+            "timestamptz, end_time timestamptz, metrics_json jsonb, context_json jsonb, "
+            "error_summary text, created_at timestamptz, updated_at timestamptz)"
+        )
+        prepared = [[_raw_row(run) for run in batch] for batch in rows]
+        copy_sql = f"COPY bench_raw_run ({', '.join(COLUMNS)}) FROM STDIN"
+        start = time.perf_counter()
+        for batch in prepared:
+            with conn.transaction(), conn.cursor() as cur, cur.copy(copy_sql) as copy:
+                for row in batch:
+                    copy.write_row(row)
+        elapsed = time.perf_counter() - start
+        conn.execute("DROP TABLE bench_raw_run")
+    return sum(len(b) for b in rows) / elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=20, help="1000-run batches per mode")
+    parser.add_argument("--singles", type=int, default=500, help="runs sent one per request")
+    args = parser.parse_args()
+    n = iter(range(10**9))
+    make = lambda count: [[realistic_run(next(n)) for _ in range(1000)] for _ in range(count)]  # noqa: E731
+    database = os.environ.get("DATABASE_URL", "")
+    on_pg = database.startswith("postgres")
+
+    with server() as (base, token, env):
+        lenient = timed_batches(base, token, "/api/v1/runs/batch", make(args.batches))
+        atomic = timed_batches(base, token, "/api/v1/runs/batch-transactional", make(args.batches))
+        singles = [realistic_run(next(n)) for _ in range(args.singles)]
+        headers = {"Authorization": f"Token {token}"}
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+            http.get("/api/v1/runs/?page_size=1")
+            start = time.perf_counter()
+            for run in singles:
+                assert http.post("/api/v1/runs/", json=run).status_code == 201
+            single = len(singles) / (time.perf_counter() - start)
+        raw_rows = make(args.batches)
+        if on_pg:
+            raw = raw_postgres(raw_rows, database)
+        else:
+            raw = raw_sqlite(raw_rows, Path(env["VAR_DIR"]) / "db.sqlite3")
+    limit_name = "psycopg COPY" if on_pg else "sqlite3 executemany"
+
+    print(f"database: {'PostgreSQL' if on_pg else 'SQLite'}; {args.batches} batches of 1000 runs")
+    print(f"  batch (lenient)        {lenient:10,.0f} runs/s   {lenient / raw:5.2f} x raw limit")
+    print(f"  batch (transactional)  {atomic:10,.0f} runs/s   {atomic / raw:5.2f} x raw limit")
+    print(f"  single-run endpoint    {single:10,.0f} runs/s")
+    print(f"  raw limit ({limit_name}) {raw:10,.0f} runs/s")
+    print(f"  lenient batch / single endpoint: {lenient / single:,.0f} x")
+
+
+if __name__ == "__main__":
+    main()
