@@ -7,4 +7,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/v1/", include("traces.urls")),
+    path("api/v1/", include("setuplogs.urls")),
+    path("api/v1/", include("batches.urls")),
 ]

@@ -1,0 +1,61 @@
+"""Fixtures for end-to-end tests: a headless Chromium driven by Selenium.
+
+Chromium and its driver come from Debian (`chromium`, `chromium-driver`); .ci/run
+installs them and sets REQUIRE_BROWSER=1 so that CI fails rather than skips when
+they are missing. On a machine without them the browser tests are skipped.
+"""
+
+import os
+import shutil
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def browser():
+    """A headless Chromium (Selenium WebDriver), closed after the test."""
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        if os.environ.get("REQUIRE_BROWSER"):
+            pytest.fail("REQUIRE_BROWSER is set but chromium/chromedriver are not installed")
+        pytest.skip("needs Debian's chromium and chromium-driver (bash .ci/run installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1024",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def login_browser(live_server):
+    """``login_browser(driver, user)``: give the browser a logged-in admin session."""
+
+    def login(driver, user):
+        client = Client()
+        client.force_login(user)
+        cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+        driver.get(f"{live_server.url}/admin/login/")  # the cookie needs the domain open
+        driver.add_cookie({"name": cookie.key, "value": cookie.value, "path": "/"})
+
+    return login
