@@ -1,0 +1,70 @@
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from traces.models import Run
+
+pytestmark = pytest.mark.django_db
+
+
+def run_import(*args, stdin=None, monkeypatch=None):
+    out, err = io.StringIO(), io.StringIO()
+    if stdin is not None:
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    call_command("import_runs", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_it_imports_a_json_array_in_chunks_and_prints_a_summary(tmp_path, run_factory):
+    runs = [run_factory() for _ in range(25)]
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps(runs))
+    out, _ = run_import(str(path), "--chunk", "10")
+    assert "25 runs read: 25 created, 0 existing, 0 failed." in out
+    assert Run.objects.count() == 25
+
+
+def test_it_streams_json_lines_from_stdin_and_is_idempotent(monkeypatch, run_factory):
+    runs = [run_factory() for _ in range(3)]
+    lines = ("\n".join(json.dumps(r) for r in runs) + "\n\n").encode()
+    run_import("-", stdin=lines, monkeypatch=monkeypatch)
+    out, _ = run_import("-", stdin=lines, monkeypatch=monkeypatch)
+    assert "3 runs read: 0 created, 3 existing, 0 failed." in out
+    assert Run.objects.count() == 3
+
+
+def test_a_bad_line_fails_alone_and_the_command_says_so(tmp_path, run_factory):
+    path = tmp_path / "runs.jsonl"
+    path.write_text(f"{json.dumps(run_factory())}\n{{not json\n{json.dumps(run_factory())}\n")
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 runs failed; the others were imported"):
+        call_command("import_runs", str(path), stdout=io.StringIO(), stderr=err)
+    assert "item 1: line 2 is not valid JSON" in err.getvalue()
+    assert Run.objects.count() == 2
+
+
+def test_transactional_import_rolls_back_every_chunk_on_one_failure(tmp_path, run_factory):
+    runs = [run_factory() for _ in range(30)]
+    runs[25]["status"] = "exploded"
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps(runs))
+    with pytest.raises(CommandError, match="Rolled back: nothing was imported"):
+        run_import(str(path), "--transactional", "--chunk", "10")
+    assert Run.objects.count() == 0
+
+
+def test_a_missing_file_or_a_bad_chunk_size_is_a_command_error(tmp_path):
+    with pytest.raises(CommandError, match="Cannot read"):
+        run_import(str(tmp_path / "nope.json"))
+    with pytest.raises(CommandError, match="--chunk"):
+        run_import(str(tmp_path / "nope.json"), "--chunk", "0")
+
+
+def test_a_truncated_json_array_is_a_command_error(tmp_path, run_factory):
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps([run_factory()])[:-5])
+    with pytest.raises(CommandError, match="not a valid JSON array"):
+        run_import(str(path))
+    assert Run.objects.count() == 0
