@@ -24,3 +24,17 @@ def test_a_run_page_links_to_its_parent_and_shows_its_metrics(
     link.click()
     assert browser.find_element(By.TAG_NAME, "h2").text == parent["run_id"]
     assert '"pages"' in browser.find_element(By.CSS_SELECTOR, "pre.batchsvc-json").text
+
+
+def test_swagger_ui_renders_the_api_from_local_static_files(
+    browser, login_browser, live_server, staff
+):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    login_browser(browser, staff)
+    browser.get(f"{live_server.url}/api/docs/")
+    WebDriverWait(browser, 15).until(
+        lambda driver: driver.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")
+    )
+    paths = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert "/api/v1/runs/batch" in {p.replace("\u200b", "") for p in paths}
