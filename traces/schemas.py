@@ -91,20 +91,6 @@ class RunIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
         _check_json("metrics_json", self.metrics_json)
         _check_json("context_json", self.context_json)
 
-    def as_fields(self) -> dict[str, Any]:
-        """Model field values: absent optional text is stored as ''."""
-        return {
-            name: ("" if value is None and name in _TEXT_FIELDS else value)
-            for name, value in zip(
-                self.__struct_fields__, msgspec.structs.astuple(self), strict=True
-            )
-        }
-
-
-_TEXT_FIELDS = frozenset(
-    ["parent_run_id", "product", "git_repo", "git_branch", "git_commit", "error_summary"]
-)
-
 
 # Response bodies of the batch endpoints. They validate nothing on the way in;
 # they describe the response in the OpenAPI schema, and a test decodes real

@@ -7,12 +7,14 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from msgspec.structs import astuple
 
 from batchsvc.bulk import first_occurrences, insert_ignoring_conflicts, validate_items
 from traces.models import Run
 from traces.schemas import RunChanges, RunIn
 
 CREATED, EXISTING, FAILED = "created", "existing", "failed"
+_COLUMNS = [*RunIn.__struct_fields__, "created_at", "updated_at"]
 
 
 @dataclass
@@ -124,8 +126,8 @@ def _clash(run: RunIn) -> str:
 
 def _insert(firsts: list[tuple[int, RunIn]]) -> dict[int, str]:
     now = timezone.now()
-    rows = [{**run.as_fields(), "created_at": now, "updated_at": now} for _, run in firsts]
-    inserted = insert_ignoring_conflicts(Run, rows, key="event_id")
+    rows = [(*astuple(run), now, now) for _, run in firsts]
+    inserted = insert_ignoring_conflicts(Run, rows, key="event_id", columns=_COLUMNS)
     refused = [run.event_id for position, (_, run) in enumerate(firsts) if position not in inserted]
     stored = (
         set(Run.objects.filter(event_id__in=refused).values_list("event_id", flat=True))
