@@ -288,3 +288,24 @@ def test_the_schema_documents_the_batch_get_with_examples(api, users_resource):
     response_example = next(iter(ok["examples"].values()))["value"]
     msgspec.convert(response_example, BatchGetResponse)
     assert "400" in operation["responses"]
+
+
+@pytest.mark.parametrize("module", ["batch_get", "fields", "resources", "views"])
+def test_the_batch_get_code_imports_no_app(module):
+    import ast
+    from pathlib import Path
+
+    import batchsvc
+
+    source = (Path(batchsvc.__file__).parent / f"{module}.py").read_text()
+    imported = {
+        (node.module or "").split(".")[0]
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom)
+    } | {
+        alias.name.split(".")[0]
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    assert not imported & {"traces", "setuplogs", "batches"}
