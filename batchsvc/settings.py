@@ -149,6 +149,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 
 RUNS_BATCH_MAX = env_int("RUNS_BATCH_MAX", 1000)
 
+# Batch GET and field selection (issue 6): how many ids one POST /api/v1/batch/get may ask for.
+BATCH_GET_MAX_IDS = env_int("BATCH_GET_MAX_IDS", 100)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",

@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 
 from batchsvc.bulk import describe, read_items
 from batchsvc.errors import ApiError
+from batchsvc.fields import FieldSelectionMixin
 from batchsvc.openapi import envelope_schema, json_body, schema_ref
 from batchsvc.parsers import BulkJSONParser
 from batchsvc.throttling import ScopedThrottle
@@ -40,6 +41,7 @@ EXAMPLE_RUN = {
 
 
 class RunViewSet(
+    FieldSelectionMixin,
     mixins.CreateModelMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
