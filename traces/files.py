@@ -1,0 +1,251 @@
+"""Writing trace files: the one service behind ``POST /traces/write`` and
+``POST /traces/write-batch``. It talks to ``storages["traces"]`` only, so the
+files go wherever that storage keeps them (a directory, a bucket)."""
+
+import hashlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.base import ContentFile
+from django.core.files.storage import Storage, storages
+from django.db import transaction
+from django.utils.html import format_html
+
+from batchsvc.bulk import first_occurrences, validate_items
+from traces.models import Run, TraceFile
+from traces.schemas import TraceFileIn
+from traces.storage import describe_os_error
+
+logger = logging.getLogger("traces.files")
+
+
+def trace_storage() -> Storage:
+    return storages["traces"]
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one file of a request."""
+
+    index: int
+    file_name: str | None
+    file_path: str | None = None
+    id: int | None = None
+    size: int | None = None
+    bytes_written: int | None = None
+    sha256: str | None = None
+    error: str | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.error is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "id": self.id,
+            "file_name": self.file_name,
+            "success": self.success,
+            "file_path": self.file_path,
+            "size": self.size,
+            "bytes_written": self.bytes_written,
+            "sha256": self.sha256,
+            "error": self.error,
+        }
+
+
+@dataclass
+class WriteResult:
+    """Per-file outcomes in request order, and the batch's figures."""
+
+    outcomes: list[FileOutcome]
+    elapsed_ms: float = 0.0
+    summary: dict[str, Any] = field(init=False)
+
+    def __post_init__(self):
+        written = [o for o in self.outcomes if o.success]
+        self.summary = {
+            "total_files": len(self.outcomes),
+            "successful": len(written),
+            "failed": len(self.outcomes) - len(written),
+            "total_bytes": sum(o.bytes_written for o in written),
+            "processing_time_ms": round(self.elapsed_ms, 3),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "success": self.summary["successful"] > 0,
+            "summary": self.summary,
+            "results": [o.as_dict() for o in self.outcomes],
+        }
+
+
+def trace_files_write(*, items: list) -> WriteResult:
+    """Write a batch of raw trace file dicts; one bad file fails alone.
+
+    1. Validate every item against :class:`TraceFileIn` (fields, path safety,
+       size). A path repeated in the batch fails its repeats; an unknown run_id
+       fails its file (one query for all).
+    2. Write the valid files through the storage in parallel threads, outside any
+       transaction: each write is atomic, and an OS error fails that file only.
+    3. Upsert the rows of the written files (unique path) in one statement set, so
+       a rewrite updates the existing row.
+    4. Log one line with the batch's figures.
+    """
+    started = time.perf_counter()
+    outcomes = [FileOutcome(index=i, file_name=_echo(raw)) for i, raw in enumerate(items)]
+    files = _valid_files(items, outcomes)
+    _write_files(trace_storage(), files, outcomes)
+    _save_rows([(outcomes[i], f) for i, f in files if outcomes[i].success])
+    result = WriteResult(outcomes, elapsed_ms=(time.perf_counter() - started) * 1000)
+    _log(result)
+    return result
+
+
+def _echo(raw) -> str | None:
+    if isinstance(raw, TraceFileIn):
+        return raw.file_name
+    value = raw.get("file_name") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _valid_files(items: list, outcomes: list[FileOutcome]) -> list[tuple[int, TraceFileIn]]:
+    valid, invalid = validate_items(items, TraceFileIn)
+    for error in invalid:
+        outcomes[error.index].error = error.error
+    firsts, repeats = first_occurrences(valid, key=lambda f: f.path)
+    for index, first in repeats.items():
+        outcomes[index].error = f"file {first} of this request writes the same path"
+    known = _known_runs({f.run_id for _, f in firsts if f.run_id})
+    files = []
+    for index, item in firsts:
+        outcomes[index].file_path = item.path
+        if item.run_id and item.run_id not in known:
+            outcomes[index].error = f"run_id {item.run_id!r} does not match any run"
+        else:
+            files.append((index, item))
+    return files
+
+
+def _known_runs(run_ids: set[str]) -> set[str]:
+    if not run_ids:
+        return set()
+    return set(Run.objects.filter(run_id__in=run_ids).values_list("run_id", flat=True))
+
+
+def _write_files(storage: Storage, files: list, outcomes: list[FileOutcome]) -> None:
+    """Write in parallel: the files of a batch wait on disks (or a bucket), not the CPU."""
+    write = partial(_write_one, storage)
+    workers = min(len(files), settings.TRACES_WRITE_THREADS)
+    if workers <= 1:
+        done = [write(item) for _, item in files]
+    else:
+        # A pool per request: nothing shared between requests or processes.
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trace-write") as pool:
+            done = list(pool.map(write, [item for _, item in files]))
+    for (index, _), answer in zip(files, done, strict=True):
+        if isinstance(answer, str):
+            outcomes[index].error = answer
+        else:
+            outcome = outcomes[index]
+            outcome.size, outcome.bytes_written, outcome.sha256 = answer
+
+
+def _write_one(storage: Storage, item: TraceFileIn) -> tuple[int, int, str] | str:
+    """``(size, bytes_written, sha256)``, or the sentence saying why it failed."""
+    content = item.content
+    try:
+        size = _save_replacing(storage, item.path, content)
+    except OSError as exc:
+        return describe_os_error(exc)
+    except SuspiciousFileOperation:
+        return "the path leaves the storage root or goes through a symbolic link"
+    except Exception:
+        # Another storage backend's own error (a bucket's, say): fail this file,
+        # keep the others, and give operators the traceback.
+        logger.exception("Storage error writing trace file %r", item.path)
+        return "the storage could not write the file"
+    return size, len(content), hashlib.sha256(content).hexdigest()
+
+
+def _save_replacing(storage: Storage, path: str, content: bytes) -> int:
+    """Save ``content`` at exactly ``path``, replacing what is there; return the
+    stored size. Our storage and S3 overwrite in one step; a storage that would
+    pick another name instead gets the old file deleted first."""
+    if storage.get_available_name(path) != path:
+        storage.delete(path)
+    saved = storage.save(path, ContentFile(content))
+    if saved != path:  # someone wrote the path between our delete and our save
+        storage.delete(saved)
+        raise OSError(f"another write of {path!r} was under way")
+    return storage.size(saved)
+
+
+def _save_rows(written: list[tuple[FileOutcome, TraceFileIn]]) -> None:
+    """Upsert one row per written file and give each outcome its row's id."""
+    if not written:
+        return
+    written.sort(key=lambda pair: pair[1].path)  # same lock order in every batch
+    rows = [
+        TraceFile(
+            path=item.path, size=outcome.bytes_written, sha256=outcome.sha256, run_id=item.run_id
+        )
+        for outcome, item in written
+    ]
+    with transaction.atomic():
+        TraceFile.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["path"],
+            update_fields=["size", "sha256", "run", "updated_at"],
+        )
+    for (outcome, _), row in zip(written, rows, strict=True):
+        outcome.id = row.pk
+
+
+def _log(result: WriteResult) -> None:
+    s = result.summary
+    logger.info(
+        "trace files written: total=%d successful=%d failed=%d bytes=%d ms=%.1f",
+        s["total_files"],
+        s["successful"],
+        s["failed"],
+        s["total_bytes"],
+        s["processing_time_ms"],
+        extra={"trace_batch": s},
+    )
+
+
+def trace_files_preview(*, trace_file: TraceFile) -> str:
+    """HTML for the admin: a text file's content (cut at the preview limit), or a
+    sentence saying why it is not shown."""
+    limit = settings.TRACES_ADMIN_PREVIEW_BYTES
+    try:
+        with trace_storage().open(trace_file.path, "rb") as stream:
+            head = stream.read(limit + 1)
+    except (OSError, SuspiciousFileOperation):
+        return "The file is missing from the storage."
+    cut = len(head) > limit
+    text = _text(head[:limit], cut=cut)
+    if text is None:
+        return f"Binary file ({trace_file.size} bytes): not shown."
+    note = f"\n… cut at {limit} of {trace_file.size} bytes" if cut else ""
+    return format_html('<pre class="batchsvc-trace">{}{}</pre>', text, note)
+
+
+def _text(data: bytes, *, cut: bool) -> str | None:
+    """``data`` as text, or None when it is not UTF-8 text (or holds NUL)."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        # A cut may fall inside a character: drop that incomplete last one.
+        if not (cut and exc.end == len(data) and exc.start >= len(data) - 3):
+            return None
+        text = data[: exc.start].decode()
+    return None if "\x00" in text else text

@@ -1,0 +1,182 @@
+"""The default storage for trace files: a FileSystemStorage that writes atomically
+and never leaves its root.
+
+Django's FileSystemStorage checks names as strings (``safe_join``): a directory
+symlink inside the root sends a save outside it, and a NUL byte or an over-long
+name surfaces as an unhandled error. Here every write walks the path one
+directory at a time from the real root with ``O_NOFOLLOW`` relative to the
+parent's file descriptor, so a link anywhere in the path is refused rather than
+followed, and nothing can swap a directory for a link between check and use.
+
+The ``traces`` alias in ``STORAGES`` names this class by default; any Django
+storage (S3 through django-storages) can take its place by configuration.
+"""
+
+import errno
+import os
+import uuid
+from collections.abc import Iterable
+from contextlib import suppress
+
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files import File
+from django.core.files.storage import FileSystemStorage
+
+from traces.paths import UnsafePath, trace_path
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class TraceStorage(FileSystemStorage):
+    """Saves replace the file in one rename (readers see the old file or the new
+    one, never half of one) and refuse any path that is not plainly inside the root."""
+
+    def __init__(self, *, fsync: bool = True, **kwargs):
+        # Saving a path again replaces the file: a trace is rewritten in place.
+        kwargs.setdefault("allow_overwrite", True)
+        super().__init__(**kwargs)
+        self.fsync = fsync
+
+    def _save(self, name, content):
+        name = _checked(name)
+        write_atomic(
+            self.location,
+            name,
+            content.chunks(),
+            fsync=self.fsync,
+            file_mode=self.file_permissions_mode,
+            directory_mode=self.directory_permissions_mode,
+        )
+        return name
+
+    def _open(self, name, mode="rb"):
+        if mode not in ("r", "rb"):
+            raise ValueError("Trace files are opened for reading only; save() writes them.")
+        return File(os.fdopen(open_for_reading(self.location, _checked(name)), mode), name)
+
+    def path(self, name):
+        """The file's absolute path, refused unless its real path (links resolved)
+        is the same path under the real root, i.e. no part of it is a link."""
+        root = os.path.realpath(self.location)
+        candidate = os.path.join(root, *_checked(name).split("/"))
+        if os.path.realpath(candidate) != candidate:
+            raise SuspiciousFileOperation(f"{name!r} goes through a symbolic link.")
+        return candidate
+
+
+def _checked(name: str) -> str:
+    """The name as a checked relative path: the same rules the API applies."""
+    directory, _, file_name = str(name).rpartition("/")
+    try:
+        return trace_path(directory, file_name)
+    except UnsafePath as exc:
+        raise SuspiciousFileOperation(f"Unsafe trace path {name!r}: {exc}.") from None
+
+
+def write_atomic(
+    root: str,
+    name: str,
+    chunks: Iterable[bytes],
+    *,
+    fsync: bool = True,
+    file_mode: int | None = None,
+    directory_mode: int | None = None,
+) -> int:
+    """Write ``chunks`` to ``root/name`` through a temporary file in the same
+    directory renamed over the target; return the bytes written.
+
+    1. Open each directory of ``name`` below the real root relative to its
+       parent, creating it when missing and refusing links (``O_NOFOLLOW``).
+    2. Write a uniquely named temporary file there, flushed to disk.
+    3. Rename it over ``name`` (atomic on POSIX) and flush the directory, so a
+       crash leaves the old file or the new one.
+
+    On any error the temporary file is removed and the error raised.
+    """
+    *directories, file_name = name.split("/")
+    dir_fd = _open_directory(root, directories, create=True, mode=directory_mode)
+    temporary = f".tmp-{uuid.uuid4().hex}"
+    try:
+        fd = os.open(temporary, _NEW_FILE_FLAGS, 0o666, dir_fd=dir_fd)
+        try:
+            written = _write_all(fd, chunks, fsync=fsync, mode=file_mode)
+            os.replace(temporary, file_name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(temporary, dir_fd=dir_fd)
+            raise
+        if fsync:
+            os.fsync(dir_fd)
+        return written
+    finally:
+        os.close(dir_fd)
+
+
+def _write_all(fd: int, chunks: Iterable[bytes], *, fsync: bool, mode: int | None) -> int:
+    with os.fdopen(fd, "wb") as stream:
+        written = 0
+        for chunk in chunks:
+            stream.write(chunk)
+            written += len(chunk)
+        stream.flush()
+        if mode is not None:
+            os.fchmod(stream.fileno(), mode)
+        if fsync:
+            os.fsync(stream.fileno())
+    return written
+
+
+def open_for_reading(root: str, name: str) -> int:
+    """A read-only file descriptor for ``root/name``, following no link."""
+    *directories, file_name = name.split("/")
+    dir_fd = _open_directory(root, directories, create=False)
+    try:
+        return os.open(file_name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _open_directory(root: str, parts: list[str], *, create: bool, mode: int | None = None) -> int:
+    """A file descriptor for ``root/parts...``, walked one level at a time."""
+    real_root = os.path.realpath(root)
+    if create:
+        os.makedirs(real_root, exist_ok=True)
+    fd = os.open(real_root, _DIR_FLAGS)
+    try:
+        for part in parts:
+            fd = _step(fd, part, create=create, mode=mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _step(parent_fd: int, part: str, *, create: bool, mode: int | None) -> int:
+    """Open directory ``part`` of ``parent_fd`` (creating it if asked); close the parent."""
+    try:
+        try:
+            return os.open(part, _DIR_FLAGS, dir_fd=parent_fd)
+        except FileNotFoundError:
+            if not create:
+                raise
+            # Another writer may create it first: either way it is there now.
+            with suppress(FileExistsError):
+                os.mkdir(part, 0o777 if mode is None else mode, dir_fd=parent_fd)
+            return os.open(part, _DIR_FLAGS, dir_fd=parent_fd)
+    finally:
+        os.close(parent_fd)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A sentence for a client about why a file could not be written: never the
+    server's absolute path."""
+    if exc.errno in (errno.ELOOP, errno.EMLINK):
+        return "a part of the path is a symbolic link, and links are not followed"
+    if exc.errno == errno.ENOTDIR:
+        return "a part of output_directory is a file or a link, not a directory"
+    if exc.errno == errno.EISDIR:
+        return "the path names a directory, not a file"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "the path is too long for the file system"
+    return f"the file system refused the write: {exc.strerror or type(exc).__name__}"
