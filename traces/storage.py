@@ -14,6 +14,7 @@ storage (S3 through django-storages) can take its place by configuration.
 
 import errno
 import os
+import stat
 import uuid
 from collections.abc import Iterable
 from contextlib import suppress
@@ -37,6 +38,10 @@ class TraceStorage(FileSystemStorage):
         kwargs.setdefault("allow_overwrite", True)
         super().__init__(**kwargs)
         self.fsync = fsync
+
+    def get_available_name(self, name, max_length=None):
+        # Checked before Django's version turns backslashes into separators.
+        return super().get_available_name(_checked(name), max_length=max_length)
 
     def _save(self, name, content):
         name = _checked(name)
@@ -145,27 +150,32 @@ def _open_directory(root: str, parts: list[str], *, create: bool, mode: int | No
     fd = os.open(real_root, _DIR_FLAGS)
     try:
         for part in parts:
-            fd = _step(fd, part, create=create, mode=mode)
+            child = _child(fd, part, create=create, mode=mode)
+            os.close(fd)
+            fd = child
     except BaseException:
         os.close(fd)
         raise
     return fd
 
 
-def _step(parent_fd: int, part: str, *, create: bool, mode: int | None) -> int:
-    """Open directory ``part`` of ``parent_fd`` (creating it if asked); close the parent."""
+def _child(parent_fd: int, part: str, *, create: bool, mode: int | None) -> int:
+    """Open directory ``part`` of ``parent_fd``, creating it if asked."""
     try:
-        try:
-            return os.open(part, _DIR_FLAGS, dir_fd=parent_fd)
-        except FileNotFoundError:
-            if not create:
-                raise
-            # Another writer may create it first: either way it is there now.
-            with suppress(FileExistsError):
-                os.mkdir(part, 0o777 if mode is None else mode, dir_fd=parent_fd)
-            return os.open(part, _DIR_FLAGS, dir_fd=parent_fd)
-    finally:
-        os.close(parent_fd)
+        return os.open(part, _DIR_FLAGS, dir_fd=parent_fd)
+    except NotADirectoryError:
+        # Linux answers ENOTDIR for a link opened with O_DIRECTORY | O_NOFOLLOW;
+        # say it was a link, which is what the client needs to hear.
+        if stat.S_ISLNK(os.stat(part, dir_fd=parent_fd, follow_symlinks=False).st_mode):
+            raise OSError(errno.ELOOP, "Symbolic link not followed", part) from None
+        raise
+    except FileNotFoundError:
+        if not create:
+            raise
+    # Another writer may create it first: either way it is there now.
+    with suppress(FileExistsError):
+        os.mkdir(part, 0o777 if mode is None else mode, dir_fd=parent_fd)
+    return os.open(part, _DIR_FLAGS, dir_fd=parent_fd)
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -174,7 +184,7 @@ def describe_os_error(exc: OSError) -> str:
     if exc.errno in (errno.ELOOP, errno.EMLINK):
         return "a part of the path is a symbolic link, and links are not followed"
     if exc.errno == errno.ENOTDIR:
-        return "a part of output_directory is a file or a link, not a directory"
+        return "a part of output_directory is a file, not a directory"
     if exc.errno == errno.EISDIR:
         return "the path names a directory, not a file"
     if exc.errno == errno.ENAMETOOLONG:
