@@ -14,7 +14,6 @@ from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
-from django.db import transaction
 from django.utils.html import format_html
 
 from batchsvc.bulk import first_occurrences, validate_items
@@ -136,7 +135,7 @@ def _valid_files(items: list, outcomes: list[FileOutcome]) -> list[tuple[int, Tr
 def _known_runs(run_ids: set[str]) -> set[str]:
     if not run_ids:
         return set()
-    return set(Run.objects.filter(run_id__in=run_ids).values_list("run_id", flat=True))
+    return set(Run.objects.filter(run_id__in=run_ids).order_by().values_list("run_id", flat=True))
 
 
 def _write_files(storage: Storage, files: list, outcomes: list[FileOutcome]) -> None:
@@ -198,13 +197,13 @@ def _save_rows(written: list[tuple[FileOutcome, TraceFileIn]]) -> None:
         )
         for outcome, item in written
     ]
-    with transaction.atomic():
-        TraceFile.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["path"],
-            update_fields=["size", "sha256", "run", "updated_at"],
-        )
+    # One INSERT .. ON CONFLICT (path) DO UPDATE .. RETURNING id, in its own transaction.
+    TraceFile.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["path"],
+        update_fields=["size", "sha256", "run", "updated_at"],
+    )
     for (outcome, _), row in zip(written, rows, strict=True):
         outcome.id = row.pk
 
