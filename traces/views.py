@@ -202,6 +202,9 @@ class TraceFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
     queryset = TraceFile.objects.all()
     serializer_class = TraceFileSerializer
+    # Digits only: "traces/write-batch/" must not look like a file's URL (on a
+    # server without that endpoint, APPEND_SLASH would answer 301, not 404).
+    lookup_value_regex = "[0-9]+"
     filterset_class = TraceFileFilter
     ordering_fields = ["created_at"]
 
