@@ -131,9 +131,11 @@ def admin_client(client, staff):
     return client
 
 
-def test_the_admin_lists_filters_by_run_and_searches_by_path(
-    admin_client, api, trace_root, run_id
-):
+def change_page(admin_client, pk) -> str:
+    return admin_client.get(reverse("admin:traces_tracefile_change", args=[pk])).content.decode()
+
+
+def test_the_admin_lists_filters_by_run_and_searches_by_path(admin_client, api, trace_root, run_id):
     write(api, "linked.txt", directory="nightly/one", run_id=run_id)
     write(api, "other.txt", directory="weekly")
     url = reverse("admin:traces_tracefile_changelist")
@@ -150,9 +152,7 @@ def test_the_admin_lists_filters_by_run_and_searches_by_path(
 
 def test_the_admin_shows_a_text_file_read_only_and_escaped(admin_client, api, trace_root):
     written = write(api, "t.txt", "line one\n<b>not bold</b>")
-    page = admin_client.get(
-        reverse("admin:traces_tracefile_change", args=[written["id"]])
-    ).content.decode()
+    page = change_page(admin_client, written["id"])
     assert '<pre class="batchsvc-trace">line one\n&lt;b&gt;not bold&lt;/b&gt;</pre>' in page
     assert "<textarea" not in page
     assert 'name="_save"' not in page
@@ -161,15 +161,11 @@ def test_the_admin_shows_a_text_file_read_only_and_escaped(admin_client, api, tr
 def test_the_admin_cuts_a_long_text_file(admin_client, api, trace_root, settings):
     settings.TRACES_ADMIN_PREVIEW_BYTES = 5
     written = write(api, "t.txt", "ééé")  # 6 bytes: the cut falls inside a character
-    page = admin_client.get(
-        reverse("admin:traces_tracefile_change", args=[written["id"]])
-    ).content.decode()
+    page = change_page(admin_client, written["id"])
     assert '<pre class="batchsvc-trace">éé\n… cut at 5 of 6 bytes</pre>' in page
 
 
 def test_the_admin_does_not_show_a_binary_file(admin_client, api, trace_root):
     written = write(api, "t.bin", "a\x00b")
-    page = admin_client.get(
-        reverse("admin:traces_tracefile_change", args=[written["id"]])
-    ).content.decode()
+    page = change_page(admin_client, written["id"])
     assert "Binary file (3 bytes): not shown." in page
