@@ -139,8 +139,10 @@ class RunBatchResult(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
 
 
 class TraceFileIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
-    """One trace file to write: the one set of rules for the single and the batch
-    endpoint. The path checks are :func:`traces.paths.trace_path`'s."""
+    """One trace file to write under the trace root. ``output_directory`` is a
+    relative path and ``file_name`` one name: absolute paths, ``..`` in any
+    spelling, backslashes, drive letters, control characters and names over 255
+    bytes are refused. The same rules hold for the single and the batch endpoint."""
 
     trace_data: Annotated[str, msgspec.Meta(min_length=1)]
     file_name: Annotated[str, msgspec.Meta(description="A name, not a path.")]
@@ -169,7 +171,9 @@ class TraceFileIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
         return self.trace_data.encode()
 
 
-class TraceWriteResult(msgspec.Struct):
+# Response bodies of the write endpoints: documentation, and a test decodes real
+# responses with them (unknown fields forbidden) so they cannot drift.
+class TraceWriteResult(msgspec.Struct, forbid_unknown_fields=True):
     success: bool
     id: int
     file_name: str
@@ -179,7 +183,7 @@ class TraceWriteResult(msgspec.Struct):
     sha256: str
 
 
-class TraceFileItemResult(msgspec.Struct):
+class TraceFileItemResult(msgspec.Struct, forbid_unknown_fields=True):
     index: int
     id: int | None
     file_name: str | None
@@ -187,10 +191,11 @@ class TraceFileItemResult(msgspec.Struct):
     file_path: str | None
     size: int | None
     bytes_written: int | None
+    sha256: str | None
     error: str | None
 
 
-class TraceBatchSummary(msgspec.Struct):
+class TraceBatchSummary(msgspec.Struct, forbid_unknown_fields=True):
     total_files: int
     successful: int
     failed: int
