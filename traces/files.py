@@ -14,12 +14,13 @@ from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
+from django.db import connection, transaction
 from django.utils.html import format_html
 
 from batchsvc.bulk import first_occurrences, validate_items
 from traces.models import Run, TraceFile
 from traces.schemas import TraceFileIn
-from traces.storage import describe_os_error
+from traces.storage import StagedFile, TraceStorage, describe_os_error
 
 logger = logging.getLogger("traces.files")
 
@@ -91,17 +92,24 @@ def trace_files_write(*, items: list) -> WriteResult:
     1. Validate every item against :class:`TraceFileIn` (fields, path safety,
        size). A path repeated in the batch fails its repeats; an unknown run_id
        fails its file (one query for all).
-    2. Write the valid files through the storage in parallel threads, outside any
-       transaction: each write is atomic, and an OS error fails that file only.
-    3. Upsert the rows of the written files (unique path) in one statement set, so
-       a rewrite updates the existing row.
+    2. Stage the valid files in parallel threads, outside any transaction: the
+       slow part, writing and flushing the bytes under temporary names. (A
+       storage that cannot stage, such as S3, saves them here instead.)
+    3. In one short transaction, lock the batch's paths, publish the staged
+       files (renames) and upsert the rows of those published (unique path): two
+       requests writing one path change its file and its row in the same order.
+       An OS error fails that file only.
     4. Log one line with the batch's figures.
     """
     started = time.perf_counter()
     outcomes = [FileOutcome(index=i, file_name=_echo(raw)) for i, raw in enumerate(items)]
     files = _valid_files(items, outcomes)
-    _write_files(trace_storage(), files, outcomes)
-    _save_rows([(outcomes[i], f) for i, f in files if outcomes[i].success])
+    staged = _stage_files(trace_storage(), files, outcomes)
+    try:
+        _publish(staged, outcomes)
+    finally:
+        for _, handle in staged.values():
+            handle.close()
     result = WriteResult(outcomes, elapsed_ms=(time.perf_counter() - started) * 1000)
     _log(result)
     return result
@@ -138,29 +146,50 @@ def _known_runs(run_ids: set[str]) -> set[str]:
     return set(Run.objects.filter(run_id__in=run_ids).order_by().values_list("run_id", flat=True))
 
 
-def _write_files(storage: Storage, files: list, outcomes: list[FileOutcome]) -> None:
-    """Write in parallel: the files of a batch wait on disks (or a bucket), not the CPU."""
-    write = partial(_write_one, storage)
+class _Saved:
+    """Stands in for a staged file when the storage saved it in one step."""
+
+    def publish(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+Staged = dict[int, tuple[TraceFileIn, StagedFile | _Saved]]
+
+
+def _stage_files(storage: Storage, files: list, outcomes: list[FileOutcome]) -> Staged:
+    """Stage in parallel: the files of a batch wait on disks (or a bucket), not the CPU."""
+    stage = partial(_stage_one, storage)
     workers = min(len(files), settings.TRACES_WRITE_THREADS)
     if workers <= 1:
-        done = [write(item) for _, item in files]
+        done = [stage(item) for _, item in files]
     else:
         # A pool per request: nothing shared between requests or processes.
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trace-write") as pool:
-            done = list(pool.map(write, [item for _, item in files]))
-    for (index, _), answer in zip(files, done, strict=True):
+            done = list(pool.map(stage, [item for _, item in files]))
+    staged = {}
+    for (index, item), answer in zip(files, done, strict=True):
         if isinstance(answer, str):
             outcomes[index].error = answer
-        else:
-            outcome = outcomes[index]
-            outcome.size, outcome.bytes_written, outcome.sha256 = answer
+            continue
+        handle, size = answer
+        content = item.content
+        outcome = outcomes[index]
+        outcome.size, outcome.bytes_written = size, len(content)
+        outcome.sha256 = hashlib.sha256(content).hexdigest()
+        staged[index] = (item, handle)
+    return staged
 
 
-def _write_one(storage: Storage, item: TraceFileIn) -> tuple[int, int, str] | str:
-    """``(size, bytes_written, sha256)``, or the sentence saying why it failed."""
-    content = item.content
+def _stage_one(storage: Storage, item: TraceFileIn) -> tuple[StagedFile | _Saved, int] | str:
+    """``(handle, size)``, or the sentence saying why the file was not written."""
     try:
-        size = _save_replacing(storage, item.path, content)
+        if isinstance(storage, TraceStorage):
+            handle = storage.stage(item.path, [item.content])
+            return handle, handle.size
+        return _Saved(), _save_replacing(storage, item.path, item.content)
     except OSError as exc:
         return describe_os_error(exc)
     except SuspiciousFileOperation:
@@ -170,7 +199,40 @@ def _write_one(storage: Storage, item: TraceFileIn) -> tuple[int, int, str] | st
         # keep the others, and give operators the traceback.
         logger.exception("Storage error writing trace file %r", item.path)
         return "the storage could not write the file"
-    return size, len(content), hashlib.sha256(content).hexdigest()
+
+
+def _publish(staged: Staged, outcomes: list[FileOutcome]) -> None:
+    if not staged:
+        return
+    with transaction.atomic():
+        _lock_paths([item.path for item, _ in staged.values()])
+        for index, (_, handle) in staged.items():
+            try:
+                handle.publish()
+            except OSError as exc:
+                outcomes[index].error = describe_os_error(exc)
+        _save_rows([(outcomes[i], item) for i, (item, _) in staged.items() if outcomes[i].success])
+
+
+def _lock_paths(paths: list[str]) -> None:
+    """Make writers of the same paths take turns until their transactions end.
+
+    PostgreSQL: transaction-level advisory locks on a hash of each path, taken
+    in sorted order so that two batches cannot deadlock. SQLite needs nothing:
+    an IMMEDIATE transaction holds the database's single write lock.
+    """
+    if connection.vendor != "postgresql":
+        return
+    keys = sorted(
+        {int.from_bytes(hashlib.sha256(p.encode()).digest()[:8], "big", signed=True) for p in paths}
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", [keys])
+
+
+def _lock_key(path: str) -> int:
+    """A signed 64-bit number for a path, as pg_advisory_xact_lock takes."""
+    return int.from_bytes(hashlib.sha256(path.encode()).digest()[:8], "big", signed=True)
 
 
 def _save_replacing(storage: Storage, path: str, content: bytes) -> int:
@@ -197,7 +259,7 @@ def _save_rows(written: list[tuple[FileOutcome, TraceFileIn]]) -> None:
         )
         for outcome, item in written
     ]
-    # One INSERT .. ON CONFLICT (path) DO UPDATE .. RETURNING id, in its own transaction.
+    # One INSERT .. ON CONFLICT (path) DO UPDATE .. RETURNING id.
     TraceFile.objects.bulk_create(
         rows,
         update_conflicts=True,

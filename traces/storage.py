@@ -44,16 +44,25 @@ class TraceStorage(FileSystemStorage):
         return super().get_available_name(_checked(name), max_length=max_length)
 
     def _save(self, name, content):
-        name = _checked(name)
-        write_atomic(
+        staged = self.stage(name, content.chunks())
+        try:
+            staged.publish()
+        finally:
+            staged.close()
+        return _checked(name)
+
+    def stage(self, name: str, chunks: Iterable[bytes]) -> "StagedFile":
+        """Write a file without showing it yet: see :class:`StagedFile`. The
+        trace service publishes staged files under a lock, so that files and
+        their rows change in the same order when two requests write one path."""
+        return stage_file(
             self.location,
-            name,
-            content.chunks(),
+            _checked(name),
+            chunks,
             fsync=self.fsync,
             file_mode=self.file_permissions_mode,
             directory_mode=self.directory_permissions_mode,
         )
-        return name
 
     def _open(self, name, mode="rb"):
         if mode not in ("r", "rb"):
@@ -79,7 +88,49 @@ def _checked(name: str) -> str:
         raise SuspiciousFileOperation(f"Unsafe trace path {name!r}: {exc}.") from None
 
 
-def write_atomic(
+class StagedFile:
+    """A file written in full under a temporary name beside its target, not yet
+    visible there. :meth:`publish` renames it into place; :meth:`close` must
+    follow, published or not.
+
+    The directory stays open between the two, so the rename lands in the
+    directory that was checked, whatever happens to the path meanwhile.
+    """
+
+    def __init__(self, dir_fd: int, temporary: str, file_name: str, size: int, fsync: bool):
+        self.dir_fd, self.temporary, self.file_name = dir_fd, temporary, file_name
+        self.size, self.fsync = size, fsync
+        self.published = False
+
+    def publish(self) -> None:
+        """Rename over the target: atomic on POSIX, so a reader sees the old file
+        or the new one. On failure the temporary file is removed."""
+        try:
+            os.replace(
+                self.temporary, self.file_name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd
+            )
+        except BaseException:
+            self._discard()
+            raise
+        self.published = True
+
+    def close(self) -> None:
+        """Flush the directory (a crash after a published write keeps it), or
+        remove the temporary file of one never published."""
+        try:
+            if self.published and self.fsync:
+                os.fsync(self.dir_fd)
+            elif not self.published:
+                self._discard()
+        finally:
+            os.close(self.dir_fd)
+
+    def _discard(self) -> None:
+        with suppress(FileNotFoundError):
+            os.unlink(self.temporary, dir_fd=self.dir_fd)
+
+
+def stage_file(
     root: str,
     name: str,
     chunks: Iterable[bytes],
@@ -87,35 +138,28 @@ def write_atomic(
     fsync: bool = True,
     file_mode: int | None = None,
     directory_mode: int | None = None,
-) -> int:
-    """Write ``chunks`` to ``root/name`` through a temporary file in the same
-    directory renamed over the target; return the bytes written.
+) -> StagedFile:
+    """Write ``chunks`` for ``root/name`` to a temporary file in the target's
+    directory, flushed to disk, ready to :meth:`~StagedFile.publish`.
 
-    1. Open each directory of ``name`` below the real root relative to its
-       parent, creating it when missing and refusing links (``O_NOFOLLOW``).
-    2. Write a uniquely named temporary file there, flushed to disk.
-    3. Rename it over ``name`` (atomic on POSIX) and flush the directory, so a
-       crash leaves the old file or the new one.
-
-    On any error the temporary file is removed and the error raised.
+    Each directory of ``name`` is opened below the real root relative to its
+    parent, created when missing, and refused when it is a link (``O_NOFOLLOW``).
     """
     *directories, file_name = name.split("/")
     dir_fd = _open_directory(root, directories, create=True, mode=directory_mode)
     temporary = f".tmp-{uuid.uuid4().hex}"
     try:
         fd = os.open(temporary, _NEW_FILE_FLAGS, 0o666, dir_fd=dir_fd)
-        try:
-            written = _write_all(fd, chunks, fsync=fsync, mode=file_mode)
-            os.replace(temporary, file_name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException:
-            with suppress(FileNotFoundError):
-                os.unlink(temporary, dir_fd=dir_fd)
-            raise
-        if fsync:
-            os.fsync(dir_fd)
-        return written
-    finally:
+    except BaseException:
         os.close(dir_fd)
+        raise
+    staged = StagedFile(dir_fd, temporary, file_name, 0, fsync)
+    try:
+        staged.size = _write_all(fd, chunks, fsync=fsync, mode=file_mode)
+    except BaseException:
+        staged.close()
+        raise
+    return staged
 
 
 def _write_all(fd: int, chunks: Iterable[bytes], *, fsync: bool, mode: int | None) -> int:

@@ -111,9 +111,7 @@ def test_without_fallback_a_failing_batch_returns_false_and_writes_nothing(
     assert not trace_root.exists()
 
 
-def test_a_file_the_server_refuses_is_logged_and_the_others_are_written(
-    client, trace_root, caplog
-):
+def test_a_file_the_server_refuses_is_logged_and_the_others_are_written(client, trace_root, caplog):
     files = [("ok", "good.txt"), ("bad", "../evil.txt"), ("ok", "fine.txt")]
     with caplog.at_level(logging.ERROR, logger="batchsvc.client.traces"):
         assert TraceWriter(client, "out").write_formatted_traces(files) is False

@@ -1,5 +1,6 @@
 """Overlapping trace batches sent at the same time by real threads to a real server."""
 
+import hashlib
 import random
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,7 +12,7 @@ from traces.models import TraceFile
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_concurrent_batches_rewriting_the_same_paths_leave_one_row_and_one_whole_file_each(
+def test_concurrent_batches_rewriting_the_same_paths_leave_one_matching_row_and_file_each(
     live_server, token, trace_root
 ):
     names = [f"t{i}.txt" for i in range(15)]
@@ -39,8 +40,12 @@ def test_concurrent_batches_rewriting_the_same_paths_leave_one_row_and_one_whole
     sent = {name for batch in batches for name in batch}
     assert sorted(TraceFile.objects.values_list("path", flat=True)) == sorted(sent)
     assert sorted(p.name for p in trace_root.iterdir()) == sorted(sent)  # no temporary files
+    rows = {row.path: row for row in TraceFile.objects.all()}
     for name in sent:
-        lines = set((trace_root / name).read_text().splitlines())
+        content = (trace_root / name).read_bytes()
+        lines = set(content.decode().splitlines())
         assert len(lines) == 1  # one writer's whole version, never a mix
-        (line,) = lines
-        assert line.endswith(f"wrote {name}")
+        assert lines.pop().endswith(f"wrote {name}")
+        # The row describes the version on disk: the last rename and the last
+        # upsert of a path belong to the same request.
+        assert rows[name].sha256 == hashlib.sha256(content).hexdigest()

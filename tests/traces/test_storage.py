@@ -156,3 +156,20 @@ def test_a_reader_never_sees_half_a_file(storage, root):
         reader.join()
     assert seen <= set(versions)
     assert tree(root) == ["t.bin"]
+
+
+def test_a_staged_file_is_invisible_until_published(storage, root):
+    storage.save("t.txt", ContentFile(b"old"))
+    staged = storage.stage("t.txt", [b"new"])
+    try:
+        assert (root / "t.txt").read_bytes() == b"old"
+        staged.publish()
+        assert (root / "t.txt").read_bytes() == b"new"
+    finally:
+        staged.close()
+    assert tree(root) == ["t.txt"]
+
+
+def test_a_staged_file_never_published_leaves_nothing_behind(storage, root):
+    storage.stage("a/t.txt", [b"x"]).close()
+    assert tree(root) == ["a"]
