@@ -20,7 +20,7 @@ from django.utils.html import format_html
 from batchsvc.bulk import first_occurrences, validate_items
 from traces.models import Run, TraceFile
 from traces.schemas import TraceFileIn
-from traces.storage import StagedFile, TraceStorage, describe_os_error
+from traces.storage import StagedFile, TraceStorage, close_all, describe_os_error
 
 logger = logging.getLogger("traces.files")
 
@@ -104,15 +104,32 @@ def trace_files_write(*, items: list) -> WriteResult:
     started = time.perf_counter()
     outcomes = [FileOutcome(index=i, file_name=_echo(raw)) for i, raw in enumerate(items)]
     files = _valid_files(items, outcomes)
-    staged = _stage_files(trace_storage(), files, outcomes)
+    _stage_files(trace_storage(), files)
     try:
-        _publish(staged, outcomes)
+        _publish([file for file in files if file.outcome.success])
     finally:
-        for _, handle in staged.values():
-            handle.close()
+        close_all(file.handle for file in files if isinstance(file.handle, StagedFile))
     result = WriteResult(outcomes, elapsed_ms=(time.perf_counter() - started) * 1000)
     _log(result)
     return result
+
+
+class _Saved:
+    """Stands in for a staged file when the storage saved it in one step."""
+
+    def publish(self) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class _File:
+    """A valid file on its way to the storage: its path and bytes worked out once."""
+
+    outcome: FileOutcome
+    path: str
+    content: bytes
+    run_id: str | None
+    handle: StagedFile | _Saved | None = None
 
 
 def _echo(raw) -> str | None:
@@ -122,22 +139,20 @@ def _echo(raw) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _valid_files(items: list, outcomes: list[FileOutcome]) -> list[tuple[int, TraceFileIn]]:
+def _valid_files(items: list, outcomes: list[FileOutcome]) -> list[_File]:
     valid, invalid = validate_items(items, TraceFileIn)
     for error in invalid:
         outcomes[error.index].error = error.error
-    firsts, repeats = first_occurrences(valid, key=lambda f: f.path)
+    files = [_File(outcomes[i], item.path, item.content, item.run_id) for i, item in valid]
+    firsts, repeats = first_occurrences(((f.outcome.index, f) for f in files), key=lambda f: f.path)
     for index, first in repeats.items():
         outcomes[index].error = f"file {first} of this request writes the same path"
     known = _known_runs({f.run_id for _, f in firsts if f.run_id})
-    files = []
-    for index, item in firsts:
-        outcomes[index].file_path = item.path
-        if item.run_id and item.run_id not in known:
-            outcomes[index].error = f"run_id {item.run_id!r} does not match any run"
-        else:
-            files.append((index, item))
-    return files
+    for _, file in firsts:
+        file.outcome.file_path = file.path
+        if file.run_id and file.run_id not in known:
+            file.outcome.error = f"run_id {file.run_id!r} does not match any run"
+    return [file for _, file in firsts if file.outcome.success]
 
 
 def _known_runs(run_ids: set[str]) -> set[str]:
@@ -146,72 +161,54 @@ def _known_runs(run_ids: set[str]) -> set[str]:
     return set(Run.objects.filter(run_id__in=run_ids).order_by().values_list("run_id", flat=True))
 
 
-class _Saved:
-    """Stands in for a staged file when the storage saved it in one step."""
-
-    def publish(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-Staged = dict[int, tuple[TraceFileIn, StagedFile | _Saved]]
-
-
-def _stage_files(storage: Storage, files: list, outcomes: list[FileOutcome]) -> Staged:
+def _stage_files(storage: Storage, files: list[_File]) -> None:
     """Stage in parallel: the files of a batch wait on disks (or a bucket), not the CPU."""
     stage = partial(_stage_one, storage)
     workers = min(len(files), settings.TRACES_WRITE_THREADS)
     if workers <= 1:
-        done = [stage(item) for _, item in files]
+        for file in files:
+            stage(file)
     else:
         # A pool per request: nothing shared between requests or processes.
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trace-write") as pool:
-            done = list(pool.map(stage, [item for _, item in files]))
-    staged = {}
-    for (index, item), answer in zip(files, done, strict=True):
-        if isinstance(answer, str):
-            outcomes[index].error = answer
-            continue
-        handle, size = answer
-        content = item.content
-        outcome = outcomes[index]
-        outcome.size, outcome.bytes_written = size, len(content)
-        outcome.sha256 = hashlib.sha256(content).hexdigest()
-        staged[index] = (item, handle)
-    return staged
+            list(pool.map(stage, files))
 
 
-def _stage_one(storage: Storage, item: TraceFileIn) -> tuple[StagedFile | _Saved, int] | str:
-    """``(handle, size)``, or the sentence saying why the file was not written."""
+def _stage_one(storage: Storage, file: _File) -> None:
+    """Give the file its handle and figures, or its error."""
+    outcome = file.outcome
     try:
         if isinstance(storage, TraceStorage):
-            handle = storage.stage(item.path, [item.content])
-            return handle, handle.size
-        return _Saved(), _save_replacing(storage, item.path, item.content)
+            file.handle = storage.stage(file.path, [file.content])
+            outcome.size = file.handle.size
+        else:
+            outcome.size = _save_replacing(storage, file.path, file.content)
+            file.handle = _Saved()
     except OSError as exc:
-        return describe_os_error(exc)
+        outcome.error = describe_os_error(exc)
     except SuspiciousFileOperation:
-        return "the path leaves the storage root or goes through a symbolic link"
+        outcome.error = "the path leaves the storage root or goes through a symbolic link"
     except Exception:
         # Another storage backend's own error (a bucket's, say): fail this file,
         # keep the others, and give operators the traceback.
-        logger.exception("Storage error writing trace file %r", item.path)
-        return "the storage could not write the file"
+        logger.exception("Storage error writing trace file %r", file.path)
+        outcome.error = "the storage could not write the file"
+    else:
+        outcome.bytes_written = len(file.content)
+        outcome.sha256 = hashlib.sha256(file.content).hexdigest()
 
 
-def _publish(staged: Staged, outcomes: list[FileOutcome]) -> None:
-    if not staged:
+def _publish(files: list[_File]) -> None:
+    if not files:
         return
     with transaction.atomic():
-        _lock_paths([item.path for item, _ in staged.values()])
-        for index, (_, handle) in staged.items():
+        _lock_paths([file.path for file in files])
+        for file in files:
             try:
-                handle.publish()
+                file.handle.publish()
             except OSError as exc:
-                outcomes[index].error = describe_os_error(exc)
-        _save_rows([(outcomes[i], item) for i, (item, _) in staged.items() if outcomes[i].success])
+                file.outcome.error = describe_os_error(exc)
+        _save_rows([file for file in files if file.outcome.success])
 
 
 def _lock_paths(paths: list[str]) -> None:
@@ -223,9 +220,7 @@ def _lock_paths(paths: list[str]) -> None:
     """
     if connection.vendor != "postgresql":
         return
-    keys = sorted(
-        {int.from_bytes(hashlib.sha256(p.encode()).digest()[:8], "big", signed=True) for p in paths}
-    )
+    keys = sorted({_lock_key(path) for path in paths})
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", [keys])
 
@@ -248,16 +243,19 @@ def _save_replacing(storage: Storage, path: str, content: bytes) -> int:
     return storage.size(saved)
 
 
-def _save_rows(written: list[tuple[FileOutcome, TraceFileIn]]) -> None:
+def _save_rows(files: list[_File]) -> None:
     """Upsert one row per written file and give each outcome its row's id."""
-    if not written:
+    if not files:
         return
-    written.sort(key=lambda pair: pair[1].path)  # same lock order in every batch
+    files = sorted(files, key=lambda file: file.path)  # same lock order in every batch
     rows = [
         TraceFile(
-            path=item.path, size=outcome.bytes_written, sha256=outcome.sha256, run_id=item.run_id
+            path=file.path,
+            size=file.outcome.bytes_written,
+            sha256=file.outcome.sha256,
+            run_id=file.run_id,
         )
-        for outcome, item in written
+        for file in files
     ]
     # One INSERT .. ON CONFLICT (path) DO UPDATE .. RETURNING id.
     TraceFile.objects.bulk_create(
@@ -266,8 +264,8 @@ def _save_rows(written: list[tuple[FileOutcome, TraceFileIn]]) -> None:
         unique_fields=["path"],
         update_fields=["size", "sha256", "run", "updated_at"],
     )
-    for (outcome, _), row in zip(written, rows, strict=True):
-        outcome.id = row.pk
+    for file, row in zip(files, rows, strict=True):
+        file.outcome.id = row.pk
 
 
 def _log(result: WriteResult) -> None:
