@@ -6,6 +6,7 @@ import hashlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -20,7 +21,13 @@ from django.utils.html import format_html
 from batchsvc.bulk import first_occurrences, validate_items
 from traces.models import Run, TraceFile
 from traces.schemas import TraceFileIn
-from traces.storage import StagedFile, TraceStorage, close_all, describe_os_error
+from traces.storage import (
+    Directories,
+    StagedFile,
+    TraceStorage,
+    close_all,
+    describe_os_error,
+)
 
 logger = logging.getLogger("traces.files")
 
@@ -163,23 +170,24 @@ def _known_runs(run_ids: set[str]) -> set[str]:
 
 def _stage_files(storage: Storage, files: list[_File]) -> None:
     """Stage in parallel: the files of a batch wait on disks (or a bucket), not the CPU."""
-    stage = partial(_stage_one, storage)
-    workers = min(len(files), settings.TRACES_WRITE_THREADS)
-    if workers <= 1:
-        for file in files:
-            stage(file)
-    else:
-        # A pool per request: nothing shared between requests or processes.
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trace-write") as pool:
-            list(pool.map(stage, files))
+    with storage.directories() if isinstance(storage, TraceStorage) else nullcontext() as opened:
+        stage = partial(_stage_one, storage, opened)
+        workers = min(len(files), settings.TRACES_WRITE_THREADS)
+        if workers <= 1:
+            for file in files:
+                stage(file)
+        else:
+            # A pool per request: nothing shared between requests or processes.
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trace-write") as pool:
+                list(pool.map(stage, files))
 
 
-def _stage_one(storage: Storage, file: _File) -> None:
+def _stage_one(storage: Storage, directories: Directories | None, file: _File) -> None:
     """Give the file its handle and figures, or its error."""
     outcome = file.outcome
     try:
         if isinstance(storage, TraceStorage):
-            file.handle = storage.stage(file.path, [file.content])
+            file.handle = storage.stage(file.path, [file.content], directories=directories)
             outcome.size = file.handle.size
         else:
             outcome.size = _save_replacing(storage, file.path, file.content)

@@ -15,6 +15,7 @@ storage (S3 through django-storages) can take its place by configuration.
 import errno
 import os
 import stat
+import threading
 import uuid
 from collections.abc import Iterable
 from contextlib import ExitStack, suppress
@@ -51,10 +52,13 @@ class TraceStorage(FileSystemStorage):
             staged.close()
         return _checked(name)
 
-    def stage(self, name: str, chunks: Iterable[bytes]) -> "StagedFile":
+    def stage(
+        self, name: str, chunks: Iterable[bytes], *, directories: "Directories | None" = None
+    ) -> "StagedFile":
         """Write a file without showing it yet: see :class:`StagedFile`. The
         trace service publishes staged files under a lock, so that files and
-        their rows change in the same order when two requests write one path."""
+        their rows change in the same order when two requests write one path.
+        A batch passes its :meth:`directories` to open each directory once."""
         return stage_file(
             self.location,
             _checked(name),
@@ -62,7 +66,11 @@ class TraceStorage(FileSystemStorage):
             fsync=self.fsync,
             file_mode=self.file_permissions_mode,
             directory_mode=self.directory_permissions_mode,
+            directories=directories,
         )
+
+    def directories(self) -> "Directories":
+        return Directories(self.location, mode=self.directory_permissions_mode)
 
     def _open(self, name, mode="rb"):
         if mode not in ("r", "rb"):
@@ -156,15 +164,20 @@ def stage_file(
     fsync: bool = True,
     file_mode: int | None = None,
     directory_mode: int | None = None,
+    directories: "Directories | None" = None,
 ) -> StagedFile:
     """Write ``chunks`` for ``root/name`` to a temporary file in the target's
     directory, flushed to disk, ready to :meth:`~StagedFile.publish`.
 
     Each directory of ``name`` is opened below the real root relative to its
-    parent, created when missing, and refused when it is a link (``O_NOFOLLOW``).
+    parent, created when missing, and refused when it is a link (``O_NOFOLLOW``);
+    or taken from ``directories``, where a batch opened it already.
     """
-    *directories, file_name = name.split("/")
-    dir_fd = _open_directory(root, directories, create=True, mode=directory_mode)
+    *parts, file_name = name.split("/")
+    if directories is None:
+        dir_fd = _open_directory(root, parts, create=True, mode=directory_mode)
+    else:
+        dir_fd = directories.open(tuple(parts))
     temporary = f".tmp-{uuid.uuid4().hex}"
     try:
         fd = os.open(temporary, _NEW_FILE_FLAGS, 0o666, dir_fd=dir_fd)
@@ -178,6 +191,34 @@ def stage_file(
         staged.close()
         raise
     return staged
+
+
+class Directories:
+    """The directories one batch writes into, each walked, checked and opened
+    once and shared by the batch's threads, then closed with the batch. Ten files
+    in one directory cost one walk from the root, not ten."""
+
+    def __init__(self, root: str, *, mode: int | None = None):
+        self.root, self.mode = root, mode
+        self._fds: dict[tuple[str, ...], int] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def open(self, parts: tuple[str, ...]) -> int:
+        """A new descriptor of ``root/parts...`` for the caller to close."""
+        with self._lock:
+            fd = self._fds.get(parts)
+            if fd is None:
+                fd = _open_directory(self.root, list(parts), create=True, mode=self.mode)
+                self._fds[parts] = fd
+            return os.dup(fd)
 
 
 def _write_all(fd: int, chunks: Iterable[bytes], *, fsync: bool, mode: int | None) -> int:

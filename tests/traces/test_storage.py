@@ -173,3 +173,20 @@ def test_a_staged_file_is_invisible_until_published(storage, root):
 def test_a_staged_file_never_published_leaves_nothing_behind(storage, root):
     storage.stage("a/t.txt", [b"x"]).close()
     assert tree(root) == ["a"]
+
+
+def test_a_directory_swapped_for_a_link_mid_batch_still_gets_the_files_not_the_link(
+    storage, root, outside
+):
+    """A batch opens each directory once; a link put in its place afterwards
+    cannot redirect the batch's later files out of the root."""
+    with storage.directories() as directories:
+        first = storage.stage("a/1.txt", [b"1"], directories=directories)
+        (root / "a").rename(root / "moved")
+        (root / "a").symlink_to(outside, target_is_directory=True)
+        second = storage.stage("a/2.txt", [b"2"], directories=directories)
+    for staged in (first, second):
+        staged.publish()
+        staged.close()
+    assert tree(outside) == []
+    assert sorted(p.name for p in (root / "moved").iterdir()) == ["1.txt", "2.txt"]
