@@ -172,14 +172,18 @@ def _stage_files(storage: Storage, files: list[_File]) -> None:
     """Stage in parallel: the files of a batch wait on disks (or a bucket), not the CPU."""
     with storage.directories() if isinstance(storage, TraceStorage) else nullcontext() as opened:
         stage = partial(_stage_one, storage, opened)
-        workers = min(len(files), settings.TRACES_WRITE_THREADS)
-        if workers <= 1:
+        # The request's own thread takes the first file; helpers take the rest.
+        helpers = min(len(files), settings.TRACES_WRITE_THREADS) - 1
+        if helpers < 1:
             for file in files:
                 stage(file)
-        else:
-            # A pool per request: nothing shared between requests or processes.
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trace-write") as pool:
-                list(pool.map(stage, files))
+            return
+        # A pool per request: nothing shared between requests or processes.
+        with ThreadPoolExecutor(max_workers=helpers, thread_name_prefix="trace-write") as pool:
+            pending = [pool.submit(stage, file) for file in files[1:]]
+            stage(files[0])
+            for future in pending:
+                future.result()
 
 
 def _stage_one(storage: Storage, directories: Directories | None, file: _File) -> None:

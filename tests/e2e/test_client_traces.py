@@ -101,6 +101,18 @@ def test_a_failing_batch_is_retried_twice_then_falls_back_to_single_writes(
     assert "writing 2 files one by one" in caplog.text
 
 
+def test_a_batch_that_times_out_is_retried_twice_then_falls_back(
+    client, transport, trace_root, settings, caplog
+):
+    settings.ROOT_URLCONF = "tests.e2e.urls_slow_batch"
+    writer = TraceWriter(client, "out", batch_timeout=0.2)
+    with caplog.at_level(logging.WARNING):
+        assert writer.write_formatted_traces(traces(2))
+    assert transport.paths == [BATCH] * 3 + [SINGLE] * 2
+    assert written(trace_root) == ["t0.txt", "t1.txt"]
+    assert caplog.text.count("write-batch failed (timed out); retrying") == 2
+
+
 def test_without_fallback_a_failing_batch_returns_false_and_writes_nothing(
     client, transport, trace_root, settings
 ):
