@@ -77,6 +77,10 @@ class TraceFileAdmin(AuditAdmin, admin.ModelAdmin):
     fields = ["path", "run_link", "size", "sha256", ("created_at", "updated_at"), "content"]
     readonly_fields = [*fields[:4], "created_at", "updated_at", "content"]
 
+    def has_delete_permission(self, request, obj=None):
+        # A row mirrors a file in the storage: deleting one alone would lie.
+        return False
+
     @admin.display(description="run", ordering="run")
     def run_link(self, trace_file):
         if trace_file.run is None:

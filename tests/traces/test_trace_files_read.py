@@ -156,6 +156,7 @@ def test_the_admin_shows_a_text_file_read_only_and_escaped(admin_client, api, tr
     assert '<pre class="batchsvc-trace">line one\n&lt;b&gt;not bold&lt;/b&gt;</pre>' in page
     assert "<textarea" not in page
     assert 'name="_save"' not in page
+    assert "deletelink" not in page
 
 
 def test_the_admin_cuts_a_long_text_file(admin_client, api, trace_root, settings):
