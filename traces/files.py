@@ -150,7 +150,8 @@ def _valid_files(items: list, outcomes: list[FileOutcome]) -> list[_File]:
     valid, invalid = validate_items(items, TraceFileIn)
     for error in invalid:
         outcomes[error.index].error = error.error
-    files = [_File(outcomes[i], item.path, item.content, item.run_id) for i, item in valid]
+    # An empty run_id means no run, as absent or null does.
+    files = [_File(outcomes[i], item.path, item.content, item.run_id or None) for i, item in valid]
     firsts, repeats = first_occurrences(((f.outcome.index, f) for f in files), key=lambda f: f.path)
     for index, first in repeats.items():
         outcomes[index].error = f"file {first} of this request writes the same path"

@@ -39,6 +39,12 @@ def trace_path(output_directory: str | None, file_name: str) -> str:
     POSIX path; ``.`` parts and one trailing slash are dropped, so ``./traces/``
     means ``traces``.
     """
+    # Lengths first, cheaply (a character is at least one byte), so a megabyte of
+    # name is refused before any per-character check runs over it.
+    if len(file_name) > NAME_MAX_BYTES:
+        raise UnsafePath(f"file_name has a name longer than {NAME_MAX_BYTES} bytes")
+    if output_directory and len(output_directory) > PATH_MAX_CHARS:
+        raise UnsafePath(f"the path is longer than the limit of {PATH_MAX_CHARS} bytes")
     name = _component("file_name", file_name)
     parts = directory_parts(output_directory or "")
     path = "/".join([*parts, name])

@@ -146,9 +146,13 @@ class TraceFileIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
 
     trace_data: Annotated[str, msgspec.Meta(min_length=1)]
     file_name: Annotated[str, msgspec.Meta(description="A name, not a path.")]
-    output_directory: Annotated[
-        str, msgspec.Meta(description="Relative to the storage root; empty for the root.")
-    ] = ""
+    output_directory: (
+        Annotated[
+            str,
+            msgspec.Meta(description="Relative to the storage root; empty or null for the root."),
+        ]
+        | None
+    ) = None
     run_id: OptionalName = None
 
     def __post_init__(self):

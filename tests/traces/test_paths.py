@@ -113,3 +113,10 @@ def test_the_error_names_the_field_and_the_problem():
     with pytest.raises(UnsafePath) as caught:
         trace_path("../x", "a.txt")
     assert str(caught.value) == "output_directory must not be . or .. in any spelling"
+
+
+def test_a_huge_name_is_refused_by_its_length_alone():
+    with pytest.raises(UnsafePath, match="longer than 255 bytes"):
+        trace_path("", "\x00" * 10_000_000)  # the length, not the NUL, is reported
+    with pytest.raises(UnsafePath, match=f"limit of {PATH_MAX_CHARS} bytes"):
+        trace_path("a" * 10_000_000, "t.txt")

@@ -56,6 +56,14 @@ def test_write_without_output_directory_goes_to_the_root(api, trace_root):
     assert (trace_root / "t.txt").read_text() == "hi"
 
 
+def test_a_null_output_directory_and_an_empty_run_id_mean_the_root_and_no_run(api, trace_root):
+    body = {"trace_data": "hi", "file_name": "t.txt", "output_directory": None, "run_id": ""}
+    response = api.post(WRITE, body, format="json")
+    assert response.status_code == 201
+    assert (trace_root / "t.txt").read_text() == "hi"
+    assert TraceFile.objects.get().run is None
+
+
 def test_write_counts_bytes_not_characters(api, trace_root):
     response = api.post(WRITE, trace("u.txt", "héllo ✓"), format="json")
     assert response.json()["bytes_written"] == len("héllo ✓".encode()) == 10
