@@ -111,8 +111,8 @@ def trace_files_write(*, items: list) -> WriteResult:
     started = time.perf_counter()
     outcomes = [FileOutcome(index=i, file_name=_echo(raw)) for i, raw in enumerate(items)]
     files = _valid_files(items, outcomes)
-    _stage_files(trace_storage(), files)
     try:
+        _stage_files(trace_storage(), files)
         _publish([file for file in files if file.outcome.success])
     finally:
         close_all(file.handle for file in files if isinstance(file.handle, StagedFile))
