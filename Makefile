@@ -45,6 +45,7 @@ test-pg: install
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/batch_get.py
+	$(BIN)/python bench/traces.py
 
 clean:
 	rm -rf $(VENV) var/test.sqlite3*

@@ -34,15 +34,21 @@ class ItemError:
     error: str
 
 
-def parse_envelope(data: Any, key: str, max_items: int) -> list:
-    """Return the item list of a bulk body, or raise a 400 that says what is wrong."""
+def parse_envelope(data: Any, key: str, max_items: int, *, details: Any = None) -> list:
+    """Return the item list of a bulk body, or raise a 400 that says what is wrong.
+
+    ``details``, when given, goes with the errors about a missing, empty or
+    misshapen envelope (what the body should look like).
+    """
     if not isinstance(data, dict):
-        raise ApiError(f"The request body must be a JSON object with a {key} array.")
+        raise ApiError(
+            f"The request body must be a JSON object with a {key} array.", details=details
+        )
     items = data.get(key)
     if not isinstance(items, list):
-        raise ApiError(f"{key} array is required.")
+        raise ApiError(f"{key} array is required.", details=details)
     if not items:
-        raise ApiError(f"{key} array is required and must hold at least one item.")
+        raise ApiError(f"{key} array is required and must hold at least one item.", details=details)
     if len(items) > max_items:
         raise ApiError(
             f"{key} array holds {len(items)} items; the limit is {max_items} per request.",
@@ -77,7 +83,9 @@ class JSONBody(bytes):
     """A bulk request body, kept as bytes by :class:`BulkJSONParser`."""
 
 
-def read_items(body: Any, key: str, schema: type[msgspec.Struct], max_items: int) -> list:
+def read_items(
+    body: Any, key: str, schema: type[msgspec.Struct], max_items: int, *, details: Any = None
+) -> list:
     """The items of a bulk body: already-validated ``schema`` instances when the
     whole body is valid (decoded and validated in one pass, the common case), else
     plain JSON values for :func:`validate_items` to judge one by one."""
@@ -90,7 +98,7 @@ def read_items(body: Any, key: str, schema: type[msgspec.Struct], max_items: int
             if 0 < len(items) <= max_items:
                 return items
             body = {key: items}
-    return parse_envelope(body, key, max_items)
+    return parse_envelope(body, key, max_items, details=details)
 
 
 @lru_cache

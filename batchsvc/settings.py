@@ -152,6 +152,24 @@ RUNS_BATCH_MAX = env_int("RUNS_BATCH_MAX", 1000)
 # Batch GET and field selection (issue 6): how many ids one POST /api/v1/batch/get may ask for.
 BATCH_GET_MAX_IDS = env_int("BATCH_GET_MAX_IDS", 100)
 
+# Trace files (issue 4): the "traces" storage holds them. By default a
+# FileSystemStorage under TRACES_ROOT that writes atomically and never leaves its
+# root; replace this entry (e.g. "storages.backends.s3.S3Storage" with its
+# OPTIONS) to keep them elsewhere: the code only talks to storages["traces"].
+TRACES_ROOT = Path(os.environ.get("TRACES_ROOT") or VAR_DIR / "traces")
+STORAGES["traces"] = {
+    "BACKEND": "traces.storage.TraceStorage",
+    "OPTIONS": {"location": str(TRACES_ROOT), "fsync": env_bool("TRACES_FSYNC", True)},
+}
+TRACES_BATCH_MAX = env_int("TRACES_BATCH_MAX", 50)
+TRACE_MAX_BYTES = env_int("TRACE_MAX_BYTES", 10 * 1024 * 1024)
+# Body limit of the two write endpoints: one file at its largest, JSON-escaped.
+TRACES_MAX_REQUEST_BYTES = env_int("TRACES_MAX_REQUEST_BYTES", 32 * 1024 * 1024)
+# Files of one batch are written by this many threads at once.
+TRACES_WRITE_THREADS = env_int("TRACES_WRITE_THREADS", 8)
+# The admin shows text files up to this size; larger ones are cut.
+TRACES_ADMIN_PREVIEW_BYTES = env_int("TRACES_ADMIN_PREVIEW_BYTES", 256 * 1024)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",

@@ -82,3 +82,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres_only" in item.keywords and connection.vendor != "postgresql":
             item.add_marker(skip_pg)
+
+
+@pytest.fixture
+def trace_root(settings, tmp_path):
+    """A fresh root for the ``traces`` storage, inside ``tmp_path`` so that a test
+    can list everything around it and prove nothing was written outside."""
+    root = tmp_path / "traces"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "traces": {**settings.STORAGES["traces"], "OPTIONS": {"location": str(root)}},
+    }
+    return root

@@ -3,7 +3,8 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from batchsvc.admin import AuditAdmin, pretty_json
-from traces.models import Run
+from traces.files import trace_files_preview
+from traces.models import Run, TraceFile
 
 
 @admin.register(Run)
@@ -63,3 +64,29 @@ class RunAdmin(AuditAdmin, admin.ModelAdmin):
 
 def _change_url(run: Run) -> str:
     return reverse("admin:traces_run_change", args=[run.pk])
+
+
+@admin.register(TraceFile)
+class TraceFileAdmin(AuditAdmin, admin.ModelAdmin):
+    list_display = ["path", "size", "run_link", "updated_at"]
+    list_filter = [("run", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["path"]
+    list_select_related = ["run"]
+    show_full_result_count = False
+    list_per_page = 100
+    fields = ["path", "run_link", "size", "sha256", ("created_at", "updated_at"), "content"]
+    readonly_fields = [*fields[:4], "created_at", "updated_at", "content"]
+
+    def has_delete_permission(self, request, obj=None):
+        # A row mirrors a file in the storage: deleting one alone would lie.
+        return False
+
+    @admin.display(description="run", ordering="run")
+    def run_link(self, trace_file):
+        if trace_file.run is None:
+            return "—"
+        return format_html('<a href="{}">{}</a>', _change_url(trace_file.run), trace_file.run_id)
+
+    @admin.display(description="content")
+    def content(self, trace_file):
+        return trace_files_preview(trace_file=trace_file)

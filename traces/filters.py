@@ -1,6 +1,6 @@
 import django_filters
 
-from traces.models import Run, RunStatus
+from traces.models import Run, RunStatus, TraceFile
 
 
 class RunFilter(django_filters.FilterSet):
@@ -12,3 +12,20 @@ class RunFilter(django_filters.FilterSet):
     class Meta:
         model = Run
         fields = ["agent_name", "job_type", "status", "product", "parent_run_id", "start_time"]
+
+
+class TraceFileFilter(django_filters.FilterSet):
+    run_id = django_filters.CharFilter(method="filter_run_id", label="run_id")
+    path_prefix = django_filters.CharFilter(
+        method="filter_path_prefix", label="path starts with (e.g. nightly/2026-01-28/)"
+    )
+
+    class Meta:
+        model = TraceFile
+        fields = ["run_id", "path_prefix"]
+
+    def filter_run_id(self, queryset, name, value):
+        return queryset.for_run(value)
+
+    def filter_path_prefix(self, queryset, name, value):
+        return queryset.under(value)

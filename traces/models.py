@@ -1,6 +1,8 @@
 from django.db import models
 from django.urls import reverse
 
+from traces.paths import PATH_MAX_CHARS
+
 NAME_MAX = 255
 ERROR_SUMMARY_MAX = 10_000
 
@@ -72,3 +74,47 @@ class Run(models.Model):
 
     def get_absolute_url(self):
         return reverse("run-detail", kwargs={"run_id": self.run_id})
+
+
+class TraceFileQuerySet(models.QuerySet):
+    def for_run(self, run_id: str):
+        return self.filter(run_id=run_id)
+
+    def under(self, path_prefix: str):
+        return self.filter(path__startswith=path_prefix)
+
+
+class TraceFile(models.Model):
+    """One trace file written under the ``traces`` storage root.
+
+    ``path`` is relative to the root and unique: writing a path again replaces
+    the file and updates this row. ``run`` points at ``Run.run_id`` (so the
+    column holds the run_id the client sent); the file outlives its run.
+    """
+
+    path = models.CharField(max_length=PATH_MAX_CHARS, unique=True)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    run = models.ForeignKey(
+        Run,
+        to_field="run_id",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="trace_files",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TraceFileQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["created_at"], name="tracefile_created")]
+
+    def __str__(self):
+        return self.path
+
+    @property
+    def file_name(self) -> str:
+        return self.path.rpartition("/")[2]

@@ -7,9 +7,11 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import msgspec
+from django.conf import settings
 
 from batchsvc.bulk import NO_NUL
 from traces.models import ERROR_SUMMARY_MAX, NAME_MAX, RunStatus
+from traces.paths import UnsafePath, trace_path
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=NO_NUL)]
 OptionalName = Annotated[str, msgspec.Meta(max_length=NAME_MAX, pattern=NO_NUL)] | None
@@ -117,3 +119,81 @@ class RunBatchResult(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     errors: list[RunItemError]
     rolled_back: bool = False
     dry_run: bool = False
+
+
+# Trace files ----------------------------------------------------------------
+
+
+class TraceFileIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """One trace file to write under the trace root. ``output_directory`` is a
+    relative path and ``file_name`` one name: absolute paths, ``..`` in any
+    spelling, backslashes, drive letters, control characters and names over 255
+    bytes are refused. The same rules hold for the single and the batch endpoint."""
+
+    trace_data: Annotated[str, msgspec.Meta(min_length=1)]
+    file_name: Annotated[str, msgspec.Meta(description="A name, not a path.")]
+    output_directory: (
+        Annotated[
+            str,
+            msgspec.Meta(description="Relative to the storage root; empty or null for the root."),
+        ]
+        | None
+    ) = None
+    run_id: OptionalName = None
+
+    def __post_init__(self):
+        try:
+            trace_path(self.output_directory, self.file_name)
+        except UnsafePath as exc:
+            raise ValueError(str(exc)) from None
+        limit = settings.TRACE_MAX_BYTES
+        # UTF-8 takes at most 4 bytes a character: encode only when it could matter.
+        if len(self.trace_data) * 4 > limit and len(self.content) > limit:
+            raise ValueError(f"trace_data is larger than the limit of {limit} bytes")
+
+    @property
+    def path(self) -> str:
+        """Where the file goes, relative to the storage root."""
+        return trace_path(self.output_directory, self.file_name)
+
+    @property
+    def content(self) -> bytes:
+        return self.trace_data.encode()
+
+
+# Response bodies of the write endpoints: documentation, and a test decodes real
+# responses with them (unknown fields forbidden) so they cannot drift.
+class TraceWriteResult(msgspec.Struct, forbid_unknown_fields=True):
+    success: bool
+    id: int
+    file_name: str
+    file_path: str
+    size: int
+    bytes_written: int
+    sha256: str
+
+
+class TraceFileItemResult(msgspec.Struct, forbid_unknown_fields=True):
+    index: int
+    id: int | None
+    file_name: str | None
+    success: bool
+    file_path: str | None
+    size: int | None
+    bytes_written: int | None
+    sha256: str | None
+    error: str | None
+
+
+class TraceBatchSummary(msgspec.Struct, forbid_unknown_fields=True):
+    total_files: int
+    successful: int
+    failed: int
+    total_bytes: int
+    processing_time_ms: float
+
+
+class TraceBatchResult(msgspec.Struct, forbid_unknown_fields=True):
+    success: bool
+    summary: TraceBatchSummary
+    results: list[TraceFileItemResult]

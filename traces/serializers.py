@@ -1,6 +1,7 @@
+from django.urls import reverse
 from rest_framework import serializers
 
-from traces.models import Run
+from traces.models import Run, TraceFile
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -26,3 +27,27 @@ class RunSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+
+class TraceFileSerializer(serializers.ModelSerializer):
+    run_id = serializers.CharField(read_only=True, allow_null=True)
+    file_name = serializers.CharField(read_only=True)
+    content_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TraceFile
+        fields = [
+            "id",
+            "path",
+            "file_name",
+            "size",
+            "sha256",
+            "run_id",
+            "content_url",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_content_url(self, trace_file) -> str:
+        return reverse("tracefile-content", kwargs={"pk": trace_file.pk})

@@ -15,3 +15,13 @@ urlpatterns = [
     ),
     *router.urls,
 ]
+
+# Trace files.
+trace_files = SimpleRouter(trailing_slash=True)
+trace_files.register("traces", views.TraceFileViewSet, basename="tracefile")
+urlpatterns += [
+    path("traces/write", views.TraceWriteView.as_view(), name="traces-write"),
+    path("traces/write-batch", views.TraceWriteBatchView.as_view(), name="traces-write-batch"),
+    path("traces/<int:pk>/content", views.TraceFileContentView.as_view(), name="tracefile-content"),
+    *trace_files.urls,
+]

@@ -1,5 +1,10 @@
+import mimetypes
+
 import msgspec
 from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -10,14 +15,21 @@ from batchsvc.bulk import describe, read_items
 from batchsvc.errors import ApiError
 from batchsvc.fields import FieldSelectionMixin
 from batchsvc.openapi import envelope_schema, json_body, schema_ref
-from batchsvc.parsers import BulkJSONParser
+from batchsvc.parsers import BulkJSONParser, JSONParser
 from batchsvc.throttling import ScopedThrottle
 from batchsvc.views import query_flag
-from traces import services
-from traces.filters import RunFilter
-from traces.models import Run
-from traces.schemas import RunBatchResult, RunChanges, RunIn
-from traces.serializers import RunSerializer
+from traces import files, services
+from traces.filters import RunFilter, TraceFileFilter
+from traces.models import Run, TraceFile
+from traces.schemas import (
+    RunBatchResult,
+    RunChanges,
+    RunIn,
+    TraceBatchResult,
+    TraceFileIn,
+    TraceWriteResult,
+)
+from traces.serializers import RunSerializer, TraceFileSerializer
 
 BATCH_FLAGS = [
     OpenApiParameter(
@@ -115,3 +127,119 @@ class RunBatchView(APIView):
         if result.failed:
             return status.HTTP_400_BAD_REQUEST if self.atomic else status.HTTP_200_OK
         return status.HTTP_200_OK if result.dry_run else status.HTTP_201_CREATED
+
+
+# Trace files ----------------------------------------------------------------
+
+FILES_DETAILS = {
+    "files": "a non-empty array of at most TRACES_BATCH_MAX objects "
+    "{trace_data, file_name, output_directory?, run_id?}",
+}
+EXAMPLE_FILES = [
+    {
+        "trace_data": '{"action_id": "test"}',
+        "file_name": "trace_test_actor_123.json",
+        "output_directory": "nightly/2026-01-28",
+        "run_id": "nightly-2026-01-28-001",
+    },
+    {
+        "trace_data": "=== Test Trace ===\n...",
+        "file_name": "trace_test_actor_123.txt",
+        "output_directory": "nightly/2026-01-28",
+    },
+]
+
+
+class TraceJSONParser(JSONParser):
+    limit_setting = "TRACES_MAX_REQUEST_BYTES"
+
+
+class TraceBulkJSONParser(BulkJSONParser):
+    limit_setting = "TRACES_MAX_REQUEST_BYTES"
+
+
+class TraceWriteView(APIView):
+    """Write one trace file under the storage root."""
+
+    parser_classes = [TraceJSONParser]
+
+    @extend_schema(
+        request=json_body(schema_ref(TraceFileIn)),
+        responses={201: schema_ref(TraceWriteResult)},
+        examples=[OpenApiExample("A JSON trace", value=EXAMPLE_FILES[0], request_only=True)],
+    )
+    def post(self, request):
+        outcome = files.trace_files_write(items=[request.data]).outcomes[0]
+        if not outcome.success:
+            raise ApiError(f"Trace file not written: {outcome.error}.", details=outcome.as_dict())
+        body = {"success": True, **outcome.as_dict()}
+        return Response(
+            {name: body[name] for name in TraceWriteResult.__struct_fields__},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class TraceWriteBatchView(APIView):
+    """Write several trace files in one request, in parallel; each file succeeds
+    or fails on its own. 200 with per-file results whenever the envelope is valid."""
+
+    parser_classes = [TraceBulkJSONParser]
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "batch"
+
+    @extend_schema(
+        request=json_body(envelope_schema("files", TraceFileIn, settings.TRACES_BATCH_MAX)),
+        responses={200: schema_ref(TraceBatchResult)},
+        examples=[OpenApiExample("Two files", value={"files": EXAMPLE_FILES}, request_only=True)],
+    )
+    def post(self, request):
+        items = read_items(
+            request.data, "files", TraceFileIn, settings.TRACES_BATCH_MAX, details=FILES_DETAILS
+        )
+        return Response(files.trace_files_write(items=items).as_dict())
+
+
+class TraceFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Trace files written so far, newest first; ``content`` streams one."""
+
+    queryset = TraceFile.objects.all()
+    serializer_class = TraceFileSerializer
+    # Digits only: "traces/write-batch/" must not look like a file's URL (on a
+    # server without that endpoint, APPEND_SLASH would answer 301, not 404).
+    lookup_value_regex = "[0-9]+"
+    filterset_class = TraceFileFilter
+    ordering_fields = ["created_at"]
+
+
+class TraceFileContentView(APIView):
+    """The bytes of one trace file, streamed from the storage."""
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    def get(self, request, pk: int):
+        trace_file = get_object_or_404(TraceFile, pk=pk)
+        try:
+            stream = files.trace_storage().open(trace_file.path, "rb")
+        except (OSError, SuspiciousFileOperation):
+            raise ApiError(
+                "The trace file is recorded but missing from the storage.",
+                status_code=status.HTTP_404_NOT_FOUND,
+            ) from None
+        return _content_response(stream, trace_file.file_name)
+
+
+def _content_response(stream, file_name: str) -> FileResponse:
+    """Stream a file. Text is served as plain text and JSON as JSON, never as
+    HTML or SVG: a trace a client wrote must not run scripts in an admin's
+    browser on our origin. Anything else is a download."""
+    guessed, _ = mimetypes.guess_type(file_name)
+    if guessed == "application/json":
+        content_type, attachment = "application/json", False
+    elif (guessed or "").startswith("text/") or file_name.endswith((".log", ".jsonl")):
+        content_type, attachment = "text/plain; charset=utf-8", False
+    else:
+        content_type, attachment = "application/octet-stream", True
+    response = FileResponse(
+        stream, content_type=content_type, as_attachment=attachment, filename=file_name
+    )
+    response["Content-Security-Policy"] = "sandbox"
+    return response

@@ -57,10 +57,13 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
-    def request(self, method: str, path: str, *, retry: bool = True, **kwargs) -> httpx.Response:
+    def request(
+        self, method: str, path: str, *, retry: bool = True, retries: int | None = None, **kwargs
+    ) -> httpx.Response:
         """Send a request; retry connection errors, timeouts, 429 and 5xx with
-        exponential backoff (honouring Retry-After) when ``retry`` is true."""
-        attempts = 1 + (self.max_retries if retry else 0)
+        exponential backoff (honouring Retry-After) when ``retry`` is true, at most
+        ``retries`` times (default: ``max_retries``)."""
+        attempts = 1 + ((self.max_retries if retries is None else retries) if retry else 0)
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:

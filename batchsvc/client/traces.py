@@ -1,0 +1,151 @@
+"""Writing trace files: several per request when the server has the batch
+endpoint, one at a time when it does not (or when a batch fails).
+
+    from batchsvc.client import Client, TraceWriter
+
+    with Client("http://127.0.0.1:8000", token="...") as client:
+        writer = TraceWriter(client, "nightly/2026-01-28")
+        ok = writer.write_formatted_traces([(json_text, "trace.json"), (text, "trace.txt")])
+"""
+
+import logging
+from collections.abc import Iterable, Sequence
+
+import httpx
+
+from batchsvc.client._http import Client, _chunks
+
+logger = logging.getLogger("batchsvc.client.traces")
+
+WRITE = "/api/v1/traces/write"
+WRITE_BATCH = "/api/v1/traces/write-batch"
+RETRIES = 2
+"""Retries of a request after a connection error, a timeout or a 5xx."""
+
+
+class TraceWriter:
+    """Writes ``(content, file_name)`` pairs into ``output_directory`` (relative to
+    the server's trace root).
+
+    More than one file goes through ``write-batch`` in chunks of
+    ``max_batch_size``. A chunk whose request fails (after retries) is written
+    file by file when ``fallback_to_individual`` is set. A 404 from
+    ``write-batch`` means an older server: the writer stops asking for it.
+    Rewriting a path replaces the file, so retrying a write is safe.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        output_directory: str,
+        use_batch_endpoint: bool = True,
+        fallback_to_individual: bool = True,
+        batch_timeout: float = 60,
+        max_batch_size: int = 10,
+        *,
+        run_id: str | None = None,
+    ):
+        if max_batch_size < 1:
+            raise ValueError("max_batch_size must be at least 1")
+        self.client = client
+        self.output_directory = output_directory
+        self.use_batch_endpoint = use_batch_endpoint
+        self.fallback_to_individual = fallback_to_individual
+        self.batch_timeout = batch_timeout
+        self.max_batch_size = max_batch_size
+        self.run_id = run_id
+
+    def write_formatted_traces(self, formatted_traces: Iterable[tuple[str, str]]) -> bool:
+        """Write every ``(content, file_name)``; True when all were written.
+        Files that fail are logged with the server's reason."""
+        traces = list(formatted_traces)
+        if not traces:
+            logger.error("write_formatted_traces needs at least one (content, file_name) pair")
+            return False
+        if len(traces) == 1 or not self.use_batch_endpoint:
+            return self._write_individually(traces)
+        results = [self._write_chunk(chunk) for chunk in _chunks(traces, self.max_batch_size)]
+        return all(results)
+
+    def _write_chunk(self, chunk: list[tuple[str, str]]) -> bool:
+        if len(chunk) > 1 and self.use_batch_endpoint:
+            written = self._write_batch(chunk)
+            if written is not None:
+                return written
+            if not self.fallback_to_individual:
+                return False
+            logger.warning("Batch write failed; writing %d files one by one", len(chunk))
+        return self._write_individually(chunk)
+
+    def _write_batch(self, chunk: list[tuple[str, str]]) -> bool | None:
+        """True/False when the server answered per file; None when the request
+        itself failed and the files were not handled."""
+        files = [self._file(content, name) for content, name in chunk]
+        try:
+            response = self._post(WRITE_BATCH, {"files": files}, timeout=self.batch_timeout)
+        except httpx.HTTPError as exc:
+            logger.error("Batch write request failed for %d files: %s", len(chunk), exc)
+            return None
+        if response.status_code == 404:
+            logger.info("The server has no batch write endpoint; writing files one by one")
+            self.use_batch_endpoint = False
+            return None
+        body = _json(response)
+        if response.status_code != 200 or "results" not in body:
+            logger.error("Batch write failed: HTTP %s %s", response.status_code, _error(body))
+            return None
+        summary = body.get("summary", {})
+        logger.info(
+            "Batch write completed: %s of %s files written in %s ms",
+            summary.get("successful"),
+            summary.get("total_files"),
+            summary.get("processing_time_ms"),
+        )
+        for result in body["results"]:
+            if not result.get("success"):
+                logger.error(
+                    "Trace file %s not written: %s", result.get("file_name"), result.get("error")
+                )
+        return all(result.get("success") for result in body["results"])
+
+    def _write_individually(self, traces: Sequence[tuple[str, str]]) -> bool:
+        return all([self._write_one(content, name) for content, name in traces])
+
+    def _write_one(self, content: str, file_name: str) -> bool:
+        try:
+            response = self._post(WRITE, self._file(content, file_name))
+        except httpx.HTTPError as exc:
+            logger.error("Trace file %s not written: %s", file_name, exc)
+            return False
+        if response.status_code != 201:
+            body = _json(response)
+            logger.error(
+                "Trace file %s not written: HTTP %s %s",
+                file_name,
+                response.status_code,
+                _error(body),
+            )
+            return False
+        return True
+
+    def _post(self, path: str, body: dict, **kwargs) -> httpx.Response:
+        return self.client.request("POST", path, json=body, retries=RETRIES, **kwargs)
+
+    def _file(self, content: str, file_name: str) -> dict:
+        file = {"trace_data": content, "file_name": file_name}
+        file["output_directory"] = self.output_directory
+        if self.run_id is not None:
+            file["run_id"] = self.run_id
+        return file
+
+
+def _json(response: httpx.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {"error": response.text[:200]}
+    return body if isinstance(body, dict) else {"error": repr(body)[:200]}
+
+
+def _error(body: dict) -> str:
+    return str(body.get("error", ""))

@@ -1,0 +1,323 @@
+"""Writing trace files: the one service behind ``POST /traces/write`` and
+``POST /traces/write-batch``. It talks to ``storages["traces"]`` only, so the
+files go wherever that storage keeps them (a directory, a bucket)."""
+
+import hashlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.base import ContentFile
+from django.core.files.storage import Storage, storages
+from django.db import connection, transaction
+from django.utils.html import format_html
+
+from batchsvc.bulk import first_occurrences, validate_items
+from traces.models import Run, TraceFile
+from traces.schemas import TraceFileIn
+from traces.storage import (
+    Directories,
+    StagedFile,
+    TraceStorage,
+    close_all,
+    describe_os_error,
+)
+
+logger = logging.getLogger("traces.files")
+
+
+def trace_storage() -> Storage:
+    return storages["traces"]
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one file of a request."""
+
+    index: int
+    file_name: str | None
+    file_path: str | None = None
+    id: int | None = None
+    size: int | None = None
+    bytes_written: int | None = None
+    sha256: str | None = None
+    error: str | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.error is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "id": self.id,
+            "file_name": self.file_name,
+            "success": self.success,
+            "file_path": self.file_path,
+            "size": self.size,
+            "bytes_written": self.bytes_written,
+            "sha256": self.sha256,
+            "error": self.error,
+        }
+
+
+@dataclass
+class WriteResult:
+    """Per-file outcomes in request order, and the batch's figures."""
+
+    outcomes: list[FileOutcome]
+    elapsed_ms: float = 0.0
+    summary: dict[str, Any] = field(init=False)
+
+    def __post_init__(self):
+        written = [o for o in self.outcomes if o.success]
+        self.summary = {
+            "total_files": len(self.outcomes),
+            "successful": len(written),
+            "failed": len(self.outcomes) - len(written),
+            "total_bytes": sum(o.bytes_written for o in written),
+            "processing_time_ms": round(self.elapsed_ms, 3),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "success": self.summary["successful"] > 0,
+            "summary": self.summary,
+            "results": [o.as_dict() for o in self.outcomes],
+        }
+
+
+def trace_files_write(*, items: list) -> WriteResult:
+    """Write a batch of raw trace file dicts; one bad file fails alone.
+
+    1. Validate every item against :class:`TraceFileIn` (fields, path safety,
+       size). A path repeated in the batch fails its repeats; an unknown run_id
+       fails its file (one query for all).
+    2. Stage the valid files in parallel threads, outside any transaction: the
+       slow part, writing and flushing the bytes under temporary names. (A
+       storage that cannot stage, such as S3, saves them here instead.)
+    3. In one short transaction, lock the batch's paths, publish the staged
+       files (renames) and upsert the rows of those published (unique path): two
+       requests writing one path change its file and its row in the same order.
+       An OS error fails that file only.
+    4. Log one line with the batch's figures.
+    """
+    started = time.perf_counter()
+    outcomes = [FileOutcome(index=i, file_name=_echo(raw)) for i, raw in enumerate(items)]
+    files = _valid_files(items, outcomes)
+    try:
+        _stage_files(trace_storage(), files)
+        _publish([file for file in files if file.outcome.success])
+    finally:
+        close_all(file.handle for file in files if isinstance(file.handle, StagedFile))
+    result = WriteResult(outcomes, elapsed_ms=(time.perf_counter() - started) * 1000)
+    _log(result)
+    return result
+
+
+class _Saved:
+    """Stands in for a staged file when the storage saved it in one step."""
+
+    def publish(self) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class _File:
+    """A valid file on its way to the storage: its path and bytes worked out once."""
+
+    outcome: FileOutcome
+    path: str
+    content: bytes
+    run_id: str | None
+    handle: StagedFile | _Saved | None = None
+
+
+def _echo(raw) -> str | None:
+    if isinstance(raw, TraceFileIn):
+        return raw.file_name
+    value = raw.get("file_name") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _valid_files(items: list, outcomes: list[FileOutcome]) -> list[_File]:
+    valid, invalid = validate_items(items, TraceFileIn)
+    for error in invalid:
+        outcomes[error.index].error = error.error
+    # An empty run_id means no run, as absent or null does.
+    files = [_File(outcomes[i], item.path, item.content, item.run_id or None) for i, item in valid]
+    firsts, repeats = first_occurrences(((f.outcome.index, f) for f in files), key=lambda f: f.path)
+    for index, first in repeats.items():
+        outcomes[index].error = f"file {first} of this request writes the same path"
+    known = _known_runs({f.run_id for _, f in firsts if f.run_id})
+    for _, file in firsts:
+        file.outcome.file_path = file.path
+        if file.run_id and file.run_id not in known:
+            file.outcome.error = f"run_id {file.run_id!r} does not match any run"
+    return [file for _, file in firsts if file.outcome.success]
+
+
+def _known_runs(run_ids: set[str]) -> set[str]:
+    if not run_ids:
+        return set()
+    return set(Run.objects.filter(run_id__in=run_ids).order_by().values_list("run_id", flat=True))
+
+
+def _stage_files(storage: Storage, files: list[_File]) -> None:
+    """Stage in parallel: the files of a batch wait on disks (or a bucket), not the CPU."""
+    with storage.directories() if isinstance(storage, TraceStorage) else nullcontext() as opened:
+        stage = partial(_stage_one, storage, opened)
+        # The request's own thread takes the first file; helpers take the rest.
+        helpers = min(len(files), settings.TRACES_WRITE_THREADS) - 1
+        if helpers < 1:
+            for file in files:
+                stage(file)
+            return
+        # A pool per request: nothing shared between requests or processes.
+        with ThreadPoolExecutor(max_workers=helpers, thread_name_prefix="trace-write") as pool:
+            pending = [pool.submit(stage, file) for file in files[1:]]
+            stage(files[0])
+            for future in pending:
+                future.result()
+
+
+def _stage_one(storage: Storage, directories: Directories | None, file: _File) -> None:
+    """Give the file its handle and figures, or its error."""
+    outcome = file.outcome
+    try:
+        if isinstance(storage, TraceStorage):
+            file.handle = storage.stage(file.path, [file.content], directories=directories)
+            outcome.size = file.handle.size
+        else:
+            outcome.size = _save_replacing(storage, file.path, file.content)
+            file.handle = _Saved()
+    except OSError as exc:
+        outcome.error = describe_os_error(exc)
+    except SuspiciousFileOperation:
+        outcome.error = "the path leaves the storage root or goes through a symbolic link"
+    except Exception:
+        # Another storage backend's own error (a bucket's, say): fail this file,
+        # keep the others, and give operators the traceback.
+        logger.exception("Storage error writing trace file %r", file.path)
+        outcome.error = "the storage could not write the file"
+    else:
+        outcome.bytes_written = len(file.content)
+        outcome.sha256 = hashlib.sha256(file.content).hexdigest()
+
+
+def _publish(files: list[_File]) -> None:
+    if not files:
+        return
+    with transaction.atomic():
+        _lock_paths([file.path for file in files])
+        for file in files:
+            try:
+                file.handle.publish()
+            except OSError as exc:
+                file.outcome.error = describe_os_error(exc)
+        _save_rows([file for file in files if file.outcome.success])
+
+
+def _lock_paths(paths: list[str]) -> None:
+    """Make writers of the same paths take turns until their transactions end.
+
+    PostgreSQL: transaction-level advisory locks on a hash of each path, taken
+    in sorted order so that two batches cannot deadlock. SQLite needs nothing:
+    an IMMEDIATE transaction holds the database's single write lock.
+    """
+    if connection.vendor != "postgresql":
+        return
+    keys = sorted({_lock_key(path) for path in paths})
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", [keys])
+
+
+def _lock_key(path: str) -> int:
+    """A signed 64-bit number for a path, as pg_advisory_xact_lock takes."""
+    return int.from_bytes(hashlib.sha256(path.encode()).digest()[:8], "big", signed=True)
+
+
+def _save_replacing(storage: Storage, path: str, content: bytes) -> int:
+    """Save ``content`` at exactly ``path``, replacing what is there; return the
+    stored size. Our storage and S3 overwrite in one step; a storage that would
+    pick another name instead gets the old file deleted first."""
+    if storage.get_available_name(path) != path:
+        storage.delete(path)
+    saved = storage.save(path, ContentFile(content))
+    if saved != path:  # someone wrote the path between our delete and our save
+        storage.delete(saved)
+        raise OSError(f"another write of {path!r} was under way")
+    return storage.size(saved)
+
+
+def _save_rows(files: list[_File]) -> None:
+    """Upsert one row per written file and give each outcome its row's id."""
+    if not files:
+        return
+    files = sorted(files, key=lambda file: file.path)  # same lock order in every batch
+    rows = [
+        TraceFile(
+            path=file.path,
+            size=file.outcome.bytes_written,
+            sha256=file.outcome.sha256,
+            run_id=file.run_id,
+        )
+        for file in files
+    ]
+    # One INSERT .. ON CONFLICT (path) DO UPDATE .. RETURNING id.
+    TraceFile.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["path"],
+        update_fields=["size", "sha256", "run", "updated_at"],
+    )
+    for file, row in zip(files, rows, strict=True):
+        file.outcome.id = row.pk
+
+
+def _log(result: WriteResult) -> None:
+    s = result.summary
+    logger.info(
+        "trace files written: total=%d successful=%d failed=%d bytes=%d ms=%.1f",
+        s["total_files"],
+        s["successful"],
+        s["failed"],
+        s["total_bytes"],
+        s["processing_time_ms"],
+        extra={"trace_batch": s},
+    )
+
+
+def trace_files_preview(*, trace_file: TraceFile) -> str:
+    """HTML for the admin: a text file's content (cut at the preview limit), or a
+    sentence saying why it is not shown."""
+    limit = settings.TRACES_ADMIN_PREVIEW_BYTES
+    try:
+        with trace_storage().open(trace_file.path, "rb") as stream:
+            head = stream.read(limit + 1)
+    except (OSError, SuspiciousFileOperation):
+        return "The file is missing from the storage."
+    cut = len(head) > limit
+    text = _text(head[:limit], cut=cut)
+    if text is None:
+        return f"Binary file ({trace_file.size} bytes): not shown."
+    note = f"\n… cut at {limit} of {trace_file.size} bytes" if cut else ""
+    return format_html('<pre class="batchsvc-trace">{}{}</pre>', text, note)
+
+
+def _text(data: bytes, *, cut: bool) -> str | None:
+    """``data`` as text, or None when it is not UTF-8 text (or holds NUL)."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        # A cut may fall inside a character: drop that incomplete last one.
+        if not (cut and exc.end == len(data) and exc.start >= len(data) - 3):
+            return None
+        text = data[: exc.start].decode()
+    return None if "\x00" in text else text
