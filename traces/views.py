@@ -199,7 +199,9 @@ class TraceWriteBatchView(APIView):
         return Response(files.trace_files_write(items=items).as_dict())
 
 
-class TraceFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class TraceFileViewSet(
+    FieldSelectionMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Trace files written so far, newest first; ``content`` streams one."""
 
     queryset = TraceFile.objects.all()
