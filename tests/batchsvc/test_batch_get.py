@@ -162,7 +162,7 @@ def test_the_default_limit_is_100_ids(api):
     [
         (
             {"resource_type": "nope", "ids": ["a"]},
-            "Unknown resource_type 'nope'; valid resource types: runs.",
+            f"Unknown resource_type 'nope'; valid resource types: {', '.join(resources.names())}.",
         ),
         ({"ids": ["a"]}, "The batch GET request is not valid: resource_type is required."),
         (
