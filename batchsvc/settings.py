@@ -149,6 +149,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 
 RUNS_BATCH_MAX = env_int("RUNS_BATCH_MAX", 1000)
 
+# Setup logs (setuplogs): lines per batch append, and the longest message in
+# UTF-8 bytes; a longer line is skipped and reported, not truncated.
+LOGS_BATCH_MAX = env_int("LOGS_BATCH_MAX", 1000)
+LOG_MESSAGE_MAX = env_int("LOG_MESSAGE_MAX", 64 * 1024)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
