@@ -7,5 +7,6 @@ with Client("http://127.0.0.1:8000", token="...") as client:
 """
 
 from batchsvc.client._http import ApiError, Client
+from batchsvc.client.logs import BatchsvcLogHandler, LogBatcher
 
-__all__ = ["ApiError", "Client"]
+__all__ = ["ApiError", "BatchsvcLogHandler", "Client", "LogBatcher"]

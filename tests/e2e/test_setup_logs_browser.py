@@ -37,7 +37,7 @@ def test_a_running_run_page_shows_new_log_lines_without_a_reload(
     assert api.post("/api/v1/runs/", run, format="json").status_code == 201
     append(api, run["run_id"], line("cloning the repository"))
     open_run_page(browser, login_browser, live_server, staff, run["run_id"])
-    assert [e.text for e in wait_for_lines(browser, 1)][0].endswith("cloning the repository")
+    assert wait_for_lines(browser, 1)[0].text.endswith("cloning the repository")
     page = browser.find_element(By.TAG_NAME, "html")
 
     append(
@@ -53,7 +53,11 @@ def test_a_running_run_page_shows_new_log_lines_without_a_reload(
         "disk almost full",
         "<b>make</b> failed",  # shown as text, not markup
     ]
-    assert [e.get_attribute("class") for e in shown] == ["level-info", "level-warning", "level-error"]
+    assert [e.get_attribute("class") for e in shown] == [
+        "level-info",
+        "level-warning",
+        "level-error",
+    ]
     assert [e.get_attribute("data-seq") for e in shown] == ["1", "2", "3"]
     assert not browser.find_elements(By.CSS_SELECTOR, "#setup-log li b")
     assert page == browser.find_element(By.TAG_NAME, "html")  # the same page: no reload
