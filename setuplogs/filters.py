@@ -1,5 +1,7 @@
 import django_filters
 from django import forms
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from setuplogs.models import LogEntry, LogLevel
 from setuplogs.schemas import LEVELS_TEXT, normalize_level
@@ -18,10 +20,12 @@ class LevelsField(forms.CharField):
             raise forms.ValidationError(str(exc)) from None
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class LevelsFilter(django_filters.Filter):
     field_class = LevelsField
 
 
+@extend_schema_field(OpenApiTypes.INT)
 class IntegerFilter(django_filters.Filter):
     field_class = forms.IntegerField
 
