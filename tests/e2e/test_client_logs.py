@@ -6,7 +6,6 @@ import time
 
 import httpx
 import pytest
-from rest_framework.authtoken.models import Token
 
 from batchsvc.client import BatchsvcLogHandler, Client, LogBatcher
 from setuplogs.models import LogEntry
@@ -32,11 +31,6 @@ class CountingTransport(httpx.HTTPTransport):
 
     def count(self, endpoint: str | None = None) -> int:
         return sum(endpoint is None or path == endpoint for _, path in self.sent)
-
-
-@pytest.fixture
-def token(alice):
-    return Token.objects.create(user=alice).key
 
 
 @pytest.fixture
