@@ -44,6 +44,7 @@ test-pg: install
 
 bench: install
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/logs.py
 
 clean:
 	rm -rf $(VENV) var/test.sqlite3*

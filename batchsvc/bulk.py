@@ -127,13 +127,22 @@ def max_query_params() -> int:
     return connection.features.max_query_params or 999
 
 
+_INTEGER_KINDS = frozenset(
+    ["IntegerField", "BigIntegerField", "SmallIntegerField", "AutoField", "BigAutoField"]
+)
+
+
 def _to_db(field: models.Field, conn):
     """A function turning a validated Python value into what ``field`` stores,
     as ``field.get_db_prep_save`` would: 17 of those calls per row cost more than
     everything else in a batch, so the common types get a direct path."""
+    if field.is_relation:  # a foreign key stores its target's value
+        field = field.target_field
     kind = field.get_internal_type()
     if kind in ("CharField", "TextField"):
         return None  # already a str, validated by the item schema
+    if kind in _INTEGER_KINDS:
+        return None  # already an int, from the schema or the resource's own code
     if kind == "UUIDField" and not conn.features.has_native_uuid_field:
         return lambda value: None if value is None else value.hex
     if conn.vendor == "sqlite":

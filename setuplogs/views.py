@@ -81,10 +81,13 @@ class SetupLogsView(generics.ListAPIView):
 
 def _dropped(body) -> int:
     """The batch's ``dropped`` count. read_items has already checked the body is a
-    JSON object; this second decode skips ``logs`` without building it."""
+    JSON object; this second decode skips ``logs`` without building it, and only
+    runs when the body mentions ``dropped`` at all."""
     try:
         if isinstance(body, bytes):
-            return msgspec.json.decode(body, type=BatchExtras).dropped
+            return (
+                msgspec.json.decode(body, type=BatchExtras).dropped if b'"dropped"' in body else 0
+            )
         return msgspec.convert(body, BatchExtras).dropped
     except msgspec.ValidationError as exc:
         raise ApiError(f"Log lines not stored: {describe(exc)}.") from None
