@@ -9,6 +9,7 @@ request: as soon as that many are buffered, and at the latest ``flush_interval``
 seconds after a line was added. Adding a line never waits for the network.
 """
 
+import atexit
 import datetime as dt
 import itertools
 import logging
@@ -102,6 +103,9 @@ class LogBatcher:
         self._id_prefix = uuid.uuid4().hex[:20]
         self._thread = threading.Thread(target=self._run, name=f"LogBatcher({run_id})", daemon=True)
         self._thread.start()
+        # Lines still buffered when the interpreter exits go out then (close()
+        # undoes this, so a closed batcher is not kept alive by it).
+        atexit.register(self.close)
 
     def __enter__(self):
         return self
@@ -172,6 +176,7 @@ class LogBatcher:
                 return
             self._closed = True
             self._changed.notify()
+        atexit.unregister(self.close)
         self._thread.join()
         deadline = time.monotonic() + timeout
         while not self.flush() and time.monotonic() < deadline:
@@ -233,6 +238,14 @@ class LogBatcher:
                 except _TryLater as exc:
                     self._back_off(exc)
                     return False
+                except Exception as exc:
+                    # A bug or an answer we do not understand: keep the lines (sending
+                    # them again is safe, their client_ids make it idempotent) and
+                    # keep the sender thread alive.
+                    logger.exception("sending log lines of run %s failed", self.run_id)
+                    self._requeue(batch)
+                    self._back_off(_TryLater(repr(exc)))
+                    return False
                 self._recovered()
 
     def _back_off(self, exc: _TryLater) -> None:
@@ -276,12 +289,13 @@ class LogBatcher:
                     self._requeue(batch)
                     raise _as_try_later(exc) from None
             else:
+                skipped_lines = answer.get("skipped") or []
                 with self._lock:
                     self._unreported_drops -= drops
                     self._stats["batches_sent"] += 1
-                    self._stats["lines_sent"] += len(batch) - len(answer["skipped"])
-                    self._stats["rejected"] += len(answer["skipped"])
-                for skipped in answer["skipped"]:
+                    self._stats["lines_sent"] += len(batch) - len(skipped_lines)
+                    self._stats["rejected"] += len(skipped_lines)
+                for skipped in skipped_lines:
                     logger.warning("log line refused by the server: %s", skipped["error"])
                 return
         self._send_one_by_one(batch, drops)

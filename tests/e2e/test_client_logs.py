@@ -1,6 +1,8 @@
 """LogBatcher and BatchsvcLogHandler against a real server."""
 
 import logging
+import subprocess
+import sys
 import threading
 import time
 
@@ -350,3 +352,16 @@ def test_a_run_is_read_back_in_order_with_the_client(client, run_id):
     errors = client.log_lines(run_id, level="error")
     assert [line["message"] for line in errors] == ["line 0", "line 10", "line 20"]
     assert Run.objects.count() == 1
+
+
+def test_lines_still_buffered_when_the_program_exits_are_sent(live_server, token, run_id):
+    script = (
+        "import sys; from batchsvc.client import Client, LogBatcher; "
+        "client = Client(sys.argv[1], token=sys.argv[2]); "
+        "batcher = LogBatcher(client, sys.argv[3], flush_interval=60); "
+        "batcher.add('info', 'said just before exit')"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, live_server.url, token, run_id], check=True, timeout=60
+    )
+    assert messages(run_id) == ["said just before exit"]
