@@ -8,11 +8,10 @@ says otherwise), over real HTTP.
 """
 
 import argparse
+import itertools
 import json
-import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -21,6 +20,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from batchsvc.client import Client, LogBatcher
+from bench._raw import sqlite_rows_per_second
 from bench._server import server
 
 LEVELS = ["info"] * 8 + ["debug", "warning"]
@@ -130,49 +130,27 @@ def append_rate(base, token, bodies) -> float:
 
 
 def raw_sqlite_rate(bodies, schema_db: Path) -> float:
-    """The same rows into a table with the same DDL with sqlite3's executemany,
-    one transaction per 1000 lines: what the database alone can do."""
-    source = sqlite3.connect(schema_db)
-    ddl = [
-        sql
-        for (sql,) in source.execute(
-            "SELECT sql FROM sqlite_master WHERE tbl_name IN ('traces_run', "
-            "'setuplogs_logentry') AND sql IS NOT NULL ORDER BY tbl_name = 'setuplogs_logentry'"
-        )
-    ]
-    source.close()
+    """The same rows into the same tables with sqlite3's executemany, one
+    transaction per 1000 lines: what the database alone can do."""
     columns = "run_id, seq, timestamp, level, message, client_id, received_at"
     sql = f"INSERT INTO setuplogs_logentry ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?)"
     now = "2026-01-28 10:30:00.123456"
-    batches = []
-    seq = 0
-    for body in bodies:
-        rows = []
-        for line in json.loads(body)["logs"]:
-            seq += 1
-            rows.append((1, seq, now, line["level"], line["message"], line["client_id"], now))
-        batches.append(rows)
-    with tempfile.TemporaryDirectory() as tmp:
-        db = sqlite3.connect(Path(tmp) / "raw.sqlite3", isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        for statement in ddl:
-            db.execute(statement)
-        db.execute(
-            "INSERT INTO traces_run (id, event_id, run_id, parent_run_id, agent_name, job_type, "
-            "product, git_repo, git_branch, git_commit, status, start_time, error_summary, "
-            "created_at, updated_at) VALUES (1, 'x', 'r', '', 'a', 'j', '', '', '', '', "
-            "'running', ?, '', ?, ?)",
-            (now, now, now),
-        )
-        start = time.perf_counter()
-        for rows in batches:
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany(sql, rows)
-            db.execute("COMMIT")
-        elapsed = time.perf_counter() - start
-        db.close()
-    return seq / elapsed
+    seqs = itertools.count(1)
+    batches = [
+        [
+            (1, next(seqs), now, line["level"], line["message"], line["client_id"], now)
+            for line in json.loads(body)["logs"]
+        ]
+        for body in bodies
+    ]
+    run = (
+        "INSERT INTO traces_run (id, event_id, run_id, parent_run_id, agent_name, job_type, "
+        "product, git_repo, git_branch, git_commit, status, start_time, error_summary, "
+        "created_at, updated_at) VALUES (1, 'x', 'r', '', 'a', 'j', '', '', '', '', "
+        "'running', ?, '', ?, ?)"
+    )
+    tables = ["traces_run", "setuplogs_logentry"]
+    return sqlite_rows_per_second(schema_db, tables, sql, batches, setup=[(run, (now,) * 3)])
 
 
 def main():
