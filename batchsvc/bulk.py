@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -179,13 +180,7 @@ def insert_ignoring_conflicts(
     key_column = opts.get_field(key).column
     converters = [_to_db(field, conn) for field in fields]
     names = [field.name for field in fields]
-    prepared = [
-        [
-            value if convert is None else convert(value)
-            for convert, value in zip(converters, map(row.__getitem__, names), strict=True)
-        ]
-        for row in rows
-    ]
+    prepared = _prepare(rows, names, converters)
     key_at = names.index(key)
     order = sorted(range(len(rows)), key=lambda i: str(prepared[i][key_at]))
     position_of = {prepared[i][key_at]: i for i in order}
@@ -206,6 +201,23 @@ def insert_ignoring_conflicts(
             cursor.execute(sql, [value for i in chunk for value in prepared[i]])
             inserted.update(position_of[returned] for (returned,) in cursor.fetchall())
     return inserted
+
+
+def _prepare(rows: Sequence[dict], names: list[str], converters: list) -> list[list]:
+    """Each row's values in ``names`` order, converted for the database. Only the
+    columns that need a conversion are touched: most need none."""
+    values_of = itemgetter(*names)
+    if len(names) == 1:
+        single = values_of
+        values_of = lambda row: (single(row),)  # noqa: E731
+    to_convert = [(at, convert) for at, convert in enumerate(converters) if convert is not None]
+    prepared = []
+    for row in rows:
+        values = list(values_of(row))
+        for at, convert in to_convert:
+            values[at] = convert(values[at])
+        prepared.append(values)
+    return prepared
 
 
 def first_occurrences(pairs: Iterable[tuple[int, Any]], key) -> tuple[list, dict[int, int]]:

@@ -16,6 +16,7 @@ from setuplogs.models import CLIENT_ID_MAX, LogLevel
 # Accepted spellings of a level, lower-cased; older agents say "warn".
 LEVEL_ALIASES = {**{level: level for level in LogLevel.values}, "warn": LogLevel.WARNING.value}
 LEVELS_TEXT = ", ".join(LogLevel.values)
+STORED_LEVELS = frozenset(LogLevel.values)
 
 Level = Annotated[
     str,
@@ -79,7 +80,8 @@ class LogLineIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     client_id: ClientId = ""
 
     def __post_init__(self):
-        self.level = normalize_level(self.level)
+        if self.level not in STORED_LEVELS:  # the common case costs one lookup
+            self.level = normalize_level(self.level)
         if self.timestamp is not None and self.timestamp.tzinfo is None:
             self.timestamp = self.timestamp.replace(tzinfo=dt.UTC)
         limit = message_max()
