@@ -4,6 +4,8 @@ from batchsvc.client import Client
 
 with Client("http://127.0.0.1:8000", token="...") as client:
     summary = client.upload_runs(runs)
+    with LogBatcher(client, run_id) as logs:  # or BatchsvcLogHandler(client, run_id)
+        logs.add("info", "cloning the repository")
 """
 
 from batchsvc.client._http import ApiError, Client
