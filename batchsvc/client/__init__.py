@@ -1,6 +1,6 @@
 """Python client for batchsvc. Needs httpx only: no Django import anywhere here.
 
-from batchsvc.client import Client
+from batchsvc.client import Client, LogBatcher
 
 with Client("http://127.0.0.1:8000", token="...") as client:
     summary = client.upload_runs(runs)
