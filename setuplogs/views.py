@@ -10,7 +10,7 @@ from batchsvc.bulk import describe, read_items
 from batchsvc.errors import ApiError
 from batchsvc.openapi import envelope_schema, json_body, schema_ref
 from batchsvc.pagination import CursorPagination
-from batchsvc.parsers import BulkJSONParser
+from batchsvc.parsers import BulkJSONParser, JSONParser
 from batchsvc.throttling import ScopedThrottle
 from setuplogs import services
 from setuplogs.filters import LogEntryFilter
@@ -95,6 +95,8 @@ def _dropped(body) -> int:
 
 class SetupLogView(APIView):
     """Append one line (POST, or PATCH as older agents do)."""
+
+    parser_classes = [JSONParser]
 
     @extend_schema(
         request=json_body(schema_ref(LogLineIn)),

@@ -81,3 +81,9 @@ def test_the_single_and_the_batch_append_share_one_numbering(api, run):
 
 def test_appending_one_line_needs_authentication(anonymous, run):
     assert anonymous.post(single_url(run), line(), format="json").status_code == 401
+
+
+def test_a_form_instead_of_json_is_a_415(api, run):
+    response = api.post(single_url(run), {"message": "x"})
+    assert response.status_code == 415
+    assert LogEntry.objects.count() == 0
