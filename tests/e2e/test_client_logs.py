@@ -365,3 +365,26 @@ def test_lines_still_buffered_when_the_program_exits_are_sent(live_server, token
         [sys.executable, "-c", script, live_server.url, token, run_id], check=True, timeout=60
     )
     assert messages(run_id) == ["said just before exit"]
+
+
+def test_a_throttled_batch_stays_buffered_until_retry_after_and_is_not_split(
+    client, transport, run_id, settings
+):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"batch": "1/minute"},
+    }
+    batcher = LogBatcher(client, run_id, max_batch_size=2)
+    for n in range(4):
+        batcher.add("info", f"line {n}")
+    assert wait_for(lambda: transport.count("setup_logs") == 2 and batcher.buffered == 2)
+    time.sleep(1.0)  # twice the first backoff: only Retry-After (60 s) holds it back
+    assert transport.count() == 2
+
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"batch": None}}
+    batcher.close()
+    assert messages(run_id) == [f"line {n}" for n in range(4)]
+    assert (batcher.stats["fallbacks"], batcher.stats["individual_sends"]) == (0, 0)
