@@ -215,7 +215,9 @@ class LogBatcher:
     def _wait_time(self) -> float | None:
         if not self._buffer:
             return None  # until add() or close() wakes us
-        deadline = max(self._buffer[0].added + self.flush_interval, self._retry_at)
+        deadline = self._retry_at  # a full batch goes as soon as sending may resume
+        if len(self._buffer) < self.max_batch_size:
+            deadline = max(deadline, self._buffer[0].added + self.flush_interval)
         return max(0.0, deadline - time.monotonic())
 
     def _flush(self, *, everything: bool = False, reason: str | None = None) -> bool:
