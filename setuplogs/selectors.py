@@ -12,7 +12,9 @@ def run_for_logs(run_id: str) -> Run:
     """
     run = Run.objects.only("pk", "run_id", "status").filter(run_id=run_id).first()
     if run is None:
-        raise ApiError(
-            f"No run with run_id {run_id!r}.", details={"run_id": run_id}, status_code=404
-        )
+        raise run_not_found(run_id)
     return run
+
+
+def run_not_found(run_id: str) -> ApiError:
+    return ApiError(f"No run with run_id {run_id!r}.", details={"run_id": run_id}, status_code=404)

@@ -18,6 +18,7 @@ from batchsvc.bulk import (
 from batchsvc.errors import ApiError
 from setuplogs.models import CLIENT_ID_MAX, LogEntry, LogLevel
 from setuplogs.schemas import LogLineIn
+from setuplogs.selectors import run_not_found
 from traces.models import Run
 
 
@@ -106,8 +107,9 @@ def _lock_and_last_seq(run: Run) -> int:
     later statement because under READ COMMITTED a statement sees only what was
     committed when it started, and the previous lock holder commits while we wait.
     """
-    if connection.features.has_select_for_update:
-        list(Run.objects.select_for_update().filter(pk=run.pk).values_list("pk"))
+    locks = connection.features.has_select_for_update
+    if locks and not Run.objects.select_for_update().filter(pk=run.pk).values_list("pk"):
+        raise run_not_found(run.run_id)  # deleted since the view looked it up
     last = LogEntry.objects.of_run(run).order_by("-seq").values_list("seq", flat=True).first()
     return last or 0
 

@@ -232,3 +232,14 @@ def test_appending_is_throttled_with_the_batch_scope_but_reading_is_not(api, run
     cache.clear()
     assert [post(api, run, [line()]).status_code for _ in range(3)] == [200, 200, 429]
     assert [api.get(batch_url(run)).status_code for _ in range(3)] == [200, 200, 200]
+
+
+@pytest.mark.postgres_only
+def test_appending_to_a_run_deleted_since_it_was_looked_up_is_a_404(run):
+    from batchsvc.errors import ApiError
+    from setuplogs.services import log_lines_append
+
+    type(run).objects.filter(pk=run.pk).delete()
+    with pytest.raises(ApiError) as caught:
+        log_lines_append(run=run, lines=[line()])
+    assert caught.value.status_code == 404
