@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/batch_get.py
 	$(BIN)/python bench/traces.py
+	$(BIN)/python bench/logs.py
 
 clean:
 	rm -rf $(VENV) var/test.sqlite3*

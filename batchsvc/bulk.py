@@ -136,12 +136,21 @@ def max_query_params() -> int:
     return connection.features.max_query_params or 999
 
 
+_INTEGER_KINDS = frozenset(
+    ["IntegerField", "BigIntegerField", "SmallIntegerField", "AutoField", "BigAutoField"]
+)
+
+
 def _column_converter(field: models.Field, conn):
     """A function turning one column of validated Python values into what
     ``field`` stores, as ``field.get_db_prep_save`` would for each value: 17 of
     those calls per row cost more than everything else in a batch, so the common
     types get a direct path, applied a column at a time."""
+    if field.is_relation:  # a foreign key stores its target's value
+        field = field.target_field
     kind = field.get_internal_type()
+    if kind in _INTEGER_KINDS:
+        return None  # already an int, from the schema or the resource's own code
     if kind in ("CharField", "TextField"):
         if field.null:
             return None  # already a str or None, validated by the item schema

@@ -169,6 +169,10 @@ TRACES_MAX_REQUEST_BYTES = env_int("TRACES_MAX_REQUEST_BYTES", 32 * 1024 * 1024)
 TRACES_WRITE_THREADS = env_int("TRACES_WRITE_THREADS", 8)
 # The admin shows text files up to this size; larger ones are cut.
 TRACES_ADMIN_PREVIEW_BYTES = env_int("TRACES_ADMIN_PREVIEW_BYTES", 256 * 1024)
+# Setup logs (setuplogs): lines per batch append, and the longest message in
+# UTF-8 bytes; a longer line is skipped and reported, not truncated.
+LOGS_BATCH_MAX = env_int("LOGS_BATCH_MAX", 1000)
+LOG_MESSAGE_MAX = env_int("LOG_MESSAGE_MAX", 64 * 1024)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

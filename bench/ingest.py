@@ -9,9 +9,7 @@ transaction; with DATABASE_URL set to PostgreSQL it is psycopg COPY.
 import argparse
 import json
 import os
-import sqlite3
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._raw import sqlite_rows_per_second
 from bench._server import server
 
 COLUMNS = [
@@ -88,31 +87,10 @@ def timed_batches(base, token, paths, batches) -> dict[str, float]:
 
 def raw_sqlite(rows, schema_db: Path) -> float:
     """The same rows into a table with the same columns, constraints and indexes."""
-    source = sqlite3.connect(schema_db)
-    ddl = [
-        sql
-        for (sql,) in source.execute(
-            "SELECT sql FROM sqlite_master WHERE tbl_name = 'traces_run' AND sql IS NOT NULL"
-        )
-    ]
-    source.close()
-    with tempfile.TemporaryDirectory() as tmp:
-        db = sqlite3.connect(Path(tmp) / "raw.sqlite3", isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        for statement in ddl:
-            db.execute(statement)
-        placeholders = ", ".join("?" * len(COLUMNS))
-        sql = f"INSERT INTO traces_run ({', '.join(COLUMNS)}) VALUES ({placeholders})"
-        prepared = [[_raw_row(run) for run in batch] for batch in rows]
-        start = time.perf_counter()
-        for batch in prepared:
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany(sql, batch)
-            db.execute("COMMIT")
-        elapsed = time.perf_counter() - start
-        db.close()
-    return sum(len(b) for b in rows) / elapsed
+    placeholders = ", ".join("?" * len(COLUMNS))
+    sql = f"INSERT INTO traces_run ({', '.join(COLUMNS)}) VALUES ({placeholders})"
+    prepared = [[_raw_row(run) for run in batch] for batch in rows]
+    return sqlite_rows_per_second(schema_db, ["traces_run"], sql, prepared)
 
 
 def _raw_row(run):

@@ -1,12 +1,15 @@
 """Python client for batchsvc. Needs httpx only: no Django import anywhere here.
 
-from batchsvc.client import Client
+from batchsvc.client import Client, LogBatcher
 
 with Client("http://127.0.0.1:8000", token="...") as client:
     summary = client.upload_runs(runs)
+    with LogBatcher(client, run_id) as logs:  # or BatchsvcLogHandler(client, run_id)
+        logs.add("info", "cloning the repository")
 """
 
 from batchsvc.client._http import ApiError, Client
+from batchsvc.client.logs import BatchsvcLogHandler, LogBatcher
 from batchsvc.client.traces import TraceWriter
 
-__all__ = ["ApiError", "Client", "TraceWriter"]
+__all__ = ["ApiError", "BatchsvcLogHandler", "Client", "LogBatcher", "TraceWriter"]

@@ -4,6 +4,7 @@ import time
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -13,11 +14,12 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504, 500})
 
 
 class ApiError(Exception):
-    """The server refused a request: ``status`` and its JSON ``body``."""
+    """The server refused a request: ``status``, its JSON ``body`` and ``headers``."""
 
-    def __init__(self, status: int, body: Any):
+    def __init__(self, status: int, body: Any, headers: Any = None):
         self.status = status
         self.body = body
+        self.headers = headers if headers is not None else {}
         message = body.get("error") if isinstance(body, dict) else None
         super().__init__(f"HTTP {status}: {message or body!r}")
 
@@ -91,7 +93,7 @@ class Client:
         response = self.request(method, path, **kwargs)
         body = _body(response)
         if response.status_code not in ok:
-            raise ApiError(response.status_code, body)
+            raise ApiError(response.status_code, body, response.headers)
         return body
 
     # Runs ---------------------------------------------------------------
@@ -126,6 +128,37 @@ class Client:
             summary["errors"] += [{**e, "index": offset + e["index"]} for e in body["errors"]]
             summary["rolled_back_chunks"] += bool(body.get("rolled_back"))
         return summary
+
+    # Setup logs ---------------------------------------------------------
+
+    def append_log_lines(
+        self, run_id: str, lines: list[dict], *, dropped: int = 0, retry: bool = True
+    ) -> dict[str, Any]:
+        """Append lines to a run in one request; return ``{"logs_added", "duplicates",
+        "skipped"}``. A line with a client_id is stored once however often it is sent.
+        ``dropped`` reports lines the caller lost; the server records it on the run."""
+        body: dict[str, Any] = {"logs": lines}
+        if dropped:
+            body["dropped"] = dropped
+        return self.json("POST", _run_path(run_id, "setup_logs"), json=body, retry=retry)
+
+    def append_log_line(self, run_id: str, line: dict, *, retry: bool = True) -> dict[str, Any]:
+        """Append one line; return it as stored (with its seq)."""
+        return self.json("POST", _run_path(run_id, "setup_log"), json=line, retry=retry)
+
+    def log_lines(self, run_id: str, *, after: int = 0, **filters) -> Iterator[dict]:
+        """A run's lines after seq ``after``, in order, fetched page by page.
+        ``filters``: level, min_level, tail, page_size (see the API docs)."""
+        params: dict[str, Any] = {"after": after, **filters}
+        url: str | None = _run_path(run_id, "setup_logs")
+        while url:
+            page = self.json("GET", url, params=params)
+            yield from page["results"]
+            url, params = page["next"], None  # the next link carries the query
+
+
+def _run_path(run_id: str, tail: str) -> str:
+    return f"/api/v1/runs/{quote(run_id, safe='')}/{tail}"
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:

@@ -1,0 +1,418 @@
+"""Send a run's log lines in batches: :class:`LogBatcher`, and
+:class:`BatchsvcLogHandler` to feed it from the ``logging`` module.
+
+    with Client(url, token) as client, LogBatcher(client, run_id) as logs:
+        logs.add("info", "cloning the repository")
+
+Lines are buffered and sent by a background thread, ``max_batch_size`` lines per
+request: as soon as that many are buffered, and at the latest ``flush_interval``
+seconds after a line was added. Adding a line never waits for the network.
+"""
+
+import atexit
+import datetime as dt
+import itertools
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from batchsvc.client._http import ApiError, Client
+
+logger = logging.getLogger("batchsvc.client.logs")
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+_ALIASES = {**{level: level for level in LEVELS}, "warn": "warning", "fatal": "critical"}
+STATS = (
+    "lines_sent",
+    "batches_sent",
+    "individual_sends",
+    "flushes_by_size",
+    "flushes_by_timer",
+    "fallbacks",
+    "dropped",
+    "rejected",
+)
+# Answers that say "not now" rather than "not this": the lines stay buffered.
+_TRY_LATER = frozenset({401, 403, 404, 408, 425, 429, 500, 502, 503, 504})
+_BACKOFF, _MAX_BACKOFF = 0.5, 30.0
+
+
+@dataclass(slots=True)
+class _Line:
+    payload: dict[str, Any]
+    added: float  # time.monotonic() when add() was called
+
+
+class _TryLater(Exception):
+    """The server cannot take lines now; ``retry_after`` seconds is its hint."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class LogBatcher:
+    """Buffers a run's log lines and sends them in batches from a background thread.
+
+    - Every line gets a client_id, so a batch retried after a lost answer is stored
+      once.
+    - When the batch endpoint fails, the batch goes out one line at a time; after a
+      404 from it (a server without it) it is not tried again.
+    - While the server is unreachable (or busy), lines stay buffered and go out on a
+      later flush. Past ``max_buffer`` lines the oldest are dropped and counted; the
+      next batch sent tells the server how many, which records it on the run.
+
+    Thread-safe. ``close()`` (or leaving the ``with`` block) sends what is left.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        run_id: str,
+        max_batch_size: int = 10,
+        flush_interval: float = 2.0,
+        use_batch_endpoint: bool = True,
+        max_buffer: int = 10_000,
+    ):
+        if max_batch_size < 1 or max_buffer < 1 or flush_interval <= 0:
+            raise ValueError("max_batch_size, max_buffer and flush_interval must be positive")
+        self.client = client
+        self.run_id = run_id
+        self.max_batch_size = max_batch_size
+        self.flush_interval = flush_interval
+        self.use_batch_endpoint = use_batch_endpoint
+        self.max_buffer = max_buffer
+
+        self._lock = threading.Lock()  # guards everything below
+        self._changed = threading.Condition(self._lock)
+        self._buffer: deque[_Line] = deque()
+        self._unreported_drops = 0  # dropped lines the server has not been told about
+        self._stats = dict.fromkeys(STATS, 0)
+        self._closed = False
+        self._failures = 0
+        self._retry_at = 0.0
+        # One sender at a time, so lines reach the server in the order they were added.
+        self._sending = threading.Lock()
+        self._ids = itertools.count(1)
+        self._id_prefix = uuid.uuid4().hex[:20]
+        self._thread = threading.Thread(target=self._run, name=f"LogBatcher({run_id})", daemon=True)
+        self._thread.start()
+        # Lines still buffered when the interpreter exits go out then (close()
+        # undoes this, so a closed batcher is not kept alive by it).
+        atexit.register(self.close)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters since creation (a copy): lines_sent, batches_sent,
+        individual_sends, flushes_by_size, flushes_by_timer, fallbacks, dropped,
+        rejected (lines the server refused as invalid)."""
+        with self._lock:
+            return dict(self._stats)
+
+    @property
+    def buffered(self) -> int:
+        with self._lock:
+            return len(self._buffer)
+
+    # Adding -------------------------------------------------------------
+
+    def add(self, level: str, message: str, *, timestamp: float | None = None) -> None:
+        """Buffer one line. ``level``: debug, info, warning (or warn), error, critical;
+        ``timestamp``: seconds since the epoch (default: now)."""
+        stored_level = _ALIASES.get(str(level).lower())
+        if stored_level is None:
+            raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+        when = time.time() if timestamp is None else timestamp
+        payload = {
+            "timestamp": dt.datetime.fromtimestamp(when, dt.UTC).isoformat(),
+            "level": stored_level,
+            "message": str(message),
+            "client_id": f"{self._id_prefix}-{next(self._ids)}",
+        }
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this LogBatcher is closed")
+            self._buffer.append(_Line(payload, time.monotonic()))
+            self._drop_overflow()
+            # Wake the sender for a full batch, or to start the timer of a first line.
+            if len(self._buffer) in (1, self.max_batch_size):
+                self._changed.notify()
+
+    def _drop_overflow(self) -> None:
+        overflow = len(self._buffer) - self.max_buffer
+        if overflow <= 0:
+            return
+        for _ in range(overflow):
+            self._buffer.popleft()
+        if not self._unreported_drops:
+            logger.warning("log buffer of run %s is full: dropping the oldest lines", self.run_id)
+        self._unreported_drops += overflow
+        self._stats["dropped"] += overflow
+
+    # Flushing -----------------------------------------------------------
+
+    def flush(self) -> bool:
+        """Send every buffered line now; return whether all of them went out."""
+        return self._flush(everything=True)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the timer and send what is left, trying for up to ``timeout``
+        seconds if the server is unreachable. Lines still unsent then are counted
+        as dropped. Calling it again does nothing."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._changed.notify()
+        atexit.unregister(self.close)
+        self._thread.join()
+        deadline = time.monotonic() + timeout
+        while not self.flush() and time.monotonic() < deadline:
+            with self._lock:
+                pause = max(0.0, min(self._retry_at, deadline) - time.monotonic())
+            time.sleep(pause)
+        with self._lock:
+            lost = len(self._buffer)
+            self._buffer.clear()
+            self._stats["dropped"] += lost
+        if lost:
+            logger.error("%d log lines of run %s could not be sent", lost, self.run_id)
+
+    def _run(self) -> None:
+        """The sender thread: wait until a batch is due, send it, repeat."""
+        while True:
+            with self._lock:
+                reason = self._due()
+                while reason is None and not self._closed:
+                    self._changed.wait(self._wait_time())
+                    reason = self._due()
+                if self._closed:
+                    return
+            self._flush(reason=reason)
+
+    def _due(self) -> str | None:
+        """Why a batch should go now ("size" or "timer"), or None."""
+        if not self._buffer or time.monotonic() < self._retry_at:
+            return None
+        if len(self._buffer) >= self.max_batch_size:
+            return "size"
+        if time.monotonic() >= self._buffer[0].added + self.flush_interval:
+            return "timer"
+        return None
+
+    def _wait_time(self) -> float | None:
+        if not self._buffer:
+            return None  # until add() or close() wakes us
+        deadline = self._retry_at  # a full batch goes as soon as sending may resume
+        if len(self._buffer) < self.max_batch_size:
+            deadline = max(deadline, self._buffer[0].added + self.flush_interval)
+        return max(0.0, deadline - time.monotonic())
+
+    def _flush(self, *, everything: bool = False, reason: str | None = None) -> bool:
+        """Send batches while one is due (every buffered line with ``everything``).
+        Return whether the buffer was emptied."""
+        with self._sending:
+            if reason:
+                self._count(f"flushes_by_{reason}")
+            while True:
+                with self._lock:
+                    if not self._buffer:
+                        return True
+                    if not everything and self._due() is None:
+                        return False
+                    count = min(self.max_batch_size, len(self._buffer))
+                    batch = [self._buffer.popleft() for _ in range(count)]
+                    drops = self._unreported_drops
+                try:
+                    self._send(batch, drops)
+                except _TryLater as exc:
+                    self._back_off(exc)
+                    return False
+                except Exception as exc:
+                    # A bug or an answer we do not understand: keep the lines (sending
+                    # them again is safe, their client_ids make it idempotent) and
+                    # keep the sender thread alive.
+                    logger.exception("sending log lines of run %s failed", self.run_id)
+                    self._requeue(batch)
+                    self._back_off(_TryLater(repr(exc)))
+                    return False
+                self._recovered()
+
+    def _back_off(self, exc: _TryLater) -> None:
+        with self._lock:
+            self._failures += 1
+            delay = min(_MAX_BACKOFF, _BACKOFF * 2 ** (self._failures - 1))
+            self._retry_at = time.monotonic() + max(delay, exc.retry_after or 0)
+            failures = self._failures
+        if failures == 1:
+            logger.warning(
+                "log lines of run %s not sent (%s); they stay buffered", self.run_id, exc
+            )
+
+    def _recovered(self) -> None:
+        with self._lock:
+            failures, self._failures, self._retry_at = self._failures, 0, 0.0
+        if failures:
+            logger.warning("log lines of run %s are being sent again", self.run_id)
+
+    def _requeue(self, lines: list[_Line]) -> None:
+        """Put unsent lines back at the front, oldest first."""
+        with self._lock:
+            self._buffer.extendleft(reversed(lines))
+            self._drop_overflow()
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._stats[name] += n
+
+    # Sending ------------------------------------------------------------
+
+    def _send(self, batch: list[_Line], drops: int) -> None:
+        """Deliver ``batch``, or put back what was not delivered and raise _TryLater."""
+        if self.use_batch_endpoint:
+            try:
+                answer = self.client.append_log_lines(
+                    self.run_id, [line.payload for line in batch], dropped=drops, retry=False
+                )
+            except (httpx.TransportError, ApiError) as exc:
+                if not self._batch_failed(exc):
+                    self._requeue(batch)
+                    raise _as_try_later(exc) from None
+            else:
+                skipped_lines = answer.get("skipped") or []
+                with self._lock:
+                    self._unreported_drops -= drops
+                    self._stats["batches_sent"] += 1
+                    self._stats["lines_sent"] += len(batch) - len(skipped_lines)
+                    self._stats["rejected"] += len(skipped_lines)
+                for skipped in skipped_lines:
+                    logger.warning("log line refused by the server: %s", skipped["error"])
+                return
+        self._send_one_by_one(batch, drops)
+
+    def _batch_failed(self, exc: Exception) -> bool:
+        """Whether a failed batch should go out one line at a time: not when the
+        server is unreachable, busy or does not know the run (the lines wait), but
+        when the batch endpoint is missing or refused this batch."""
+        if not isinstance(exc, ApiError):
+            return False
+        if exc.status == 404 and not _names_the_run(exc):
+            logger.warning("the server has no batch log endpoint; sending lines one by one")
+            self.use_batch_endpoint = False
+        elif exc.status in _TRY_LATER and exc.status != 500:
+            return False
+        self._count("fallbacks")
+        return True
+
+    def _send_one_by_one(self, batch: list[_Line], drops: int) -> None:
+        if drops:
+            notice = {
+                "level": "warning",
+                "message": f"client dropped {drops} lines",
+                # The server's scheme too: a retried notice is stored once.
+                "client_id": f"dropped:{batch[0].payload['client_id']}",
+            }
+            self._send_line(notice, batch)
+            with self._lock:
+                self._unreported_drops -= drops
+        for position, line in enumerate(batch):
+            if self._send_line(line.payload, batch[position:]):
+                with self._lock:
+                    self._stats["lines_sent"] += 1
+                    self._stats["individual_sends"] += 1
+
+    def _send_line(self, payload: dict, unsent: list[_Line]) -> bool:
+        """Send one line: True if stored, False if refused as invalid. Otherwise
+        put ``unsent`` back and raise _TryLater."""
+        try:
+            self.client.append_log_line(self.run_id, payload, retry=False)
+        except (httpx.TransportError, ApiError) as exc:
+            if isinstance(exc, ApiError) and exc.status not in _TRY_LATER:
+                logger.warning("log line refused by the server: %s", exc)
+                self._count("rejected")
+                return False
+            self._requeue(unsent)
+            raise _as_try_later(exc) from None
+        return True
+
+
+def _names_the_run(exc: ApiError) -> bool:
+    """batchsvc's 404 for an unknown run names it in details; a server without
+    the endpoint answers a bare 404."""
+    details = exc.body.get("details") if isinstance(exc.body, dict) else None
+    return isinstance(details, dict) and "run_id" in details
+
+
+def _as_try_later(exc: Exception) -> _TryLater:
+    retry_after = None
+    if isinstance(exc, ApiError):
+        value = exc.headers.get("Retry-After", "")
+        retry_after = float(value) if value.isdigit() else None
+    return _TryLater(str(exc) or type(exc).__name__, retry_after)
+
+
+_LEVEL_OF = ((logging.CRITICAL, "critical"), (logging.ERROR, "error"), (logging.WARNING, "warning"))
+_IGNORED_LOGGERS = ("batchsvc.client", "httpx", "httpcore")
+
+
+def _ignored(name: str) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in _IGNORED_LOGGERS)
+
+
+def level_name(levelno: int) -> str:
+    """Our level for a ``logging`` level number (custom levels round down)."""
+    for threshold, name in _LEVEL_OF:
+        if levelno >= threshold:
+            return name
+    return "info" if levelno >= logging.INFO else "debug"
+
+
+class BatchsvcLogHandler(logging.Handler):
+    """A ``logging.Handler`` that sends records to a run through a :class:`LogBatcher`.
+
+        handler = BatchsvcLogHandler(client, run_id, flush_interval=1.0)
+        logging.getLogger("agent").addHandler(handler)
+        ...
+        handler.close()  # sends what is left
+
+    The message is the handler's formatter's output (by default the message and
+    any traceback); the timestamp is the record's. Records from the client's own
+    HTTP machinery are ignored, so that sending logs does not log more lines.
+    """
+
+    def __init__(self, client: Client, run_id: str, level=logging.NOTSET, **batcher_options):
+        super().__init__(level)
+        self.batcher = LogBatcher(client, run_id, **batcher_options)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if _ignored(record.name):
+            return
+        try:
+            self.batcher.add(
+                level_name(record.levelno), self.format(record), timestamp=record.created
+            )
+        except RuntimeError:
+            pass  # closed: records logged after close() have nowhere to go
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        self.batcher.flush()
+
+    def close(self) -> None:
+        try:
+            self.batcher.close()
+        finally:
+            super().close()

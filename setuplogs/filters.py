@@ -1,0 +1,66 @@
+import django_filters
+from django import forms
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+
+from setuplogs.models import LogEntry, LogLevel
+from setuplogs.schemas import LEVELS_TEXT, normalize_level
+
+
+class LevelsField(forms.CharField):
+    """A comma-separated list of levels, in any accepted spelling."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if not value:
+            return []
+        try:
+            return [normalize_level(part.strip()) for part in value.split(",")]
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class LevelsFilter(django_filters.Filter):
+    field_class = LevelsField
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IntegerFilter(django_filters.Filter):
+    field_class = forms.IntegerField
+
+
+class LogEntryFilter(django_filters.FilterSet):
+    after = IntegerFilter(
+        field_name="seq",
+        lookup_expr="gt",
+        min_value=0,
+        label="Only lines with a seq greater than this (tailing: the last seq you have).",
+    )
+    level = LevelsFilter(
+        field_name="level",
+        lookup_expr="in",
+        label=f"Only these levels, comma-separated: {LEVELS_TEXT}.",
+    )
+    min_level = django_filters.ChoiceFilter(
+        choices=LogLevel.choices,
+        method="filter_min_level",
+        label="Only lines at this level or more severe.",
+    )
+
+    # Declared last: it counts the lines the other filters let through.
+    tail = IntegerFilter(
+        min_value=1,
+        method="filter_tail",
+        label="Only the last N lines (of those the other filters select).",
+    )
+
+    class Meta:
+        model = LogEntry
+        fields = ["after", "level", "min_level", "tail"]
+
+    def filter_min_level(self, queryset, name, value):
+        return queryset.filter(level__in=LogLevel.at_least(value))
+
+    def filter_tail(self, queryset, name, value):
+        return queryset.last_lines(value)

@@ -1,0 +1,120 @@
+import msgspec
+from django.conf import settings
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from batchsvc.bulk import describe, read_items
+from batchsvc.errors import ApiError
+from batchsvc.openapi import envelope_schema, json_body, schema_ref
+from batchsvc.pagination import CursorPagination
+from batchsvc.parsers import BulkJSONParser, JSONParser
+from batchsvc.throttling import ScopedThrottle
+from setuplogs import services
+from setuplogs.filters import LogEntryFilter
+from setuplogs.models import LogEntry
+from setuplogs.schemas import BatchExtras, LogBatchResult, LogLineIn
+from setuplogs.selectors import run_for_logs
+from setuplogs.serializers import LogEntrySerializer
+
+EXAMPLE_LINE = {
+    "timestamp": "2026-01-28T10:30:45.123Z",
+    "level": "info",
+    "message": "Creating worktree for job 1234",
+    "client_id": "5f0c3a9e6b1d4c2f8e7a0b1c2d3e4f50",
+}
+
+
+def batch_schema() -> dict:
+    schema = envelope_schema("logs", LogLineIn, settings.LOGS_BATCH_MAX)
+    schema["properties"]["dropped"] = {
+        "type": "integer",
+        "minimum": 0,
+        "description": "Lines the client dropped since its last successful batch; "
+        "recorded on the run as a warning line.",
+    }
+    return schema
+
+
+class LinePagination(CursorPagination):
+    ordering = "seq"
+
+
+class SetupLogsView(generics.ListAPIView):
+    """A run's log lines: read them in seq order (GET), append many (POST)."""
+
+    serializer_class = LogEntrySerializer
+    pagination_class = LinePagination
+    filter_backends = [DjangoFilterBackend]  # the order is the seq's, always
+    filterset_class = LogEntryFilter
+    parser_classes = [BulkJSONParser]
+    throttle_scope = "batch"
+
+    def get_throttles(self):
+        # Appends are batch writes; tailing readers poll and are not throttled here.
+        return [ScopedThrottle()] if self.request.method == "POST" else []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # drf-spectacular, no request
+            return LogEntry.objects.none()
+        return LogEntry.objects.of_run(run_for_logs(self.kwargs["run_id"]))
+
+    @extend_schema(
+        request=json_body(batch_schema()),
+        responses={200: schema_ref(LogBatchResult)},
+        examples=[
+            OpenApiExample("Two lines", value={"logs": [EXAMPLE_LINE]}, request_only=True),
+        ],
+        description="Append up to LOGS_BATCH_MAX lines in one transaction. Invalid lines "
+        "are skipped and listed in `skipped`; lines whose client_id the run holds already "
+        "are counted in `duplicates`.",
+    )
+    def post(self, request, run_id):
+        run = run_for_logs(run_id)
+        lines = read_items(request.data, "logs", LogLineIn, settings.LOGS_BATCH_MAX)
+        dropped = _dropped(request.data)
+        result = services.log_lines_append(run=run, lines=lines, dropped=dropped)
+        return Response(result.as_dict(), status=status.HTTP_200_OK)
+
+
+def _dropped(body) -> int:
+    """The batch's ``dropped`` count. read_items has already checked the body is a
+    JSON object; this second decode skips ``logs`` without building it, and only
+    runs when the body mentions ``dropped`` at all."""
+    try:
+        if isinstance(body, bytes):
+            return (
+                msgspec.json.decode(body, type=BatchExtras).dropped if b'"dropped"' in body else 0
+            )
+        return msgspec.convert(body, BatchExtras).dropped
+    except msgspec.ValidationError as exc:
+        raise ApiError(f"Log lines not stored: {describe(exc)}.") from None
+
+
+class SetupLogView(APIView):
+    """Append one line (POST, or PATCH as older agents do)."""
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request=json_body(schema_ref(LogLineIn)),
+        responses={201: LogEntrySerializer, 200: LogEntrySerializer},
+        description="Store one line: 201, or 200 with the stored line when its client_id "
+        "is stored already.",
+    )
+    def post(self, request, run_id):
+        entry, created = services.log_line_append(run=run_for_logs(run_id), raw=request.data)
+        return Response(
+            LogEntrySerializer(entry).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(
+        request=json_body(schema_ref(LogLineIn)),
+        responses={201: LogEntrySerializer, 200: LogEntrySerializer},
+        description="The same as POST, for agents that append with PATCH.",
+    )
+    def patch(self, request, run_id):
+        return self.post(request, run_id)
