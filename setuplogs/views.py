@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 
 from batchsvc.bulk import describe, read_items
 from batchsvc.errors import ApiError
+from batchsvc.fields import FieldSelectionMixin
 from batchsvc.openapi import envelope_schema, json_body, schema_ref
 from batchsvc.pagination import CursorPagination
 from batchsvc.parsers import BulkJSONParser, JSONParser
@@ -42,7 +43,7 @@ class LinePagination(CursorPagination):
     ordering = "seq"
 
 
-class SetupLogsView(generics.ListAPIView):
+class SetupLogsView(FieldSelectionMixin, generics.ListAPIView):
     """A run's log lines: read them in seq order (GET), append many (POST)."""
 
     serializer_class = LogEntrySerializer
