@@ -149,6 +149,24 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 
 RUNS_BATCH_MAX = env_int("RUNS_BATCH_MAX", 1000)
 
+# Batch jobs (issue 5): spreadsheet uploads sent row by row to a chat processor.
+# Processors are registered by name; the URLs they call come only from here,
+# never from an upload or a batch's options (no server-side request forgery).
+BATCH_PROCESSORS = {
+    "echo": "batches.processors.EchoProcessor",
+    "http": "batches.processors.HttpProcessor",
+    "openai": "batches.processors.OpenAIProcessor",
+}
+BATCH_HTTP_URL = os.environ.get("BATCH_HTTP_URL", "")
+OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
+OPENAI_MODEL = os.environ.get("OPENAI_MODEL", "gpt-4o-mini")
+BATCH_PROCESSOR_TIMEOUT = env_int("BATCH_PROCESSOR_TIMEOUT", 60)  # seconds per HTTP call
+BATCH_PROCESSOR_RETRIES = env_int("BATCH_PROCESSOR_RETRIES", 3)  # extra tries when transient
+BATCH_PROCESSOR_BACKOFF_MS = env_int("BATCH_PROCESSOR_BACKOFF_MS", 500)  # doubles per retry
+BATCH_MAX_ROWS = env_int("BATCH_MAX_ROWS", 100_000)
+BATCH_MAX_UPLOAD_BYTES = env_int("BATCH_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
