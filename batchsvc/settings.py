@@ -66,6 +66,10 @@ INSTALLED_APPS = [
     "traces",
     "setuplogs",
     "batches",
+    # After batches, whose db_worker command wraps django_tasks_db's (see
+    # batches/management/commands/db_worker.py).
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -166,6 +170,13 @@ BATCH_PROCESSOR_RETRIES = env_int("BATCH_PROCESSOR_RETRIES", 3)  # extra tries w
 BATCH_PROCESSOR_BACKOFF_MS = env_int("BATCH_PROCESSOR_BACKOFF_MS", 500)  # doubles per retry
 BATCH_MAX_ROWS = env_int("BATCH_MAX_ROWS", 100_000)
 BATCH_MAX_UPLOAD_BYTES = env_int("BATCH_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
+# Conversations one worker process runs at the same time (threads).
+BATCH_CONCURRENCY = env_int("BATCH_CONCURRENCY", 4)
+# A running item or batch whose worker has sent no heartbeat for this many seconds
+# is taken over by another worker (its worker died: SIGKILL, lost machine).
+BATCH_STALE_AFTER = env_int("BATCH_STALE_AFTER", 300)
+# Background work: the Django Tasks API with its queue in the database.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
