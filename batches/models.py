@@ -188,12 +188,7 @@ class InteractionQuerySet(models.QuerySet):
         free = Q(status=InteractionStatus.PENDING) | Q(
             status=InteractionStatus.RUNNING, heartbeat_at__lt=stale_before
         )
-        return (
-            self.filter(batch=batch)
-            .filter(free)
-            .exclude(Exists(earlier))
-            .order_by("row_number")
-        )
+        return self.filter(batch=batch).filter(free).exclude(Exists(earlier)).order_by("row_number")
 
     def counts(self) -> dict[str, int]:
         rows = self.values_list("status").annotate(n=models.Count("pk")).order_by()

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from batches.models import (
     ACTIVE_BATCH,
-    RETRYABLE_BATCH,
     NAME_MAX,
+    RETRYABLE_BATCH,
     Batch,
     BatchStatus,
     Interaction,

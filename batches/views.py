@@ -4,7 +4,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from batches import selectors, services
@@ -24,6 +23,9 @@ from batchsvc.views import query_flag
 class InteractionPagination(CursorPagination):
     ordering = "row_number"
 
+    def get_ordering(self, request, queryset, view):
+        return (self.ordering,)  # not the batch list's ordering of the view
+
 
 class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Spreadsheet batches: upload, follow, download results, cancel, retry.
@@ -37,6 +39,11 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     def get_queryset(self):
         return selectors.batches_for(self.request.user)
+
+    def filter_queryset(self, queryset):
+        # The list's filters (?status=...) are not meant for the batch of a detail
+        # route, whose own ?status= filters its interactions.
+        return super().filter_queryset(queryset) if self.action == "list" else queryset
 
     def get_throttles(self):
         if self.action in ("create", "retry_failed"):
@@ -100,9 +107,7 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         batch = self.get_object()
         format = request.query_params.get("format", "json")
         if format not in selectors.FORMATS:
-            raise ApiError(
-                f"format must be one of {', '.join(selectors.FORMATS)}, not {format!r}."
-            )
+            raise ApiError(f"format must be one of {', '.join(selectors.FORMATS)}, not {format!r}.")
         response = StreamingHttpResponse(
             selectors.results_stream(batch, format), content_type=selectors.FORMATS[format]
         )

@@ -43,7 +43,10 @@ def xlsx_bytes(rows, header=("question", "chat_id")) -> bytes:
 
 def post_batch(api, upload, headers=None, query="", **fields):
     return api.post(
-        f"/api/v1/batches/{query}", {"file": upload, **fields}, format="multipart", **(headers or {})
+        f"/api/v1/batches/{query}",
+        {"file": upload, **fields},
+        format="multipart",
+        **(headers or {}),
     )
 
 

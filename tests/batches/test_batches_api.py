@@ -48,7 +48,9 @@ def test_an_upload_creates_a_queued_batch_with_one_interaction_per_row_and_queue
 
 
 def test_an_xlsx_upload_keeps_its_other_columns_in_the_input(api):
-    data = xlsx_bytes([("Hi?", "c1", "https://x.test", "fr")], ("Question ", "CHAT_ID", "url", "lang"))
+    data = xlsx_bytes(
+        [("Hi?", "c1", "https://x.test", "fr")], ("Question ", "CHAT_ID", "url", "lang")
+    )
     upload = io.BytesIO(data)
     upload.name = "sheet.xlsx"
     response = post_batch(api, upload)
