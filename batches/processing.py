@@ -362,46 +362,63 @@ def batch_fail(*, batch: Batch, error: str) -> None:
 
 
 def batches_recover(*, stale_after_seconds: float | None = None) -> list[str]:
-    """Re-queue the active batches whose workers died.
+    """Re-queue the active batches whose workers died; fail the tasks they left.
 
     django-tasks-db leaves the task of a SIGKILLed worker RUNNING forever. A live
-    task bumps its batch's heartbeat every second, so an active batch whose
-    heartbeat is older than BATCH_STALE_AFTER, and which has no task waiting in the
-    queue, has no live worker. For each:
+    task bumps its batch's heartbeat every second (whatever the batch's status), so
+    a batch whose heartbeat is older than BATCH_STALE_AFTER has no live task:
 
-    1. win it with a conditional UPDATE of its heartbeat (so that two workers
-       sweeping at once recover it once);
-    2. mark its tasks still RUNNING as FAILED with WorkerLost;
-    3. queue a new task, in the same transaction; that task claims the dead worker's
-       running rows once their own heartbeats are stale, and every pending row.
+    1. its tasks still RUNNING (and started before then) are marked FAILED with
+       WorkerLost;
+    2. if it is still active and has no task waiting in the queue, it is won with a
+       conditional UPDATE of its heartbeat (two workers sweeping at once recover it
+       once) and queued again in the same transaction. The new task claims the dead
+       worker's running rows (their own heartbeats are stale too) and every pending
+       row.
     """
-    from django_tasks_db.models import DBTaskResult
-
-    from batches.tasks import enqueue_batch, process_batch
-
     seconds = settings.BATCH_STALE_AFTER if stale_after_seconds is None else stale_after_seconds
-    now = timezone.now()
-    tasks = DBTaskResult.objects.filter(task_path=process_batch.module_path)
+    before = timezone.now() - timedelta(seconds=seconds)
+    _fail_lost_tasks(before=before, seconds=seconds)
     recovered = []
-    for pk, beat in Batch.objects.orphaned(before=now - timedelta(seconds=seconds)).values_list(
-        "pk", "heartbeat_at"
-    ):
-        mine = tasks.filter(args_kwargs__kwargs__batch_id=str(pk))
-        if mine.filter(status="READY").exists():
+    for pk, beat in Batch.objects.orphaned(before=before).values_list("pk", "heartbeat_at"):
+        if _batch_tasks(pk).filter(status="READY").exists():
             continue  # waiting for a free worker, not lost
         with transaction.atomic():
-            if not Batch.objects.filter(pk=pk, heartbeat_at=beat).update(heartbeat_at=now):
-                continue
-            replacement = enqueue_batch(pk)
-            mine.filter(status="RUNNING").update(
-                status="FAILED",
-                finished_at=now,
-                exception_class_path=f"{WorkerLost.__module__}.{WorkerLost.__qualname__}",
-                traceback=(
-                    f"WorkerLost: no heartbeat from this task's worker for {seconds:g} s "
-                    f"(killed?); batch {pk} was queued again as task {replacement}.\n"
-                ),
-            )
-        logger.warning("Batch %s had no live worker; queued again", pk)
-        recovered.append(str(pk))
+            if Batch.objects.filter(pk=pk, heartbeat_at=beat).update(heartbeat_at=timezone.now()):
+                _requeue(pk)
+                recovered.append(str(pk))
     return recovered
+
+
+def _batch_tasks(batch_id=None):
+    from django_tasks_db.models import DBTaskResult
+
+    from batches.tasks import process_batch
+
+    tasks = DBTaskResult.objects.filter(task_path=process_batch.module_path)
+    return tasks if batch_id is None else tasks.filter(args_kwargs__kwargs__batch_id=str(batch_id))
+
+
+def _fail_lost_tasks(*, before, seconds: float) -> None:
+    running = _batch_tasks().filter(status="RUNNING", started_at__lt=before)
+    for task_id, args in running.values_list("pk", "args_kwargs"):
+        batch_id = args.get("kwargs", {}).get("batch_id")
+        if Batch.objects.filter(pk=batch_id, heartbeat_at__gte=before).exists():
+            continue  # some task on this batch is alive; maybe this one
+        running.filter(pk=task_id).update(
+            status="FAILED",
+            finished_at=timezone.now(),
+            exception_class_path=f"{WorkerLost.__module__}.{WorkerLost.__qualname__}",
+            traceback=(
+                f"WorkerLost: no heartbeat on batch {batch_id} for {seconds:g} s: the worker "
+                "running this task died (killed?); the batch is recovered by other workers.\n"
+            ),
+        )
+        logger.warning("Task %s on batch %s lost its worker", task_id, batch_id)
+
+
+def _requeue(batch_id) -> None:
+    from batches.tasks import enqueue_batch
+
+    task_id = enqueue_batch(batch_id)
+    logger.warning("Batch %s had no live worker; queued again as task %s", batch_id, task_id)

@@ -226,11 +226,12 @@ def test_recovery_requeues_a_batch_whose_worker_died_and_fails_its_lost_task(ali
     lost = make_batch(alice, [("q", "")])
     alive = make_batch(alice, [("q", "")])
     DBTaskResult.objects.all().delete()
+    long_ago = timezone.now() - timedelta(seconds=61)
     for batch in (lost, alive):
-        DBTaskResult.objects.filter(pk=enqueue_batch(batch.pk)).update(status="RUNNING")
-    Batch.objects.filter(pk=lost.pk).update(
-        status="processing", heartbeat_at=timezone.now() - timedelta(seconds=61)
-    )
+        DBTaskResult.objects.filter(pk=enqueue_batch(batch.pk)).update(
+            status="RUNNING", started_at=long_ago
+        )
+    Batch.objects.filter(pk=lost.pk).update(status="processing", heartbeat_at=long_ago)
     Batch.objects.filter(pk=alive.pk).update(status="processing")
 
     assert batches_recover() == [str(lost.pk)]
@@ -254,3 +255,14 @@ def test_recovery_requeues_a_queued_batch_whose_task_was_never_queued(alice, set
 
     assert batches_recover() == [str(batch.pk)]
     assert DBTaskResult.objects.filter(status="READY").count() == 1
+
+
+def test_recovery_fails_a_lost_task_whose_batch_another_worker_finished(alice, settings):
+    settings.BATCH_STALE_AFTER = 60
+    batch = make_batch(alice, [("q", "")])
+    long_ago = timezone.now() - timedelta(seconds=61)
+    DBTaskResult.objects.update(status="RUNNING", started_at=long_ago)
+    Batch.objects.filter(pk=batch.pk).update(status="processed", heartbeat_at=long_ago)
+
+    assert batches_recover() == []
+    assert DBTaskResult.objects.get().status == "FAILED"
