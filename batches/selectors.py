@@ -1,6 +1,8 @@
 """Reads for batches: what the API, the admin and export_batch show."""
 
+import os
 import tempfile
+import time
 from collections.abc import Iterator
 
 from batches.exports import iter_csv, iter_json, write_xlsx
@@ -88,3 +90,32 @@ def _xlsx_chunks(batch: Batch) -> Iterator[bytes]:
         out.seek(0)
         while chunk := out.read(64 * 1024):
             yield chunk
+
+
+def batch_wait(*, batch: Batch, poll: float = 0.5, progress=None, timeout: float | None = None):
+    """Refresh ``batch`` until it has ended (or ``timeout`` seconds passed); call
+    ``progress(batch)`` after each look. Returns the batch as last read."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        batch.refresh_from_db()
+        if progress is not None:
+            progress(batch)
+        if not batch.is_active or (deadline is not None and time.monotonic() >= deadline):
+            return batch
+        time.sleep(poll)
+
+
+def results_write(*, batch: Batch, format: str, path: str) -> int:
+    """Write the results file atomically (a temporary file beside it, then a rename);
+    returns its size in bytes."""
+    target = os.path.abspath(path)
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".export-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            for chunk in results_stream(batch, format):
+                out.write(chunk)
+        os.replace(temporary, target)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return os.path.getsize(target)
