@@ -13,7 +13,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import BooleanField, Exists, OuterRef, Q
+from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import timezone
 
@@ -53,6 +54,16 @@ class InteractionStatus(models.TextChoices):
 
 
 UNFINISHED = (InteractionStatus.PENDING, InteractionStatus.RUNNING)
+
+
+def _literal_status(status: str) -> RawSQL:
+    """``status = '<status>'`` as literal SQL: SQLite uses a partial index only when
+    the query states its condition word for word, which a bound parameter never does."""
+    return RawSQL(f"\"status\" = '{status}'", (), output_field=BooleanField())
+
+
+PENDING_SQL = _literal_status(InteractionStatus.PENDING)
+RUNNING_SQL = _literal_status(InteractionStatus.RUNNING)
 
 
 class BatchQuerySet(models.QuerySet):
@@ -173,22 +184,23 @@ class InteractionQuerySet(models.QuerySet):
         return self.filter(status__in=UNFINISHED)
 
     def stale(self, *, before):
-        """Running items whose worker has not sent a heartbeat since ``before``."""
-        return self.filter(status=InteractionStatus.RUNNING, heartbeat_at__lt=before)
+        """Running items whose worker has not sent a heartbeat since ``before``: the
+        heads of conversations whose worker died (a running row is always its
+        conversation's first unfinished row)."""
+        return self.filter(RUNNING_SQL, heartbeat_at__lt=before).order_by("heartbeat_at")
 
-    def heads(self, batch, *, stale_before):
-        """The first unfinished row of every conversation of ``batch`` that no live
-        worker holds, in row order: what a worker may claim next."""
+    def heads(self, batch):
+        """Pending rows of ``batch`` that are first among the unfinished rows of their
+        conversation, in row order: the conversations a worker may claim next
+        (besides stale ones). Scans pending rows in row order, so it reads no
+        finished row, only the queued rows of conversations already claimed."""
         earlier = Interaction.objects.filter(
             batch=OuterRef("batch"),
             conversation=OuterRef("conversation"),
             row_number__lt=OuterRef("row_number"),
             status__in=UNFINISHED,
         )
-        free = Q(status=InteractionStatus.PENDING) | Q(
-            status=InteractionStatus.RUNNING, heartbeat_at__lt=stale_before
-        )
-        return self.filter(batch=batch).filter(free).exclude(Exists(earlier)).order_by("row_number")
+        return self.filter(PENDING_SQL, batch=batch).exclude(Exists(earlier)).order_by("row_number")
 
     def counts(self) -> dict[str, int]:
         rows = self.values_list("status").annotate(n=models.Count("pk")).order_by()
@@ -228,14 +240,23 @@ class Interaction(models.Model):
             ),
         ]
         indexes = [
-            # The worker's hot query (InteractionQuerySet.heads): unfinished rows of
-            # one batch, by conversation and row. Finished rows leave the index.
+            # The worker's hot queries: pending rows of a batch in row order
+            # (InteractionQuerySet.heads), running rows by heartbeat (.stale). Small:
+            # a row is in one of them only while it waits or runs.
             models.Index(
-                fields=["batch", "conversation", "row_number"],
-                name="interaction_unfinished",
-                condition=Q(status__in=UNFINISHED),
+                fields=["batch", "row_number"],
+                name="interaction_pending",
+                condition=Q(status=InteractionStatus.PENDING),
             ),
-            models.Index(fields=["batch", "status", "row_number"], name="interaction_status"),
+            models.Index(
+                fields=["batch", "heartbeat_at"],
+                name="interaction_running",
+                condition=Q(status=InteractionStatus.RUNNING),
+            ),
+            # A conversation's rows: its earlier rows when claiming it, its history.
+            models.Index(
+                fields=["batch", "conversation", "row_number"], name="interaction_conversation"
+            ),
         ]
 
     def __str__(self):

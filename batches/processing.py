@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -144,6 +145,10 @@ class BatchRun:
         self.running: set[int] = set()
         self.running_lock = threading.Lock()
         self.done = threading.Event()
+        # SQLite has one writer at a time. Our threads queue for it on this lock,
+        # handed over at once, rather than in SQLite's busy handler, which sleeps in
+        # steps of milliseconds (4 threads ran echo at half the speed of 1).
+        self.writing = threading.Lock() if connection.vendor == "sqlite" else nullcontext()
 
     def run(self) -> None:
         self.invite_helper()
@@ -169,7 +174,7 @@ class BatchRun:
         this one has finished)."""
         from batches.tasks import enqueue_batch
 
-        heads = Interaction.objects.heads(self.batch, stale_before=timezone.now() - stale_after())
+        heads = Interaction.objects.heads(self.batch)
         if heads[self.concurrency : self.concurrency + 1].exists():
             enqueue_batch(self.batch.pk)
 
@@ -200,28 +205,30 @@ class BatchRun:
         now = timezone.now()
         with self.running_lock:
             running = list(self.running)
-        if running:
-            Interaction.objects.filter(pk__in=running, status=InteractionStatus.RUNNING).update(
-                heartbeat_at=now
-            )
-        self.batch.touch()
+        with self.writing:
+            if running:
+                Interaction.objects.filter(pk__in=running, status=InteractionStatus.RUNNING).update(
+                    heartbeat_at=now
+                )
+            self.batch.touch()
         self.flush()
 
     def flush(self, *, force: bool = False) -> None:
         succeeded, failed = self.counter.take(force=force)
-        self.batch.add_counts(succeeded=succeeded, failed=failed)
+        if succeeded or failed:
+            with self.writing:
+                self.batch.add_counts(succeeded=succeeded, failed=failed)
 
     # Conversations ---------------------------------------------------------------
 
     def claim(self, token: str) -> Claim | None:
-        """Take the first free conversation: its head becomes running, ours."""
+        """Take the first free conversation: its head becomes running, ours. A dead
+        worker's conversations come first, then those not started yet."""
         now = timezone.now()
-        heads = Interaction.objects.heads(self.batch, stale_before=now - stale_after())
-        with transaction.atomic():
-            head = (
-                heads.select_for_update(skip_locked=True)
-                .only("pk", "conversation", "row_number", "input")
-                .first()
+        stale = Interaction.objects.stale(before=now - stale_after()).filter(batch=self.batch)
+        with self.writing, transaction.atomic():
+            head = _first_locked(stale, "interaction_running") or _first_locked(
+                Interaction.objects.heads(self.batch), "interaction_pending"
             )
             if head is None:
                 return None
@@ -274,31 +281,54 @@ class BatchRun:
             self.release(item.pk if item else -1)
 
     def end_and_start(self, token, item: Item, output, error: str, following: Item | None):
-        """Record ``item``'s outcome and start ``following``, in one transaction."""
-        now = timezone.now()
-        with transaction.atomic():
-            recorded = Interaction.objects.filter(
-                pk=item.pk, claimed_by=token, status=InteractionStatus.RUNNING
-            ).update(
-                status=InteractionStatus.FAILED if error else InteractionStatus.SUCCEEDED,
-                output=output,
-                error=error,
-                finished_at=now,
-            )
+        """Record ``item``'s outcome and start ``following``, in one transaction.
+
+        Plain SQL: building these two UPDATEs with the ORM took two thirds of the
+        time of an echo item."""
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        outcome = InteractionStatus.FAILED if error else InteractionStatus.SUCCEEDED
+        output = _OUTPUT.get_db_prep_value(output, connection)
+        with self.writing, transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_sql(END), [outcome, output, error, now, item.pk, token, "running"])
+            recorded = cursor.rowcount == 1
             if not recorded or following is None:
-                return bool(recorded), False
-            started = Interaction.objects.filter(
-                pk=following.pk, status=InteractionStatus.PENDING
-            ).update(
-                status=InteractionStatus.RUNNING,
-                claimed_by=token,
-                heartbeat_at=now,
-                started_at=now,
-                attempts=F("attempts") + 1,
-            )
+                return recorded, False
+            cursor.execute(_sql(START), [token, now, now, following.pk, "pending"])
+            started = cursor.rowcount == 1
             if started:
                 self.hold(following.pk)
-        return True, bool(started)
+        return True, started
+
+
+def _first_locked(queryset, index: str) -> Interaction | None:
+    """The first row of a claim query, locked (PostgreSQL) and skipping rows locked
+    by other claims. On SQLite its partial ``index`` is named: without ANALYZE
+    statistics its planner walks every finished row of the batch instead, and a
+    claim took 9 ms at 10,000 rows."""
+    queryset = queryset.select_for_update(skip_locked=True).only(
+        "pk", "conversation", "row_number", "input"
+    )[:1]
+    if connection.vendor != "sqlite":
+        return queryset.first()
+    sql, params = queryset.query.sql_with_params()
+    table = connection.ops.quote_name(Interaction._meta.db_table)
+    sql = sql.replace(f"FROM {table} WHERE", f'FROM {table} INDEXED BY "{index}" WHERE', 1)
+    return next(iter(Interaction.objects.raw(sql, params)), None)
+
+
+_OUTPUT = Interaction._meta.get_field("output")
+END = (
+    "UPDATE {table} SET status = %s, output = %s, error = %s, finished_at = %s "
+    "WHERE id = %s AND claimed_by = %s AND status = %s"
+)
+START = (
+    "UPDATE {table} SET status = 'running', claimed_by = %s, heartbeat_at = %s, "
+    "started_at = %s, attempts = attempts + 1 WHERE id = %s AND status = %s"
+)
+
+
+def _sql(template: str) -> str:
+    return template.format(table=connection.ops.quote_name(Interaction._meta.db_table))
 
 
 def call(processor: Processor, input: dict, history: list[dict]) -> tuple[dict | None, str]:
