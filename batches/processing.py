@@ -32,7 +32,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from batches.models import (
@@ -149,6 +148,8 @@ class BatchRun:
         # handed over at once, rather than in SQLite's busy handler, which sleeps in
         # steps of milliseconds (4 threads ran echo at half the speed of 1).
         self.writing = threading.Lock() if connection.vendor == "sqlite" else nullcontext()
+        # Compiled once: building this query with the ORM cost more than running it.
+        self.heads_sql = _claim_sql(Interaction.objects.heads(batch), "interaction_pending")
 
     def run(self) -> None:
         self.invite_helper()
@@ -222,35 +223,32 @@ class BatchRun:
     # Conversations ---------------------------------------------------------------
 
     def claim(self, token: str) -> Claim | None:
-        """Take the first free conversation: its head becomes running, ours. A dead
-        worker's conversations come first, then those not started yet."""
+        """Take the first free conversation: its head becomes running, ours. Those
+        not started yet come first, then those of dead workers."""
         now = timezone.now()
         stale = Interaction.objects.stale(before=now - stale_after()).filter(batch=self.batch)
-        with self.writing, transaction.atomic():
-            head = _first_locked(stale, "interaction_running") or _first_locked(
-                Interaction.objects.heads(self.batch), "interaction_pending"
-            )
+        with self.writing, transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(*self.heads_sql)
+            head = cursor.fetchone()
+            if head is None:
+                cursor.execute(*_claim_sql(stale, "interaction_running"))
+                head = cursor.fetchone()
             if head is None:
                 return None
-            Interaction.objects.filter(pk=head.pk).update(
-                status=InteractionStatus.RUNNING,
-                claimed_by=token,
-                heartbeat_at=now,
-                started_at=now,
-                attempts=F("attempts") + 1,
-            )
-            self.hold(head.pk)
-        conversation = self.batch.interactions.filter(conversation=head.conversation)
-        rest = conversation.pending().filter(row_number__gt=head.row_number)
-        past = conversation.filter(
-            row_number__lt=head.row_number, status=InteractionStatus.SUCCEEDED
-        )
-        return Claim(
-            token=token,
-            head=Item(head.pk, head.input),
-            rest=[Item(pk, data) for pk, data in rest.values_list("pk", "input")],
-            history=[{"input": i, "output": o} for i, o in past.values_list("input", "output")],
-        )
+            pk, conversation, row_number, status, data = head
+            stamp = connection.ops.adapt_datetimefield_value(now)
+            cursor.execute(_sql(START), [token, stamp, stamp, pk, status])
+            self.hold(pk)
+            batch_id = Batch._meta.pk.get_db_prep_value(self.batch.pk, connection)
+            cursor.execute(_sql(CONVERSATION), [batch_id, conversation, row_number, row_number])
+            rows = cursor.fetchall()
+        rest, history = [], []
+        for other, number, values, output in rows:
+            if number > row_number:
+                rest.append(Item(other, _json(values)))
+            else:
+                history.append({"input": _json(values), "output": _json(output)})
+        return Claim(token=token, head=Item(pk, _json(data)), rest=rest, history=history)
 
     def hold(self, pk: int) -> None:
         with self.running_lock:
@@ -300,20 +298,23 @@ class BatchRun:
         return True, started
 
 
-def _first_locked(queryset, index: str) -> Interaction | None:
-    """The first row of a claim query, locked (PostgreSQL) and skipping rows locked
-    by other claims. On SQLite its partial ``index`` is named: without ANALYZE
-    statistics its planner walks every finished row of the batch instead, and a
-    claim took 9 ms at 10,000 rows."""
-    queryset = queryset.select_for_update(skip_locked=True).only(
-        "pk", "conversation", "row_number", "input"
+def _claim_sql(queryset, index: str) -> tuple[str, list]:
+    """SQL and parameters of a claim query: its first row, locked on PostgreSQL
+    (skipping rows other claims hold). On SQLite its partial ``index`` is named:
+    without ANALYZE statistics the planner walks every finished row of the batch
+    instead, and a claim took 9 ms at 10,000 rows."""
+    queryset = queryset.select_for_update(skip_locked=True).values_list(
+        "pk", "conversation", "row_number", "status", "input"
     )[:1]
-    if connection.vendor != "sqlite":
-        return queryset.first()
     sql, params = queryset.query.sql_with_params()
-    table = connection.ops.quote_name(Interaction._meta.db_table)
-    sql = sql.replace(f"FROM {table} WHERE", f'FROM {table} INDEXED BY "{index}" WHERE', 1)
-    return next(iter(Interaction.objects.raw(sql, params)), None)
+    if connection.vendor == "sqlite":
+        table = connection.ops.quote_name(Interaction._meta.db_table)
+        sql = sql.replace(f"FROM {table} WHERE", f'FROM {table} INDEXED BY "{index}" WHERE', 1)
+    return sql, list(params)
+
+
+def _json(value):
+    return _OUTPUT.from_db_value(value, None, connection)
 
 
 _OUTPUT = Interaction._meta.get_field("output")
@@ -324,6 +325,13 @@ END = (
 START = (
     "UPDATE {table} SET status = 'running', claimed_by = %s, heartbeat_at = %s, "
     "started_at = %s, attempts = attempts + 1 WHERE id = %s AND status = %s"
+)
+# A claimed conversation's pending rows after its head, and the exchanges before it
+# that succeeded (its history when the conversation is resumed).
+CONVERSATION = (
+    "SELECT id, row_number, input, output FROM {table} WHERE batch_id = %s "
+    "AND conversation = %s AND ((row_number > %s AND status = 'pending') "
+    "OR (row_number < %s AND status = 'succeeded')) ORDER BY row_number"
 )
 
 
