@@ -210,7 +210,10 @@ class InteractionQuerySet(models.QuerySet):
 class Interaction(models.Model):
     """One row of a batch: the question sent and the processor's answer."""
 
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="interactions")
+    # No index of its own: the unique (batch, row_number) index starts with it.
+    batch = models.ForeignKey(
+        Batch, on_delete=models.CASCADE, related_name="interactions", db_index=False
+    )
     row_number = models.PositiveIntegerField(help_text="row in the uploaded file (header = 1)")
     chat_id = models.CharField(max_length=NAME_MAX, blank=True)
     # Rows sharing a chat_id share a conversation number; a blank chat_id is a
