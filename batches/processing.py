@@ -149,7 +149,8 @@ class BatchRun:
         # steps of milliseconds (4 threads ran echo at half the speed of 1).
         self.writing = threading.Lock() if connection.vendor == "sqlite" else nullcontext()
         # Compiled once: building this query with the ORM cost more than running it.
-        self.heads_sql = _claim_sql(Interaction.objects.heads(batch), "interaction_pending")
+        with transaction.atomic():  # select_for_update compiles only inside one
+            self.heads_sql = _claim_sql(Interaction.objects.heads(batch), "interaction_pending")
 
     def run(self) -> None:
         self.invite_helper()

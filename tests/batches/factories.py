@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -79,6 +80,9 @@ class Worker:
             **{name: str(value) for name, value in env.items()},
         }
         self.process = None
+        # Its log, copied to this test's stderr when it stops (pytest shows it
+        # when the test fails).
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
 
     def start(self, *args) -> "Worker":
         self.process = subprocess.Popen(
@@ -95,7 +99,7 @@ class Worker:
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
         )
         return self
 
@@ -110,8 +114,9 @@ class Worker:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
-        if self.process and self.process.stderr:
-            self.process.stderr.close()
+        self.log.seek(0)
+        sys.stderr.write(self.log.read().decode(errors="replace"))
+        self.log.close()
 
 
 def wait_until(condition, timeout=60.0, poll=0.05, message="condition"):

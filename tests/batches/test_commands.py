@@ -69,6 +69,8 @@ def test_import_batch_waits_for_a_worker_and_prints_a_summary(alice, questions):
             "--wait",
             "--poll",
             "0.1",
+            "--timeout",
+            "60",
             stdout=out,
             stderr=err,
         )

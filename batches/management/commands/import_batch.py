@@ -38,8 +38,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--poll", type=float, default=0.5, help="seconds between looks (default: %(default)r)"
         )
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=None,
+            help="with --wait, give up after this many seconds (default: wait until it ends)",
+        )
 
-    def handle(self, *args, file, owner, name, processor, options, wait, poll, **rest):
+    def handle(self, *args, file, owner, name, processor, options, wait, poll, timeout, **rest):
         user = get_user_model().objects.filter(username=owner).first()
         if user is None:
             raise CommandError(f"There is no user {owner!r}.")
@@ -54,17 +60,19 @@ class Command(BaseCommand):
             raise CommandError(f"{file}: {exc.message}") from None
         self.stdout.write(f"Batch {batch.pk} queued with {batch.total_items} items.")
         if wait:
-            batch = self.wait(batch, poll)
+            batch = self.wait(batch, poll, timeout)
+            if batch.is_active:
+                raise CommandError(f"Batch {batch.pk} is still {batch.status} after {timeout} s.")
             self.stdout.write(
                 f"Batch {batch.pk} {batch.status}: {batch.processed_items} succeeded, "
                 f"{batch.failed_items} failed, {batch.cancelled_items} cancelled "
                 f"of {batch.total_items}."
             )
 
-    def wait(self, batch, poll):
+    def wait(self, batch, poll, timeout):
         with tqdm(total=batch.total_items, unit=" items", file=self.stderr._out) as bar:
 
             def progress(batch):
                 bar.update(batch.processed_items + batch.failed_items - bar.n)
 
-            return batch_wait(batch=batch, poll=poll, progress=progress)
+            return batch_wait(batch=batch, poll=poll, progress=progress, timeout=timeout)
