@@ -263,3 +263,24 @@ def test_retry_failed_requeues_the_failed_items_of_a_completed_batch(
 
 def test_anonymous_requests_are_refused(anonymous):
     assert anonymous.get("/api/v1/batches/").status_code == 401
+
+
+def test_two_uploads_racing_with_one_key_make_one_batch(api, alice, monkeypatch):
+    from batches import services
+
+    earlier = make_batch(alice, ROWS, idempotency_key="race")
+    looked_up = []
+
+    def not_found_the_first_time(owner, key):
+        looked_up.append(key)
+        if len(looked_up) == 1:
+            return None  # as if the other request had not committed yet
+        return Batch.objects.get(owner=owner, idempotency_key=key)
+
+    monkeypatch.setattr(services, "_by_key", not_found_the_first_time)
+    response = post_batch(api, csv_upload(ROWS), headers={"HTTP_IDEMPOTENCY_KEY": "race"})
+
+    assert response.status_code == 202
+    assert response.json()["batch_id"] == str(earlier.pk)
+    assert Batch.objects.count() == 1
+    assert Interaction.objects.count() == 3
