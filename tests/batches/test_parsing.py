@@ -303,16 +303,38 @@ def test_it_refuses_a_zip_that_is_not_a_workbook():
     )
 
 
-def test_it_refuses_a_workbook_whose_sheet_is_not_xml():
-    data = xlsx_bytes([["question"], ["q"]])
+def with_sheet_xml(content: bytes) -> bytes:
+    """A real workbook whose first sheet's XML is replaced by ``content``."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(buffer, "w") as dst:
+    with (
+        zipfile.ZipFile(io.BytesIO(xlsx_bytes([["question"], ["q"]]))) as src,
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
         for item in src.infolist():
-            content = src.read(item)
-            if item.filename == "xl/worksheets/sheet1.xml":
-                content = b"<worksheet><sheetData><row><c"
-            dst.writestr(item, content)
-    assert "corrupt" in refusal(buffer.getvalue(), "q.xlsx")
+            is_sheet = item.filename == "xl/worksheets/sheet1.xml"
+            dst.writestr(item.filename, content if is_sheet else src.read(item))
+    return buffer.getvalue()
+
+
+def test_it_refuses_a_workbook_whose_sheet_is_not_xml():
+    assert "corrupt" in refusal(with_sheet_xml(b"<worksheet><sheetData><row><c"), "q.xlsx")
+
+
+def test_it_refuses_a_sheet_with_an_xml_entity_bomb():
+    # "Billion laughs": nine levels of ten references expand to 10^9 "lol"s.
+    entities = b'<!ENTITY lol0 "lol">' + b"".join(
+        b'<!ENTITY lol%d "%s">' % (level, b"&lol%d;" % (level - 1) * 10) for level in range(1, 10)
+    )
+    sheet = (
+        b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        b'<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>question</t></is></c></row>'
+        b'<row r="2"><c r="A2" t="inlineStr"><is><t>&lol9;</t></is></c></row>'
+        b"</sheetData></worksheet>"
+    )
+    bomb = b'<?xml version="1.0"?><!DOCTYPE worksheet [' + entities + b"]>" + sheet
+    assert "corrupt" in refusal(with_sheet_xml(bomb), "q.xlsx")
+    harmless = sheet.replace(b"&lol9;", b"lol")
+    assert read(with_sheet_xml(harmless), "q.xlsx").rows[0].values == {"question": "lol"}
 
 
 def test_it_stops_reading_an_xlsx_at_the_row_limit(monkeypatch):
