@@ -244,9 +244,7 @@ def _read_csv(file, *, max_rows: int, max_bytes: int) -> Sheet:
     reader = None
     try:
         first = text.readline()
-        reader = csv.reader(
-            itertools.chain([first], text), delimiter=_delimiter(first), strict=False
-        )
+        reader = csv.reader(itertools.chain([first], text), delimiter=_delimiter(first))
         return _build_sheet(enumerate(reader, start=1), max_rows=max_rows)
     except UnicodeDecodeError:
         raise UploadError("The CSV file is not UTF-8 text; save it as CSV UTF-8.") from None

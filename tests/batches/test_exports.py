@@ -158,6 +158,24 @@ def test_the_xlsx_can_be_written_to_a_path(tmp_path):
     assert list(openpyxl.load_workbook(path).active.values)[1][2] == "Question 2?"
 
 
+def test_the_xlsx_can_be_written_to_a_stream_that_cannot_seek():
+    class Sink:
+        def __init__(self):
+            self.parts = []
+
+        def write(self, data):
+            self.parts.append(bytes(data))
+            return len(data)
+
+        def flush(self):
+            pass
+
+    sink = Sink()
+    write_xlsx([result(2)], COLUMNS, sink)
+    workbook = openpyxl.load_workbook(io.BytesIO(b"".join(sink.parts)))
+    assert list(workbook.active.values)[1][2] == "Question 2?"
+
+
 def test_an_exported_xlsx_reads_back_as_an_upload():
     buffer = io.BytesIO()
     write_xlsx([result(2), result(3, chat_id="")], ["question", "chat_id", "text"], buffer)

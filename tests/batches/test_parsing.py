@@ -2,6 +2,7 @@
 
 import datetime
 import io
+import os
 import zipfile
 
 import openpyxl
@@ -303,16 +304,38 @@ def test_it_refuses_a_zip_that_is_not_a_workbook():
     )
 
 
-def test_it_refuses_a_workbook_whose_sheet_is_not_xml():
-    data = xlsx_bytes([["question"], ["q"]])
+def with_sheet_xml(content: bytes) -> bytes:
+    """A real workbook whose first sheet's XML is replaced by ``content``."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(buffer, "w") as dst:
+    with (
+        zipfile.ZipFile(io.BytesIO(xlsx_bytes([["question"], ["q"]]))) as src,
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
         for item in src.infolist():
-            content = src.read(item)
-            if item.filename == "xl/worksheets/sheet1.xml":
-                content = b"<worksheet><sheetData><row><c"
-            dst.writestr(item, content)
-    assert "corrupt" in refusal(buffer.getvalue(), "q.xlsx")
+            is_sheet = item.filename == "xl/worksheets/sheet1.xml"
+            dst.writestr(item.filename, content if is_sheet else src.read(item))
+    return buffer.getvalue()
+
+
+def test_it_refuses_a_workbook_whose_sheet_is_not_xml():
+    assert "corrupt" in refusal(with_sheet_xml(b"<worksheet><sheetData><row><c"), "q.xlsx")
+
+
+def test_it_refuses_a_sheet_with_an_xml_entity_bomb():
+    # "Billion laughs": nine levels of ten references expand to 10^9 "lol"s.
+    entities = b'<!ENTITY lol0 "lol">' + b"".join(
+        b'<!ENTITY lol%d "%s">' % (level, b"&lol%d;" % (level - 1) * 10) for level in range(1, 10)
+    )
+    sheet = (
+        b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        b'<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>question</t></is></c></row>'
+        b'<row r="2"><c r="A2" t="inlineStr"><is><t>&lol9;</t></is></c></row>'
+        b"</sheetData></worksheet>"
+    )
+    bomb = b'<?xml version="1.0"?><!DOCTYPE worksheet [' + entities + b"]>" + sheet
+    assert "corrupt" in refusal(with_sheet_xml(bomb), "q.xlsx")
+    harmless = sheet.replace(b"&lol9;", b"lol")
+    assert read(with_sheet_xml(harmless), "q.xlsx").rows[0].values == {"question": "lol"}
 
 
 def test_it_stops_reading_an_xlsx_at_the_row_limit(monkeypatch):
@@ -368,11 +391,11 @@ SHEET_ROW = b'<row><c t="inlineStr"><is><t>Is this a bomb?</t></is></c></row>'
 SHEET_TAIL = b"</sheetData></worksheet>"
 
 
-def write_workbook_with_sheet(path, *, rows: int) -> None:
-    """A real workbook whose first sheet holds ``rows`` identical rows, streamed into
-    the archive chunk by chunk so that hundreds of MB are never held in memory."""
+def write_workbook_with_sheet(path, *, rows: int = 0, chunks=()) -> None:
+    """A real workbook whose first sheet holds ``rows`` identical rows (then the XML
+    ``chunks``), streamed into the archive chunk by chunk so that hundreds of MB are
+    never held in memory."""
     template = xlsx_bytes([["question"]])
-    chunk = SHEET_ROW * 10_000
     with (
         zipfile.ZipFile(io.BytesIO(template)) as src,
         zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst,
@@ -383,8 +406,10 @@ def write_workbook_with_sheet(path, *, rows: int) -> None:
         with dst.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as sheet:
             sheet.write(SHEET_HEAD)
             for _ in range(rows // 10_000):
-                sheet.write(chunk)
+                sheet.write(SHEET_ROW * 10_000)
             sheet.write(SHEET_ROW * (rows % 10_000))
+            for chunk in chunks:
+                sheet.write(chunk)
             sheet.write(SHEET_TAIL)
 
 
@@ -430,6 +455,25 @@ def test_the_same_workbook_with_a_few_rows_is_read(tmp_path, openpyxl_calls):
         sheet = read_upload(file, filename="small.xlsx", max_rows=10, max_bytes=MiB)
     assert [row.values["question"] for row in sheet.rows] == ["Is this a bomb?"] * 3
     assert len(openpyxl_calls) == 1
+
+
+def test_it_refuses_a_sheet_that_inflates_ninety_times_like_the_slow_file_of_the_issue(
+    tmp_path, openpyxl_calls
+):
+    # 1 MiB cells padded with 8 KB of random text: ratio about 90, not a 1000x bomb.
+    cells = (
+        b'<row><c t="inlineStr"><is><t>%s%s</t></is></c></row>'
+        % (os.urandom(8000).hex().encode(), b"a" * MiB)
+        for _ in range(30)
+    )
+    path = tmp_path / "slow.xlsx"
+    write_workbook_with_sheet(path, chunks=cells)
+    with zipfile.ZipFile(path) as archive:
+        sheet = archive.getinfo("xl/worksheets/sheet1.xml")
+    assert 80 < sheet.file_size / sheet.compress_size < 100
+    with open(path, "rb") as file, pytest.raises(UploadError, match="zip bomb"):
+        read_upload(file, filename="slow.xlsx", max_rows=100_000, max_bytes=50 * MiB)
+    assert openpyxl_calls == []
 
 
 def test_it_refuses_many_small_members_that_inflate_too_far_together(openpyxl_calls):
