@@ -48,6 +48,11 @@ logger = logging.getLogger("batches.processing")
 FLUSH_ITEMS = 10
 FLUSH_SECONDS = 1.0
 
+# Set when this worker process is asked to stop (SIGTERM, SIGINT; see the db_worker
+# command): conversations end after their current row, leaving the rest pending for
+# the next worker. Process state, like the signal it stands for, not request state.
+stopping = threading.Event()
+
 
 class WorkerLost(Exception):
     """Recorded on a task whose worker stopped sending heartbeats."""
@@ -169,6 +174,16 @@ class BatchRun:
             self.done.set()
             heartbeat.join()
         self.flush(force=True)
+        if stopping.is_set():
+            self.hand_over()
+
+    def hand_over(self) -> None:
+        """Stopped early: queue the batch again, for whichever worker is next."""
+        from batches.tasks import enqueue_batch
+
+        if Interaction.objects.filter(batch=self.batch, status="pending").exists():
+            enqueue_batch(self.batch.pk)
+            logger.warning("Batch %s: worker stopping; queued again", self.batch.pk)
 
     def invite_helper(self) -> None:
         """More conversations than threads: queue another task for this batch, which
@@ -186,7 +201,7 @@ class BatchRun:
         token = f"{self.worker_id}/{number}"
         try:
             with get_processor(self.batch.processor, self.batch.options) as processor:
-                while (claim := self.claim(token)) is not None:
+                while not stopping.is_set() and (claim := self.claim(token)) is not None:
                     self.run_conversation(claim, processor)
         except Exception:
             logger.exception("Batch %s: worker thread %s stopped", self.batch.pk, token)
@@ -265,7 +280,7 @@ class BatchRun:
         try:
             while item is not None:
                 output, error = call(processor, item.input, claim.history)
-                following = rest.pop(0) if rest else None
+                following = rest.pop(0) if rest and not stopping.is_set() else None
                 recorded, started = self.end_and_start(claim.token, item, output, error, following)
                 self.release(item.pk)
                 if not recorded:

@@ -110,3 +110,23 @@ def test_two_workers_share_one_batch_without_running_an_item_twice(alice, start_
     }
     workers = DBTaskResult.objects.filter(pk__in=tasks).values_list("worker_ids", flat=True)
     assert len({ids[-1] for ids in workers}) == 2
+
+
+def test_a_stopped_worker_ends_its_rows_and_leaves_the_rest_to_the_next_one(alice, start_worker):
+    rows = [(f"q{n}", "ab"[n % 2]) for n in range(30)]
+    batch = make_batch(alice, rows, options={"delay": 0.1})
+    first = start_worker(BATCH_CONCURRENCY=2)
+    wait_until(
+        lambda: batch.interactions.filter(status=InteractionStatus.SUCCEEDED).count() >= 4,
+        message="a few items done",
+    )
+
+    first.process.terminate()  # SIGTERM: the batch does not hold the worker back
+    assert first.process.wait(15) == 0
+    assert not batch.interactions.filter(status="running").exists()
+    assert batch.interactions.filter(status="pending").exists()
+
+    start_worker(BATCH_CONCURRENCY=2)  # default BATCH_STALE_AFTER: no recovery needed
+    done = wait_until(lambda: finished(batch.pk), message="batch end after restart")
+    assert (done.status, done.processed_items) == ("processed", 30)
+    assert set(batch.interactions.values_list("attempts", flat=True)) == {1}

@@ -1,10 +1,14 @@
 """``db_worker`` from django-tasks-db, plus recovery of work left by dead workers.
 
 Our batches app comes before django_tasks_db in INSTALLED_APPS, so this command is
-what ``python manage.py db_worker`` runs. It starts the worker unchanged and, beside
-it, a thread that every ``--recover-every`` seconds calls
-:func:`batches.processing.batches_recover`: django-tasks-db has no hook for this and
-leaves the task of a SIGKILLed worker RUNNING forever (django-tasks issue 46).
+what ``python manage.py db_worker`` runs. It adds two things django-tasks-db has no
+hook for:
+
+1. a thread that every ``--recover-every`` seconds calls
+   :func:`batches.processing.batches_recover`: django-tasks-db leaves the task of a
+   SIGKILLed worker RUNNING forever (django-tasks issue 46);
+2. a graceful stop that does not wait for a whole batch: on SIGTERM/SIGINT the batch
+   task ends its conversations after their current row and queues the batch again.
 """
 
 import logging
@@ -13,10 +17,9 @@ import time
 
 from django.conf import settings
 from django.db import connection
-from django_tasks_db.management.commands.db_worker import Command as DbWorkerCommand
-from django_tasks_db.management.commands.db_worker import valid_interval
+from django_tasks_db.management.commands import db_worker as upstream
 
-from batches.processing import batches_recover
+from batches.processing import batches_recover, stopping
 
 logger = logging.getLogger("batches.worker")
 
@@ -25,7 +28,13 @@ def default_recover_every() -> float:
     return max(0.5, min(60.0, settings.BATCH_STALE_AFTER / 4))
 
 
-class Command(DbWorkerCommand):
+class Worker(upstream.Worker):
+    def shutdown(self, signum, frame) -> None:
+        stopping.set()
+        super().shutdown(signum, frame)
+
+
+class Command(upstream.Command):
     help = (
         "Run a database background worker (django-tasks-db) that also re-queues "
         "batches whose worker died."
@@ -35,7 +44,7 @@ class Command(DbWorkerCommand):
         super().add_arguments(parser)
         parser.add_argument(
             "--recover-every",
-            type=valid_interval,
+            type=upstream.valid_interval,
             default=None,
             help="seconds between looks for batches left by dead workers; 0 turns it off "
             "(default: BATCH_STALE_AFTER / 4, between 0.5 and 60)",
@@ -47,6 +56,9 @@ class Command(DbWorkerCommand):
             threading.Thread(
                 target=_recover_forever, args=(every,), name="batch-recovery", daemon=True
             ).start()
+        # upstream.Command.handle builds its Worker by this module-level name; ours
+        # only adds the stop flag to its signal handler.
+        upstream.Worker = Worker
         return super().handle(*args, **options)
 
 
