@@ -10,7 +10,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_the_progress_bar_follows_a_batch_processed_by_a_worker_without_a_reload(
     browser, login_browser, live_server, staff, alice
 ):
-    batch = make_batch(alice, [(f"q{n}", "one chat") for n in range(8)], options={"delay": 0.4})
+    batch = make_batch(alice, [(f"q{n}", "one chat") for n in range(10)], options={"delay": 0.4})
     login_browser(browser, staff)
     browser.get(f"{live_server.url}/admin/batches/batch/{batch.pk}/change/")
     text = browser.find_element(By.CSS_SELECTOR, ".batch-progress-text")

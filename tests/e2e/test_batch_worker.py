@@ -96,14 +96,14 @@ def test_a_killed_worker_s_batch_is_finished_by_a_restarted_worker_each_item_onc
 
 
 def test_two_workers_share_one_batch_without_running_an_item_twice(alice, start_worker):
-    rows = [(f"q{n}", "") for n in range(24)]
+    rows = [(f"q{n}", "") for n in range(40)]  # 4 s of work for one worker alone
     batch = make_batch(alice, rows, options={"delay": 0.2})
     start_worker(BATCH_CONCURRENCY=2)
     start_worker(BATCH_CONCURRENCY=2)
 
     done = wait_until(lambda: finished(batch.pk), message="batch end")
 
-    assert (done.status, done.processed_items) == ("processed", 24)
+    assert (done.status, done.processed_items) == ("processed", 40)
     assert set(batch.interactions.values_list("attempts", flat=True)) == {1}
     tasks = {
         claim.split("/")[0] for claim in batch.interactions.values_list("claimed_by", flat=True)
