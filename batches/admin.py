@@ -1,12 +1,13 @@
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
-from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from batches import selectors, services
+from batches import services
 from batches.models import Batch, BatchStatus, Interaction
+from batches.views import results_response
 from batchsvc.admin import AuditAdmin, pretty_json
 from batchsvc.errors import ApiError
 
@@ -136,13 +137,7 @@ class BatchAdmin(AuditAdmin, admin.ModelAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Select one batch to download.", messages.WARNING)
             return None
-        batch = queryset.get()
-        response = StreamingHttpResponse(
-            selectors.results_stream(batch, format), content_type=selectors.FORMATS[format]
-        )
-        filename = selectors.results_filename(batch, format)
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        return response
+        return results_response(queryset.get(), format)
 
     @admin.action(description="Download results (CSV)")
     def download_csv(self, request, queryset):

@@ -111,12 +111,7 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         format = request.query_params.get("format", "json")
         if format not in selectors.FORMATS:
             raise ApiError(f"format must be one of {', '.join(selectors.FORMATS)}, not {format!r}.")
-        response = StreamingHttpResponse(
-            selectors.results_stream(batch, format), content_type=selectors.FORMATS[format]
-        )
-        filename = selectors.results_filename(batch, format)
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        return response
+        return results_response(batch, format)
 
     @extend_schema(request=None, responses={200: BatchSerializer, 409: OpenApiResponse()})
     @action(detail=True, methods=["post"])
@@ -139,6 +134,16 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         # On results, ?format= names the file format, not one of DRF's renderers
         # (which would answer 404 for csv and xlsx).
         return super().perform_content_negotiation(request, force=force or self.action == "results")
+
+
+def results_response(batch: Batch, format: str) -> StreamingHttpResponse:
+    """The results file as a streamed download (the API and the admin)."""
+    response = StreamingHttpResponse(
+        selectors.results_stream(batch, format), content_type=selectors.FORMATS[format]
+    )
+    filename = selectors.results_filename(batch, format)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 def _options(raw) -> dict:
