@@ -130,3 +130,50 @@ def test_a_stopped_worker_ends_its_rows_and_leaves_the_rest_to_the_next_one(alic
     done = wait_until(lambda: finished(batch.pk), message="batch end after restart")
     assert (done.status, done.processed_items) == ("processed", 30)
     assert set(batch.interactions.values_list("attempts", flat=True)) == {1}
+
+
+def test_the_http_processor_gets_each_conversation_s_history_from_a_worker(
+    alice, start_worker, settings
+):
+    from tests.batches.test_processors import Stub
+
+    stub = Stub()
+    settings.BATCH_HTTP_URL = f"{stub.url}/answer"
+    try:
+        batch = make_batch(
+            alice, [("one", "a"), ("solo", ""), ("two", "a")], processor="http", options={"k": 1}
+        )
+        start_worker(BATCH_HTTP_URL=f"{stub.url}/answer", BATCH_CONCURRENCY=1)
+        done = wait_until(lambda: finished(batch.pk), message="batch end")
+    finally:
+        stub.stop()
+
+    assert done.status == "processed"
+    sent = {r["json"]["input"]["question"]: r["json"] for r in stub.requests}
+    assert sent["one"]["history"] == [] and sent["solo"]["history"] == []
+    assert sent["two"]["history"] == [
+        {"input": {"question": "one", "chat_id": "a"}, "output": {"text": "stub answer"}}
+    ]
+    assert sent["two"]["options"] == {"k": 1}
+
+
+def test_cancelling_a_running_batch_stops_it_before_the_next_items(api, alice, start_worker):
+    batch = make_batch(alice, [(f"q{n}", "one chat") for n in range(20)], options={"delay": 0.2})
+    start_worker(BATCH_CONCURRENCY=1)
+    wait_until(
+        lambda: batch.interactions.filter(status=InteractionStatus.SUCCEEDED).exists(),
+        message="first item done",
+    )
+
+    response = api.post(f"/api/v1/batches/{batch.pk}/cancel")
+
+    assert response.status_code == 200
+    left = response.json()["cancelled_items"]
+    assert 0 < left < 20
+    wait_until(lambda: not batch.interactions.filter(status="running").exists())
+    done = Batch.objects.get(pk=batch.pk)
+    assert done.status == "cancelled"
+    assert done.processed_items + done.failed_items + done.cancelled_items == 20
+    assert done.cancelled_items == left
+    assert not batch.interactions.filter(status="cancelled", started_at__isnull=False).exists()
+    assert api.post(f"/api/v1/batches/{batch.pk}/cancel").status_code == 409
