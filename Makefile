@@ -24,8 +24,8 @@ run: install
 	$(MANAGE) migrate --noinput
 	$(MANAGE) collectstatic --noinput --verbosity 0
 	$(MANAGE) bootstrap --base-url http://$(HOST):$(PORT)
-	$(BIN)/gunicorn batchsvc.wsgi --bind $(HOST):$(PORT) --workers $(WEB_WORKERS) \
-		--access-logfile - --forwarded-allow-ips 127.0.0.1
+	# Web (gunicorn) and background worker (db_worker) together: see Procfile.
+	HOST=$(HOST) WEB_WORKERS=$(WEB_WORKERS) $(BIN)/honcho start -f Procfile -p $(PORT)
 
 lint: install
 	$(BIN)/ruff check .
@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python bench/batch_get.py
 	$(BIN)/python bench/traces.py
 	$(BIN)/python bench/logs.py
+	$(BIN)/python bench/batches.py
 
 clean:
 	rm -rf $(VENV) var/test.sqlite3*

@@ -1,1 +1,266 @@
-"""Batches of spreadsheet rows processed in the background: filled in by the batches issue."""
+"""Batches of spreadsheet rows sent, row by row, to a chat processor in the background.
+
+How work is shared (see batches.processing for the worker side): the rows of one
+chat_id form a *conversation* and run strictly in row order. A worker thread claims
+a conversation by turning its *head* (its lowest unfinished row) to ``running`` with
+its own ``claimed_by`` and a fresh ``heartbeat_at``; while it works, it moves the
+running mark down the conversation one row at a time and refreshes the heartbeat.
+A conversation is free again when its head is ``pending`` or when its running head's
+heartbeat is older than BATCH_STALE_AFTER (its worker died).
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import BooleanField, Exists, OuterRef, Q
+from django.db.models.expressions import RawSQL
+from django.urls import reverse
+from django.utils import timezone
+
+NAME_MAX = 255
+
+
+class BatchStatus(models.TextChoices):
+    QUEUED = "queued"
+    """Created and waiting for a worker."""
+    PROCESSING = "processing"
+    """A worker has started on its items."""
+    PROCESSED = "processed"
+    """Every item succeeded."""
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    """Every item ran; some failed, some succeeded."""
+    FAILED = "failed"
+    """Every item ran and none succeeded, or the processor could not be used at all."""
+    CANCELLED = "cancelled"
+    """Someone cancelled it; the items not started by then are cancelled."""
+
+
+ACTIVE_BATCH = (BatchStatus.QUEUED, BatchStatus.PROCESSING)
+RETRYABLE_BATCH = (BatchStatus.COMPLETED_WITH_ERRORS, BatchStatus.FAILED)
+
+
+class InteractionStatus(models.TextChoices):
+    PENDING = "pending"
+    """Waiting for its turn."""
+    RUNNING = "running"
+    """A worker is processing it (or died processing it: see heartbeat_at)."""
+    SUCCEEDED = "succeeded"
+    """The processor answered; the answer is in output."""
+    FAILED = "failed"
+    """The processor failed; the reason is in error."""
+    CANCELLED = "cancelled"
+    """Its batch was cancelled before it started."""
+
+
+UNFINISHED = (InteractionStatus.PENDING, InteractionStatus.RUNNING)
+
+
+def _literal_status(status: str) -> RawSQL:
+    """``status = '<status>'`` as literal SQL: SQLite uses a partial index only when
+    the query states its condition word for word, which a bound parameter never does."""
+    return RawSQL(f"\"status\" = '{status}'", (), output_field=BooleanField())
+
+
+PENDING_SQL = _literal_status(InteractionStatus.PENDING)
+RUNNING_SQL = _literal_status(InteractionStatus.RUNNING)
+
+
+class BatchQuerySet(models.QuerySet):
+    def for_user(self, user):
+        """What ``user`` may see: their own batches, or every batch for staff."""
+        return self if user.is_staff else self.filter(owner=user)
+
+    def active(self):
+        return self.filter(status__in=ACTIVE_BATCH)
+
+    def orphaned(self, *, before):
+        """Active batches no live worker has touched since ``before``."""
+        return self.active().filter(heartbeat_at__lt=before)
+
+
+class Batch(models.Model):
+    """One uploaded spreadsheet and the state of its processing."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=NAME_MAX, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches"
+    )
+    processor = models.CharField(max_length=64, default="echo")
+    options = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=32, choices=BatchStatus.choices, default=BatchStatus.QUEUED
+    )
+    total_items = models.PositiveIntegerField(default=0)
+    processed_items = models.PositiveIntegerField(default=0, help_text="succeeded items")
+    failed_items = models.PositiveIntegerField(default=0)
+    cancelled_items = models.PositiveIntegerField(default=0)
+    source_name = models.CharField("source file name", max_length=NAME_MAX, blank=True)
+    columns = models.JSONField(default=list, blank=True, help_text="the upload's columns")
+    error = models.TextField(blank=True, help_text="why the whole batch failed, if it did")
+    idempotency_key = models.CharField(max_length=NAME_MAX, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Bumped by every worker task working on the batch; an active batch whose
+    # heartbeat is stale has lost its workers (see services.batches_recover).
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+
+    objects = BatchQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "batches"
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="batch_owner_created"),
+            models.Index(
+                fields=["heartbeat_at"],
+                name="batch_active_heartbeat",
+                condition=Q(status__in=ACTIVE_BATCH),
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="batch_owner_idempotency_key",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=BatchStatus.values), name="batch_status_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name or str(self.id)
+
+    def get_absolute_url(self):
+        return reverse("batch-detail", kwargs={"pk": self.pk})
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_BATCH
+
+    @property
+    def progress(self) -> int:
+        """Whole percent of items that have ended (succeeded, failed or cancelled)."""
+        if not self.total_items:
+            return 100 if not self.is_active else 0
+        done = self.processed_items + self.failed_items + self.cancelled_items
+        return min(100, done * 100 // self.total_items)
+
+    # State changes: conditional UPDATEs of the fields they change, because workers,
+    # the API and the admin change one batch at the same time (a cancel must not be
+    # overwritten by a worker that read the batch a moment before).
+
+    def mark_processing(self) -> bool:
+        now = timezone.now()
+        changed = Batch.objects.filter(pk=self.pk, status=BatchStatus.QUEUED).update(
+            status=BatchStatus.PROCESSING, started_at=now, heartbeat_at=now, updated_at=now
+        )
+        if changed:
+            self.status, self.started_at, self.heartbeat_at = BatchStatus.PROCESSING, now, now
+        return bool(changed)
+
+    def touch(self) -> None:
+        """Heartbeat: a live worker is on this batch."""
+        Batch.objects.filter(pk=self.pk).update(heartbeat_at=timezone.now())
+
+    def add_counts(self, *, succeeded: int, failed: int) -> None:
+        if succeeded or failed:
+            Batch.objects.filter(pk=self.pk).update(
+                processed_items=models.F("processed_items") + succeeded,
+                failed_items=models.F("failed_items") + failed,
+                updated_at=timezone.now(),
+            )
+
+
+class InteractionQuerySet(models.QuerySet):
+    def pending(self):
+        return self.filter(status=InteractionStatus.PENDING)
+
+    def unfinished(self):
+        return self.filter(status__in=UNFINISHED)
+
+    def stale(self, *, before):
+        """Running items whose worker has not sent a heartbeat since ``before``: the
+        heads of conversations whose worker died (a running row is always its
+        conversation's first unfinished row)."""
+        return self.filter(RUNNING_SQL, heartbeat_at__lt=before).order_by("heartbeat_at")
+
+    def heads(self, batch):
+        """Pending rows of ``batch`` that are first among the unfinished rows of their
+        conversation, in row order: the conversations a worker may claim next
+        (besides stale ones). Scans pending rows in row order, so it reads no
+        finished row, only the queued rows of conversations already claimed."""
+        earlier = Interaction.objects.filter(
+            batch=OuterRef("batch"),
+            conversation=OuterRef("conversation"),
+            row_number__lt=OuterRef("row_number"),
+            status__in=UNFINISHED,
+        )
+        return self.filter(PENDING_SQL, batch=batch).exclude(Exists(earlier)).order_by("row_number")
+
+    def counts(self) -> dict[str, int]:
+        rows = self.values_list("status").annotate(n=models.Count("pk")).order_by()
+        return {status: n for status, n in rows}
+
+
+class Interaction(models.Model):
+    """One row of a batch: the question sent and the processor's answer."""
+
+    # No index of its own: the unique (batch, row_number) index starts with it.
+    batch = models.ForeignKey(
+        Batch, on_delete=models.CASCADE, related_name="interactions", db_index=False
+    )
+    row_number = models.PositiveIntegerField(help_text="row in the uploaded file (header = 1)")
+    chat_id = models.CharField(max_length=NAME_MAX, blank=True)
+    # Rows sharing a chat_id share a conversation number; a blank chat_id is a
+    # conversation of its own. Numbered from 1 in order of first appearance.
+    conversation = models.PositiveIntegerField()
+    input = models.JSONField(help_text="every column of the row")
+    output = models.JSONField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=InteractionStatus.choices, default=InteractionStatus.PENDING
+    )
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=80, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InteractionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["batch", "row_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "row_number"], name="interaction_batch_row"),
+            models.CheckConstraint(
+                condition=Q(status__in=InteractionStatus.values),
+                name="interaction_status_valid",
+            ),
+        ]
+        indexes = [
+            # The worker's hot queries: pending rows of a batch in row order
+            # (InteractionQuerySet.heads), running rows by heartbeat (.stale). Small:
+            # a row is in one of them only while it waits or runs.
+            models.Index(
+                fields=["batch", "row_number"],
+                name="interaction_pending",
+                condition=Q(status=InteractionStatus.PENDING),
+            ),
+            models.Index(
+                fields=["batch", "heartbeat_at"],
+                name="interaction_running",
+                condition=Q(status=InteractionStatus.RUNNING),
+            ),
+            # A conversation's rows: its earlier rows when claiming it, its history.
+            models.Index(
+                fields=["batch", "conversation", "row_number"], name="interaction_conversation"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.batch_id} row {self.row_number}"

@@ -66,6 +66,10 @@ INSTALLED_APPS = [
     "traces",
     "setuplogs",
     "batches",
+    # After batches, whose db_worker command wraps django_tasks_db's (see
+    # batches/management/commands/db_worker.py).
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -178,6 +182,31 @@ TRACES_ADMIN_PREVIEW_BYTES = env_int("TRACES_ADMIN_PREVIEW_BYTES", 256 * 1024)
 # UTF-8 bytes; a longer line is skipped and reported, not truncated.
 LOGS_BATCH_MAX = env_int("LOGS_BATCH_MAX", 1000)
 LOG_MESSAGE_MAX = env_int("LOG_MESSAGE_MAX", 64 * 1024)
+
+# Batch jobs (issue 5): spreadsheet uploads sent row by row to a chat processor.
+# Processors are registered by name; the URLs they call come only from here,
+# never from an upload or a batch's options (no server-side request forgery).
+BATCH_PROCESSORS = {
+    "echo": "batches.processors.EchoProcessor",
+    "http": "batches.processors.HttpProcessor",
+    "openai": "batches.processors.OpenAIProcessor",
+}
+BATCH_HTTP_URL = os.environ.get("BATCH_HTTP_URL", "")
+OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
+OPENAI_MODEL = os.environ.get("OPENAI_MODEL", "gpt-4o-mini")
+BATCH_PROCESSOR_TIMEOUT = env_int("BATCH_PROCESSOR_TIMEOUT", 60)  # seconds per HTTP call
+BATCH_PROCESSOR_RETRIES = env_int("BATCH_PROCESSOR_RETRIES", 3)  # extra tries when transient
+BATCH_PROCESSOR_BACKOFF_MS = env_int("BATCH_PROCESSOR_BACKOFF_MS", 500)  # doubles per retry
+BATCH_MAX_ROWS = env_int("BATCH_MAX_ROWS", 100_000)
+BATCH_MAX_UPLOAD_BYTES = env_int("BATCH_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
+# Conversations one worker process runs at the same time (threads).
+BATCH_CONCURRENCY = env_int("BATCH_CONCURRENCY", 4)
+# A running item or batch whose worker has sent no heartbeat for this many seconds
+# is taken over by another worker (its worker died: SIGKILL, lost machine).
+BATCH_STALE_AFTER = env_int("BATCH_STALE_AFTER", 300)
+# Background work: the Django Tasks API with its queue in the database.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,8 +1,12 @@
+import json
 import logging
+import os
 import random
 import time
-from collections.abc import Iterable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -128,6 +132,91 @@ class Client:
             summary["errors"] += [{**e, "index": offset + e["index"]} for e in body["errors"]]
             summary["rolled_back_chunks"] += bool(body.get("rolled_back"))
         return summary
+
+    # Batches ------------------------------------------------------------
+
+    def upload_batch(
+        self,
+        path: str | os.PathLike,
+        *,
+        name: str = "",
+        processor: str = "echo",
+        options: dict | None = None,
+        idempotency_key: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Upload a .csv or .xlsx file as a batch: ``{"batch_id", "status",
+        "total_items"}`` (or the file's summary with ``dry_run``).
+
+        The upload carries an Idempotency-Key (a new one unless given), so a retry
+        after a lost answer gets the same batch, never a second one.
+        """
+        path = Path(path)
+        data = {"processor": processor, "name": name or path.name}
+        if options is not None:
+            data["options"] = json.dumps(options)
+        headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+        return self.json(
+            "POST",
+            "/api/v1/batches/",
+            ok=(200, 202),
+            params={"dry_run": "true"} if dry_run else None,
+            data=data,
+            files={"file": (path.name, path.read_bytes())},
+            headers=headers,
+        )
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        """The batch's fields, its status and ``progress`` (0-100)."""
+        return self.json("GET", f"/api/v1/batches/{batch_id}/")
+
+    def wait_for_batch(
+        self,
+        batch_id: str,
+        *,
+        poll: float = 1.0,
+        timeout: float | None = None,
+        progress: Callable[[dict], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll until the batch has ended; return it. ``progress(batch)`` is called
+        after each look; TimeoutError after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            batch = self.batch(batch_id)
+            if progress is not None:
+                progress(batch)
+            if batch["status"] not in ("queued", "processing"):
+                return batch
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"batch {batch_id} is still {batch['status']}")
+            time.sleep(poll)
+
+    def download_results(
+        self, batch_id: str, path: str | os.PathLike, *, format: str = "csv"
+    ) -> Path:
+        """Stream the results file (csv, xlsx or json) to ``path``, written to a
+        temporary file beside it and renamed, so ``path`` is never half-written."""
+        target = Path(path)
+        url = f"/api/v1/batches/{batch_id}/results"
+        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+        try:
+            with self._http.stream("GET", url, params={"format": format}) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise ApiError(response.status_code, _body(response))
+                with open(temporary, "wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
+        return target
+
+    def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        return self.json("POST", f"/api/v1/batches/{batch_id}/cancel", retry=False)
+
+    def retry_failed(self, batch_id: str) -> dict[str, Any]:
+        return self.json("POST", f"/api/v1/batches/{batch_id}/retry-failed", ok=(202,), retry=False)
 
     # Setup logs ---------------------------------------------------------
 

@@ -1,0 +1,201 @@
+from django.contrib import admin, messages
+from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from batches import services
+from batches.models import Batch, BatchStatus, Interaction
+from batches.views import results_response
+from batchsvc.admin import AuditAdmin, pretty_json
+from batchsvc.errors import ApiError
+
+ITEMS_PER_PAGE = 50
+
+
+def progress_bar(batch: Batch):
+    """A bar that templates/admin/batches/progress_script.html keeps up to date."""
+    return format_html(
+        '<div class="batch-progress" data-url="{}" data-status="{}">'
+        '<div class="batch-progress-bar" style="width: {}%"></div>'
+        '<span class="batch-progress-text">{}%</span></div>',
+        reverse("batch-detail", kwargs={"pk": batch.pk}),
+        batch.status,
+        batch.progress,
+        batch.progress,
+    )
+
+
+@admin.register(Batch)
+class BatchAdmin(AuditAdmin, admin.ModelAdmin):
+    list_display = [
+        "display_name",
+        "owner",
+        "status",
+        "total_items",
+        "processed_items",
+        "failed_items",
+        "progress",
+        "created_at",
+    ]
+    list_filter = ["status", "processor"]
+    list_select_related = ["owner"]
+    search_fields = ["=id", "name", "owner__username", "source_name"]
+    show_full_result_count = False
+    list_per_page = 50
+    actions = ["cancel", "retry_failed", "download_csv", "download_xlsx", "download_json"]
+    fields = [
+        ("id", "name"),
+        ("owner", "processor"),
+        "status",
+        "progress",
+        ("total_items", "processed_items", "failed_items", "cancelled_items"),
+        "source_name",
+        "options_json",
+        "error",
+        "downloads",
+        ("created_at", "started_at", "finished_at", "updated_at"),
+    ]
+    readonly_fields = [
+        name for row in fields for name in (row if isinstance(row, tuple) else (row,))
+    ]
+
+    def get_urls(self):
+        own = [
+            path(
+                "<uuid:object_id>/cancel/",
+                self.admin_site.admin_view(self.cancel_view),
+                name="batches_batch_cancel",
+            ),
+            path(
+                "<uuid:object_id>/retry-failed/",
+                self.admin_site.admin_view(self.retry_failed_view),
+                name="batches_batch_retry_failed",
+            ),
+        ]
+        return own + super().get_urls()
+
+    @admin.display(description="name", ordering="name")
+    def display_name(self, batch):
+        return str(batch)
+
+    @admin.display(description="progress")
+    def progress(self, batch):
+        return progress_bar(batch)
+
+    @admin.display(description="options")
+    def options_json(self, batch):
+        return pretty_json(batch.options)
+
+    @admin.display(description="results")
+    def downloads(self, batch):
+        url = reverse("batch-results", kwargs={"pk": batch.pk})
+        return format_html(
+            '<a href="{}?format=csv">CSV</a> · <a href="{}?format=xlsx">XLSX</a> · '
+            '<a href="{}?format=json">JSON</a>',
+            url,
+            url,
+            url,
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        batch = self.get_object(request, object_id)
+        extra_context = extra_context or {}
+        if batch is not None:
+            paginator = Paginator(batch.interactions.order_by("row_number"), ITEMS_PER_PAGE)
+            extra_context["items_page"] = paginator.get_page(request.GET.get("items"))
+            extra_context["can_cancel"] = batch.is_active
+            extra_context["can_retry"] = batch.status in (
+                BatchStatus.COMPLETED_WITH_ERRORS,
+                BatchStatus.FAILED,
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # Actions: the same services as the API --------------------------------------
+
+    def _each(self, request, queryset, service, done: str):
+        changed = 0
+        for batch in queryset:
+            try:
+                service(batch=batch)
+                changed += 1
+            except ApiError as exc:
+                self.message_user(request, f"{batch}: {exc.message}", messages.WARNING)
+        if changed:
+            self.message_user(request, f"{changed} batch(es) {done}.", messages.SUCCESS)
+
+    @admin.action(description="Cancel selected batches")
+    def cancel(self, request, queryset):
+        self._each(request, queryset, services.batch_cancel, "cancelled")
+
+    @admin.action(description="Retry the failed items of selected batches")
+    def retry_failed(self, request, queryset):
+        self._each(request, queryset, services.batch_retry_failed, "queued again")
+
+    def _download(self, request, queryset, format: str):
+        if queryset.count() != 1:
+            self.message_user(request, "Select one batch to download.", messages.WARNING)
+            return None
+        return results_response(queryset.get(), format)
+
+    @admin.action(description="Download results (CSV)")
+    def download_csv(self, request, queryset):
+        return self._download(request, queryset, "csv")
+
+    @admin.action(description="Download results (XLSX)")
+    def download_xlsx(self, request, queryset):
+        return self._download(request, queryset, "xlsx")
+
+    @admin.action(description="Download results (JSON)")
+    def download_json(self, request, queryset):
+        return self._download(request, queryset, "json")
+
+    def cancel_view(self, request, object_id):
+        return self._object_action(request, object_id, self.cancel)
+
+    def retry_failed_view(self, request, object_id):
+        return self._object_action(request, object_id, self.retry_failed)
+
+    def _object_action(self, request, object_id, action):
+        batch = get_object_or_404(Batch, pk=object_id)
+        if request.method == "POST" and self.has_view_permission(request, batch):
+            action(request, Batch.objects.filter(pk=batch.pk))
+        return HttpResponseRedirect(reverse("admin:batches_batch_change", args=[batch.pk]))
+
+
+@admin.register(Interaction)
+class InteractionAdmin(AuditAdmin, admin.ModelAdmin):
+    list_display = ["row_number", "batch", "chat_id", "question", "status", "attempts"]
+    list_filter = ["status"]
+    list_select_related = ["batch"]
+    search_fields = ["=batch__id", "chat_id"]
+    show_full_result_count = False
+    list_per_page = 100
+    readonly_fields = [
+        "batch",
+        "row_number",
+        "chat_id",
+        "status",
+        "input_json",
+        "output_json",
+        "error",
+        "attempts",
+        "started_at",
+        "finished_at",
+        "claimed_by",
+        "heartbeat_at",
+    ]
+    fields = readonly_fields
+
+    @admin.display(description="question")
+    def question(self, item):
+        return str(item.input.get("question", ""))[:80]
+
+    @admin.display(description="input")
+    def input_json(self, item):
+        return pretty_json(item.input)
+
+    @admin.display(description="output")
+    def output_json(self, item):
+        return pretty_json(item.output)

@@ -1,0 +1,78 @@
+import json
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from batches.selectors import batch_wait
+from batches.services import batch_create
+from batchsvc.errors import ApiError
+
+
+def json_object(value: str) -> dict:
+    options = json.loads(value)
+    if not isinstance(options, dict):
+        raise ValueError(value)
+    return options
+
+
+class Command(BaseCommand):
+    help = "Create a batch from a .csv or .xlsx file, as an upload to the API would."
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", help="path to a .csv or .xlsx file with a question column")
+        parser.add_argument("--owner", required=True, help="username of the batch's owner")
+        parser.add_argument("--name", default="", help="batch name (default: the file name)")
+        parser.add_argument("--processor", default="echo", help="(default: %(default)r)")
+        parser.add_argument(
+            "--options",
+            type=json_object,
+            default={},
+            help="processor options as a JSON object (default: %(default)r)",
+        )
+        parser.add_argument(
+            "--wait",
+            action="store_true",
+            help="show progress until the batch ends (a db_worker must be running)",
+        )
+        parser.add_argument(
+            "--poll", type=float, default=0.5, help="seconds between looks (default: %(default)r)"
+        )
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=None,
+            help="with --wait, give up after this many seconds (default: wait until it ends)",
+        )
+
+    def handle(self, *args, file, owner, name, processor, options, wait, poll, timeout, **rest):
+        user = get_user_model().objects.filter(username=owner).first()
+        if user is None:
+            raise CommandError(f"There is no user {owner!r}.")
+        try:
+            with open(file, "rb") as upload:
+                batch = batch_create(
+                    owner=user, upload=upload, name=name, processor=processor, options=options
+                ).batch
+        except OSError as exc:
+            raise CommandError(f"Cannot read {file}: {exc.strerror}.") from None
+        except ApiError as exc:
+            raise CommandError(f"{file}: {exc.message}") from None
+        self.stdout.write(f"Batch {batch.pk} queued with {batch.total_items} items.")
+        if wait:
+            batch = self.wait(batch, poll, timeout)
+            if batch.is_active:
+                raise CommandError(f"Batch {batch.pk} is still {batch.status} after {timeout} s.")
+            self.stdout.write(
+                f"Batch {batch.pk} {batch.status}: {batch.processed_items} succeeded, "
+                f"{batch.failed_items} failed, {batch.cancelled_items} cancelled "
+                f"of {batch.total_items}."
+            )
+
+    def wait(self, batch, poll, timeout):
+        with tqdm(total=batch.total_items, unit=" items", file=self.stderr._out) as bar:
+
+            def progress(batch):
+                bar.update(batch.processed_items + batch.failed_items - bar.n)
+
+            return batch_wait(batch=batch, poll=poll, progress=progress, timeout=timeout)

@@ -1,0 +1,230 @@
+"""Chat processors: what answers one row of a batch.
+
+A processor is a class registered by name in settings.BATCH_PROCESSORS. It is built
+once per batch with the batch's options and called once per item with the row's
+values and the earlier exchanges of the same conversation. It returns a
+JSON-serialisable dict with at least "text", or raises ProcessorError (the item
+fails with that message; the batch goes on).
+
+The URLs the network processors call come only from settings, never from the row or
+the options, so an upload cannot make the server request an address of its choosing
+(server-side request forgery). Transient failures (connection errors, timeouts, 429,
+5xx) are retried with exponential backoff before the item fails; other 4xx answers
+fail at once, as repeating them cannot help.
+"""
+
+import json
+import logging
+import random
+import time
+from typing import Any, ClassVar
+
+import httpx
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+logger = logging.getLogger("batches.processors")
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_DELAY = 10.0
+# A Retry-After longer than this is not waited for in full: the item would hold a
+# worker slot for minutes.
+MAX_RETRY_AFTER = 30.0
+
+
+class ProcessorError(Exception):
+    """the item fails; str(exc) is stored as its error"""
+
+
+class Processor:
+    """Base class. Subclasses set ``name`` and implement ``process``; ``__init__``
+    validates the options and raises ValueError with a sentence when they are wrong."""
+
+    name: ClassVar[str]
+
+    def __init__(self, options: dict):
+        if not isinstance(options, dict):
+            raise ValueError("The processor options must be a JSON object.")
+        self.options = options
+
+    def process(self, input: dict, history: list[dict]) -> dict:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections; the processor is not used afterwards."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def get_processor(name: str, options: dict) -> Processor:
+    """Build the processor registered as ``name`` in settings.BATCH_PROCESSORS.
+    ValueError (with a sentence for the user) for an unknown name or bad options."""
+    registry = settings.BATCH_PROCESSORS
+    if name not in registry:
+        raise ValueError(f"Unknown processor {name!r}; choose one of: {', '.join(registry)}.")
+    return import_string(registry[name])(options)
+
+
+def processor_names() -> list[str]:
+    return list(settings.BATCH_PROCESSORS)
+
+
+class EchoProcessor(Processor):
+    """Answers without a network: the question and the turn number. ``delay``
+    (seconds, at most 10) simulates a slow model in tests and benchmarks."""
+
+    name = "echo"
+
+    def __init__(self, options: dict):
+        super().__init__(options)
+        delay = options.get("delay", 0)
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
+            raise ValueError("The echo processor's delay must be a number of seconds.")
+        self.delay = min(float(delay), MAX_DELAY)
+
+    def process(self, input: dict, history: list[dict]) -> dict:
+        if self.delay:
+            time.sleep(self.delay)
+        turn = len(history) + 1
+        return {"text": f"echo: {input.get('question', '')} (turn {turn})", "turn": turn}
+
+
+class _HttpProcessor(Processor):
+    """Shared by the network processors: one httpx client per processor (its
+    connection pool is reused across items and may be shared by threads), and
+    ``_post`` with timeouts and retries."""
+
+    def __init__(self, options: dict, *, headers: dict | None = None):
+        super().__init__(options)
+        self._http = httpx.Client(
+            timeout=settings.BATCH_PROCESSOR_TIMEOUT,
+            headers=headers,
+            follow_redirects=False,  # a redirect could point anywhere
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _post(self, url: str, payload: dict) -> dict:
+        """POST JSON, retry transient failures, return the answer's JSON object."""
+        attempts = 1 + settings.BATCH_PROCESSOR_RETRIES
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = self._http.post(url, json=payload)
+            except httpx.TransportError as exc:
+                if last:
+                    raise ProcessorError(f"{self.name} processor: {_describe(exc)}.") from None
+                logger.warning("%s processor: %s; retrying", self.name, _describe(exc))
+                _sleep(attempt)
+                continue
+            if response.status_code in RETRY_STATUSES and not last:
+                logger.warning("%s processor: HTTP %s; retrying", self.name, response.status_code)
+                _sleep(attempt, response.headers.get("Retry-After"))
+                continue
+            return self._answer(response)
+        raise AssertionError("unreachable")
+
+    def _answer(self, response: httpx.Response) -> dict:
+        if not response.is_success:
+            raise ProcessorError(
+                f"{self.name} processor: HTTP {response.status_code} {response.reason_phrase}"
+                f"{_excerpt(response)}."
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            raise ProcessorError(f"{self.name} processor: the answer is not JSON.") from None
+        if not isinstance(body, dict):
+            raise ProcessorError(f"{self.name} processor: the answer is not a JSON object.")
+        return body
+
+
+class HttpProcessor(_HttpProcessor):
+    """POSTs {"input", "history", "options"} to settings.BATCH_HTTP_URL and stores the
+    JSON object it answers, with "text" taken from it (or the whole answer as text)."""
+
+    name = "http"
+
+    def __init__(self, options: dict):
+        if not settings.BATCH_HTTP_URL:
+            raise ValueError("The http processor is not configured (BATCH_HTTP_URL is empty).")
+        super().__init__(options)
+        self.url = settings.BATCH_HTTP_URL
+
+    def process(self, input: dict, history: list[dict]) -> dict:
+        body = self._post(self.url, {"input": input, "history": history, "options": self.options})
+        text = body.get("text")
+        if not isinstance(text, str):
+            text = json.dumps(body if text is None else text, ensure_ascii=False)
+        return {**body, "text": text}
+
+
+class OpenAIProcessor(_HttpProcessor):
+    """An OpenAI-compatible chat completions endpoint at settings.OPENAI_BASE_URL.
+    Options: ``model`` (default settings.OPENAI_MODEL), ``system_prompt``."""
+
+    name = "openai"
+
+    def __init__(self, options: dict):
+        for key in ("model", "system_prompt"):
+            if isinstance(options, dict) and not isinstance(options.get(key, ""), str):
+                raise ValueError(f"The openai processor's {key} must be text.")
+        headers = {}
+        if settings.OPENAI_API_KEY:
+            headers["Authorization"] = f"Bearer {settings.OPENAI_API_KEY}"
+        super().__init__(options, headers=headers)
+        self.url = settings.OPENAI_BASE_URL.rstrip("/") + "/chat/completions"
+        self.model = options.get("model") or settings.OPENAI_MODEL
+        self.system_prompt = options.get("system_prompt") or ""
+
+    def process(self, input: dict, history: list[dict]) -> dict:
+        messages = self.messages(input, history)
+        body = self._post(self.url, {"model": self.model, "messages": messages})
+        try:
+            text = body["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise ProcessorError("openai processor: the answer has no message.") from None
+        if not isinstance(text, str):
+            raise ProcessorError("openai processor: the answer has no text.")
+        return {"text": text, "model": body.get("model", self.model), "usage": body.get("usage")}
+
+    def messages(self, input: dict, history: list[dict]) -> list[dict]:
+        """System prompt, then each earlier exchange as a user and an assistant
+        message (an exchange without an answer contributes its question only)."""
+        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        for exchange in history:
+            messages.append({"role": "user", "content": _question(exchange.get("input"))})
+            answer = (exchange.get("output") or {}).get("text")
+            if answer:
+                messages.append({"role": "assistant", "content": answer})
+        messages.append({"role": "user", "content": _question(input)})
+        return messages
+
+
+def _question(values: Any) -> str:
+    return str((values or {}).get("question") or "")
+
+
+def _sleep(attempt: int, retry_after: str | None = None) -> None:
+    delay = settings.BATCH_PROCESSOR_BACKOFF_MS / 1000 * 2**attempt * (1 + random.random() / 4)
+    if retry_after and retry_after.isdigit():
+        delay = max(delay, min(int(retry_after), MAX_RETRY_AFTER))
+    time.sleep(delay)
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "no answer within the timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "could not connect"
+    return f"the connection failed ({type(exc).__name__})"
+
+
+def _excerpt(response: httpx.Response) -> str:
+    text = " ".join(response.text.split())[:200]
+    return f": {text}" if text else ""

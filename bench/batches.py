@@ -1,0 +1,119 @@
+"""Spreadsheet batches: upload latency, echo throughput, concurrency across conversations.
+
+    .venv/bin/python bench/batches.py [--rows 10000] [--slow 200]
+
+Each figure runs against gunicorn and real ``manage.py db_worker`` processes on a
+scratch database (SQLite by default; PostgreSQL with DATABASE_URL). Processing
+times are the batch's own started_at → finished_at, so worker start-up is left out.
+"""
+
+import argparse
+import io
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from openpyxl import Workbook, load_workbook
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._server import PYTHON, ROOT, server
+
+
+def xlsx(rows: int, *, chat_size: int) -> bytes:
+    """``rows`` questions; ``chat_size`` consecutive rows share a chat_id (1 = none)."""
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Questions")
+    sheet.append(["question", "chat_id", "url", "lang"])
+    for n in range(rows):
+        chat = f"chat-{n // chat_size}" if chat_size > 1 else None
+        sheet.append([f"Question number {n}: what is {n} + {n}?", chat, "https://x.test/p", "en"])
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def upload(http: httpx.Client, data: bytes, name: str, options: str = "{}") -> tuple[str, float]:
+    started = time.perf_counter()
+    response = http.post(
+        "/api/v1/batches/", files={"file": (name, data)}, data={"options": options}, timeout=120
+    )
+    elapsed = time.perf_counter() - started
+    response.raise_for_status()
+    return response.json()["batch_id"], elapsed
+
+
+def process(http: httpx.Client, env: dict, batch_id: str, concurrency: int) -> dict:
+    """Run one worker until the batch ends; return the batch."""
+    worker = subprocess.Popen(
+        [PYTHON, "manage.py", "db_worker", "--interval", "0.05", "--no-startup-delay"],
+        cwd=ROOT,
+        env={**env, "BATCH_CONCURRENCY": str(concurrency)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while (batch := http.get(f"/api/v1/batches/{batch_id}/").json())["status"] in (
+            "queued",
+            "processing",
+        ):
+            time.sleep(0.1)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    return batch
+
+
+def seconds(batch: dict) -> float:
+    started, finished = (datetime.fromisoformat(batch[k]) for k in ("started_at", "finished_at"))
+    return (finished - started).total_seconds()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--slow", type=int, default=200, help="single-row conversations")
+    args = parser.parse_args()
+
+    data = xlsx(args.rows, chat_size=10)
+    started = time.perf_counter()
+    workbook = load_workbook(io.BytesIO(data), read_only=True)
+    parsed = sum(1 for _ in workbook.active.iter_rows(values_only=True)) - 1
+    workbook.close()
+    parse_only = time.perf_counter() - started
+
+    with server(workers=2) as (base, token, env):
+        http = httpx.Client(base_url=base, headers={"Authorization": f"Token {token}"})
+        batch_id, upload_seconds = upload(http, data, "questions.xlsx")
+        print(
+            f"upload: {args.rows:,}-row XLSX ({len(data) / 1024:,.0f} KiB) answered 202 in "
+            f"{upload_seconds:.2f} s (openpyxl read-only alone reads its {parsed:,} rows in "
+            f"{parse_only:.2f} s; ratio {upload_seconds / parse_only:.1f}x)"
+        )
+
+        batch = process(http, env, batch_id, concurrency=4)
+        assert batch["processed_items"] == args.rows, batch
+        took = seconds(batch)
+        print(
+            f"echo: {args.rows:,} items ({args.rows // 10:,} conversations of 10) by one worker "
+            f"in {took:.2f} s = {args.rows / took:,.0f} items/s"
+        )
+
+        slow = xlsx(args.slow, chat_size=1)
+        timings = {}
+        for concurrency in (1, 8):
+            batch_id, _ = upload(http, slow, f"slow-{concurrency}.xlsx", '{"delay": 0.05}')
+            batch = process(http, env, batch_id, concurrency=concurrency)
+            assert batch["processed_items"] == args.slow, batch
+            timings[concurrency] = seconds(batch)
+        print(
+            f"slow: {args.slow} single-row conversations at 50 ms per item: "
+            f"BATCH_CONCURRENCY=1 {timings[1]:.2f} s, BATCH_CONCURRENCY=8 {timings[8]:.2f} s "
+            f"= {timings[1] / timings[8]:.1f}x faster"
+        )
+
+
+if __name__ == "__main__":
+    main()

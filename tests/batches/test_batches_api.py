@@ -1,0 +1,286 @@
+import csv
+import io
+
+import pytest
+from django_tasks_db.models import DBTaskResult
+from openpyxl import load_workbook
+
+from batches.models import Batch, BatchStatus, Interaction, InteractionStatus
+from tests.batches.factories import csv_upload, make_batch, post_batch, xlsx_bytes
+
+pytestmark = pytest.mark.django_db
+
+ROWS = [("What is 2+2?", "a"), ("And times 3?", "a"), ("Capital of France?", "")]
+
+
+def queued_tasks(batch_id):
+    return DBTaskResult.objects.filter(
+        status="READY", args_kwargs__kwargs__batch_id=str(batch_id)
+    ).count()
+
+
+def test_an_upload_creates_a_queued_batch_with_one_interaction_per_row_and_queues_it(
+    api, alice, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_batch(api, csv_upload(ROWS), name="Quiz", options='{"delay": 0}')
+
+    assert response.status_code == 202
+    body = response.json()
+    assert body == {"batch_id": body["batch_id"], "status": "queued", "total_items": 3}
+    batch = Batch.objects.get(pk=body["batch_id"])
+    assert (batch.owner, batch.name, batch.processor, batch.options) == (
+        alice,
+        "Quiz",
+        "echo",
+        {"delay": 0},
+    )
+    assert batch.source_name == "questions.csv"
+    items = list(batch.interactions.order_by("row_number"))
+    assert [(i.row_number, i.chat_id, i.input["question"]) for i in items] == [
+        (2, "a", "What is 2+2?"),
+        (3, "a", "And times 3?"),
+        (4, "", "Capital of France?"),
+    ]
+    assert items[0].conversation == items[1].conversation != items[2].conversation
+    assert {i.status for i in items} == {InteractionStatus.PENDING}
+    assert queued_tasks(batch.pk) == 1
+
+
+def test_an_xlsx_upload_keeps_its_other_columns_in_the_input(api):
+    data = xlsx_bytes(
+        [("Hi?", "c1", "https://x.test", "fr")], ("Question ", "CHAT_ID", "url", "lang")
+    )
+    upload = io.BytesIO(data)
+    upload.name = "sheet.xlsx"
+    response = post_batch(api, upload)
+    assert response.status_code == 202
+    item = Interaction.objects.get()
+    assert item.input == {"question": "Hi?", "chat_id": "c1", "url": "https://x.test", "lang": "fr"}
+
+
+@pytest.mark.parametrize(
+    ("upload", "says"),
+    [
+        (csv_upload([("x",)], header=("prompt",)), "no 'question' column"),
+        (csv_upload([], header=("question",)), "no rows"),
+        (csv_upload(ROWS, name="questions.txt"), ".csv or .xlsx"),
+        (csv_upload(ROWS, name="questions.xlsx"), "not a valid XLSX"),
+    ],
+)
+def test_a_bad_file_is_a_400_with_a_sentence_and_creates_nothing(api, upload, says):
+    response = post_batch(api, upload)
+    assert response.status_code == 400
+    assert says in response.json()["error"]
+    assert not Batch.objects.exists()
+    assert not DBTaskResult.objects.exists()
+
+
+def test_more_rows_than_the_limit_is_a_400(api, settings):
+    settings.BATCH_MAX_ROWS = 2
+    response = post_batch(api, csv_upload(ROWS))
+    assert response.status_code == 400
+    assert "more than 2 rows" in response.json()["error"]
+    assert not Batch.objects.exists()
+
+
+def test_a_missing_file_an_unknown_processor_or_bad_options_is_a_400(api):
+    assert "field 'file'" in api.post("/api/v1/batches/", {"name": "x"}).json()["error"]
+    unknown = post_batch(api, csv_upload(ROWS), processor="gpt-17")
+    assert unknown.status_code == 400
+    assert "Unknown processor 'gpt-17'" in unknown.json()["error"]
+    bad = post_batch(api, csv_upload(ROWS), options="[1, 2]")
+    assert bad.status_code == 400
+    assert "options must be a JSON object" in bad.json()["error"]
+    assert not Batch.objects.exists()
+
+
+def test_a_dry_run_summarises_the_file_and_creates_nothing(api):
+    response = post_batch(api, csv_upload(ROWS), query="?dry_run=true")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["total_items"], body["chat_groups"], body["columns"]) == (
+        3,
+        2,
+        ["question", "chat_id"],
+    )
+    assert not Batch.objects.exists()
+
+
+def test_the_same_idempotency_key_gives_the_same_batch(api, django_capture_on_commit_callbacks):
+    headers = {"HTTP_IDEMPOTENCY_KEY": "upload-1"}
+    with django_capture_on_commit_callbacks(execute=True):
+        first = post_batch(api, csv_upload(ROWS), headers=headers)
+        again = post_batch(api, csv_upload(ROWS), headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.json()["batch_id"] == first.json()["batch_id"]
+    assert again["Idempotent-Replayed"] == "true"
+    assert Batch.objects.count() == 1
+    assert Interaction.objects.count() == 3
+    assert DBTaskResult.objects.count() == 1
+
+
+def test_another_user_with_the_same_key_gets_a_batch_of_their_own(api, bob):
+    make_batch(bob, ROWS, idempotency_key="shared-key")
+    response = post_batch(api, csv_upload(ROWS), headers={"HTTP_IDEMPOTENCY_KEY": "shared-key"})
+    assert response.status_code == 202
+    assert Batch.objects.count() == 2
+
+
+def test_the_list_shows_own_batches_newest_first_and_filters_by_status(api, alice, bob):
+    older, newer = make_batch(alice, ROWS), make_batch(alice, ROWS)
+    make_batch(bob, ROWS)
+    Batch.objects.filter(pk=older.pk).update(status=BatchStatus.PROCESSED)
+
+    listed = api.get("/api/v1/batches/").json()["results"]
+    assert [b["id"] for b in listed] == [str(newer.pk), str(older.pk)]
+    processed = api.get("/api/v1/batches/?status=processed").json()["results"]
+    assert [b["id"] for b in processed] == [str(older.pk)]
+
+
+def test_staff_see_every_batch(api, alice, bob, staff):
+    make_batch(alice, ROWS), make_batch(bob, ROWS)
+    api.force_authenticate(staff)
+    assert len(api.get("/api/v1/batches/").json()["results"]) == 2
+
+
+def test_another_users_batch_is_a_404_everywhere(api, bob):
+    batch = make_batch(bob, ROWS)
+    base = f"/api/v1/batches/{batch.pk}"
+    for path in ("/", "/interactions/", "/results?format=csv"):
+        assert api.get(base + path).status_code == 404
+    for path in ("/cancel", "/retry-failed"):
+        assert api.post(base + path).status_code == 404
+    assert Batch.objects.get(pk=batch.pk).status == BatchStatus.QUEUED
+
+
+def test_the_detail_has_every_field_and_the_progress(api, alice):
+    batch = make_batch(alice, ROWS * 2)
+    Batch.objects.filter(pk=batch.pk).update(processed_items=2, failed_items=1)
+    body = api.get(f"/api/v1/batches/{batch.pk}/").json()
+    assert body["progress"] == 50
+    assert body["total_items"] == 6
+    for name in ("name", "owner", "processor", "options", "status", "source_name"):
+        assert name in body
+    for name in ("created_at", "started_at", "finished_at", "updated_at"):
+        assert name in body
+
+
+def test_interactions_are_paginated_in_row_order_and_filter_by_status(api, alice):
+    batch = make_batch(alice, [(f"q{n}", "") for n in range(5)])
+    batch.interactions.filter(row_number=4).update(status=InteractionStatus.FAILED)
+
+    first = api.get(f"/api/v1/batches/{batch.pk}/interactions/?page_size=2").json()
+    assert [i["row_number"] for i in first["results"]] == [2, 3]
+    second = api.get(first["next"]).json()
+    assert [i["row_number"] for i in second["results"]] == [4, 5]
+    failed = api.get(f"/api/v1/batches/{batch.pk}/interactions/?status=failed").json()
+    assert [i["row_number"] for i in failed["results"]] == [4]
+    assert api.get(f"/api/v1/batches/{batch.pk}/interactions/?status=nope").status_code == 400
+
+
+def _answered(batch):
+    for item in batch.interactions.all():
+        item.status = InteractionStatus.SUCCEEDED
+        item.output = {"text": f"=answer {item.row_number}"}
+        item.save()
+
+
+def test_results_download_as_csv_with_formulas_neutralised(api, alice):
+    batch = make_batch(alice, [("=1+1", "a"), ("plain", "")])
+    _answered(batch)
+    response = api.get(f"/api/v1/batches/{batch.pk}/results?format=csv")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert 'attachment; filename="questions-' in response["Content-Disposition"]
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0]) == ["row_number", "chat_id", "question", "output", "status", "error"]
+    assert rows[0]["question"] == "'=1+1"
+    assert rows[0]["output"] == "'=answer 2"
+    assert (rows[1]["row_number"], rows[1]["status"]) == ("3", "succeeded")
+
+
+def test_results_download_as_xlsx_and_json(api, alice):
+    batch = make_batch(alice, [("q1", "a"), ("q2", "a")])
+    _answered(batch)
+    xlsx = api.get(f"/api/v1/batches/{batch.pk}/results?format=xlsx")
+    assert xlsx["Content-Disposition"].endswith('.xlsx"')
+    sheet = load_workbook(io.BytesIO(b"".join(xlsx.streaming_content))).active
+    assert [c.value for c in sheet[2]] == [2, "a", "q1", "'=answer 2", "succeeded", None]
+
+    items = api.get(f"/api/v1/batches/{batch.pk}/results?format=json")
+    body = __import__("json").loads(b"".join(items.streaming_content))
+    assert body[1] == {
+        "row_number": 3,
+        "chat_id": "a",
+        "input": {"question": "q2", "chat_id": "a"},
+        "output": "=answer 3",
+        "status": "succeeded",
+        "error": "",
+    }
+    assert api.get(f"/api/v1/batches/{batch.pk}/results?format=pdf").status_code == 400
+
+
+def test_cancel_marks_the_items_not_started_and_reports_them(api, alice):
+    batch = make_batch(alice, ROWS)
+    Interaction.objects.filter(row_number=2).update(status=InteractionStatus.SUCCEEDED)
+
+    response = api.post(f"/api/v1/batches/{batch.pk}/cancel")
+
+    assert response.status_code == 200
+    assert (response.json()["status"], response.json()["cancelled_items"]) == ("cancelled", 2)
+    assert set(batch.interactions.values_list("row_number", "status")) == {
+        (2, "succeeded"),
+        (3, "cancelled"),
+        (4, "cancelled"),
+    }
+    again = api.post(f"/api/v1/batches/{batch.pk}/cancel")
+    assert again.status_code == 409
+    assert "cancelled" in again.json()["error"]
+
+
+def test_retry_failed_requeues_the_failed_items_of_a_completed_batch(
+    api, alice, django_capture_on_commit_callbacks
+):
+    batch = make_batch(alice, ROWS)
+    assert api.post(f"/api/v1/batches/{batch.pk}/retry-failed").status_code == 409
+    batch.interactions.update(status=InteractionStatus.SUCCEEDED, output={"text": "ok"})
+    batch.interactions.filter(row_number=3).update(status=InteractionStatus.FAILED, error="boom")
+    Batch.objects.filter(pk=batch.pk).update(
+        status=BatchStatus.COMPLETED_WITH_ERRORS, processed_items=2, failed_items=1
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(f"/api/v1/batches/{batch.pk}/retry-failed")
+
+    assert response.status_code == 202
+    assert (response.json()["status"], response.json()["retried_items"]) == ("queued", 1)
+    item = batch.interactions.get(row_number=3)
+    assert (item.status, item.error) == ("pending", "")
+    assert queued_tasks(batch.pk) == 1
+
+
+def test_anonymous_requests_are_refused(anonymous):
+    assert anonymous.get("/api/v1/batches/").status_code == 401
+
+
+def test_two_uploads_racing_with_one_key_make_one_batch(api, alice, monkeypatch):
+    from batches import services
+
+    earlier = make_batch(alice, ROWS, idempotency_key="race")
+    looked_up = []
+
+    def not_found_the_first_time(owner, key):
+        looked_up.append(key)
+        if len(looked_up) == 1:
+            return None  # as if the other request had not committed yet
+        return Batch.objects.get(owner=owner, idempotency_key=key)
+
+    monkeypatch.setattr(services, "_by_key", not_found_the_first_time)
+    response = post_batch(api, csv_upload(ROWS), headers={"HTTP_IDEMPOTENCY_KEY": "race"})
+
+    assert response.status_code == 202
+    assert response.json()["batch_id"] == str(earlier.pk)
+    assert Batch.objects.count() == 1
+    assert Interaction.objects.count() == 3

@@ -1,0 +1,113 @@
+import csv
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+from openpyxl import load_workbook
+
+from batches.models import Batch, BatchStatus
+from tests.batches.factories import Worker, csv_bytes, make_batch
+
+ROWS = [("first", "a"), ("second", "a"), ("=2+2", "")]
+
+
+@pytest.fixture
+def questions(tmp_path):
+    path = tmp_path / "questions.csv"
+    path.write_bytes(csv_bytes(ROWS))
+    return path
+
+
+@pytest.mark.django_db
+def test_import_batch_creates_a_queued_batch_like_an_upload(alice, questions):
+    out = io.StringIO()
+    call_command(
+        "import_batch",
+        str(questions),
+        "--owner",
+        "alice",
+        "--name",
+        "Quiz",
+        "--options",
+        '{"delay": 0}',
+        stdout=out,
+    )
+    batch = Batch.objects.get()
+    assert (batch.owner, batch.name, batch.options, batch.total_items) == (
+        alice,
+        "Quiz",
+        {"delay": 0},
+        3,
+    )
+    assert f"Batch {batch.pk} queued with 3 items." in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_import_batch_refuses_a_bad_file_or_owner_and_creates_nothing(alice, tmp_path, questions):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"prompt\nhello\n")
+    with pytest.raises(CommandError, match="no 'question' column"):
+        call_command("import_batch", str(bad), "--owner", "alice")
+    with pytest.raises(CommandError, match="no user 'nobody'"):
+        call_command("import_batch", str(questions), "--owner", "nobody")
+    with pytest.raises(CommandError, match="Unknown processor"):
+        call_command("import_batch", str(questions), "--owner", "alice", "--processor", "x")
+    assert not Batch.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_import_batch_waits_for_a_worker_and_prints_a_summary(alice, questions):
+    worker = Worker().start()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command(
+            "import_batch",
+            str(questions),
+            "--owner",
+            "alice",
+            "--wait",
+            "--poll",
+            "0.1",
+            "--timeout",
+            "60",
+            stdout=out,
+            stderr=err,
+        )
+    finally:
+        worker.stop()
+    batch = Batch.objects.get()
+    assert batch.status == BatchStatus.PROCESSED
+    assert f"Batch {batch.pk} processed: 3 succeeded, 0 failed, 0 cancelled of 3." in (
+        out.getvalue()
+    )
+    assert "3/3" in err.getvalue()  # the progress bar reached the end
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("format", ["csv", "xlsx", "json"])
+def test_export_batch_writes_the_results_file(alice, tmp_path, format):
+    batch = make_batch(alice, ROWS)
+    target = tmp_path / f"out.{format}"
+    out = io.StringIO()
+
+    call_command("export_batch", str(batch.pk), "--format", format, "-o", str(target), stdout=out)
+
+    assert f"Wrote 3 items of batch {batch.pk}" in out.getvalue()
+    if format == "csv":
+        rows = list(csv.DictReader(io.StringIO(target.read_text("utf-8-sig"))))
+        assert [r["question"] for r in rows] == ["first", "second", "'=2+2"]
+    elif format == "xlsx":
+        sheet = load_workbook(target).active
+        assert sheet["C4"].value == "'=2+2"
+    else:
+        assert [item["status"] for item in json.loads(target.read_text())] == ["pending"] * 3
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary file left
+
+
+@pytest.mark.django_db
+def test_export_batch_refuses_an_unknown_batch(tmp_path):
+    with pytest.raises(CommandError, match="There is no batch"):
+        call_command(
+            "export_batch", "00000000-0000-0000-0000-000000000000", "-o", str(tmp_path / "x")
+        )

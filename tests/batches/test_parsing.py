@@ -1,0 +1,496 @@
+"""batches.parsing: real CSV and XLSX files, built here, read without a database."""
+
+import datetime
+import io
+import os
+import zipfile
+
+import openpyxl
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
+from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+
+from batches import parsing
+from batches.parsing import Row, UploadError, read_upload
+
+MiB = 1024 * 1024
+
+
+def read(data: bytes, filename="questions.csv", *, max_rows=1000, max_bytes=10 * MiB):
+    return read_upload(io.BytesIO(data), filename=filename, max_rows=max_rows, max_bytes=max_bytes)
+
+
+def xlsx_bytes(rows, *, title=None, extra_sheets=()) -> bytes:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    if title:
+        sheet.title = title
+    for row in rows:
+        sheet.append(row)
+    for name in extra_sheets:
+        workbook.create_sheet(name).append(["question"])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def refusal(data: bytes, filename="questions.csv", **limits) -> str:
+    with pytest.raises(UploadError) as caught:
+        read(data, filename, **limits)
+    return str(caught.value)
+
+
+class Unseekable:
+    """A stream that can only be read forwards, counting what was read."""
+
+    def __init__(self, data: bytes):
+        self._stream = io.BytesIO(data)
+        self.bytes_read = 0
+
+    def read(self, size=-1):
+        data = self._stream.read(size)
+        self.bytes_read += len(data)
+        return data
+
+
+# CSV ---------------------------------------------------------------------------
+
+
+def test_it_reads_a_csv_with_normalised_known_columns_and_other_columns_as_written():
+    sheet = read(b" Question ,CHAT_ID,Url, Language \nHi?,c1,https://x.test/a,fr\n")
+    assert sheet.columns == ["question", "chat_id", "url", "Language"]
+    assert sheet.rows == [
+        Row(
+            number=2,
+            values={
+                "question": "Hi?",
+                "chat_id": "c1",
+                "url": "https://x.test/a",
+                "Language": "fr",
+            },
+        )
+    ]
+
+
+def test_it_reads_utf8_with_and_without_a_byte_order_mark():
+    text = "question\nQuelle université ?\n"
+    for data in (text.encode(), "\ufeff".encode() + text.encode()):
+        sheet = read(data)
+        assert sheet.columns == ["question"]
+        assert sheet.rows[0].values["question"] == "Quelle université ?"
+
+
+def test_it_skips_empty_rows_and_keeps_the_row_numbers_of_the_file():
+    sheet = read(b"question,chat_id\nfirst,\n,\n   ,  \n\nsecond,a\n")
+    assert [(row.number, row.values["question"]) for row in sheet.rows] == [
+        (2, "first"),
+        (6, "second"),
+    ]
+
+
+def test_a_quoted_cell_over_several_lines_counts_as_one_row():
+    sheet = read(b'question,notes\n"one\nquestion",x\nnext,y\n')
+    assert [(row.number, row.values["question"]) for row in sheet.rows] == [
+        (2, "one\nquestion"),
+        (3, "next"),
+    ]
+
+
+def test_blank_optional_cells_are_empty_text_for_known_columns_and_none_for_others():
+    sheet = read(b"question,chat_id,url,extra\nq,,,\n")
+    assert sheet.rows[0].values == {"question": "q", "chat_id": "", "url": "", "extra": None}
+
+
+def test_a_short_row_leaves_the_missing_columns_blank():
+    sheet = read(b"question,chat_id,extra\nq\n")
+    assert sheet.rows[0].values == {"question": "q", "chat_id": "", "extra": None}
+
+
+def test_it_reads_a_semicolon_separated_csv_as_excel_writes_it_in_many_locales():
+    sheet = read(b"question;chat_id\nBonjour, ca va ?;7\n")
+    assert sheet.rows[0].values == {"question": "Bonjour, ca va ?", "chat_id": "7"}
+
+
+def test_it_refuses_a_row_with_values_but_no_question_naming_its_row():
+    message = refusal(b"question,chat_id\nok,1\n,2\n")
+    assert message == "Row 3 has no question."
+
+
+def test_it_refuses_a_file_without_a_question_column_listing_the_columns_found():
+    message = refusal(b"prompt,chat_id\nhello,1\n")
+    assert "no 'question' column" in message
+    assert "prompt, chat_id" in message
+
+
+def test_it_refuses_a_header_naming_a_column_twice():
+    assert "twice" in refusal(b"question,Question\na,b\n")
+
+
+def test_it_refuses_a_header_with_a_nameless_column_before_named_ones():
+    assert refusal(b"question,,extra\na,b,c\n") == "Column 2 of the header (row 1) has no name."
+
+
+def test_it_refuses_a_row_with_more_values_than_columns():
+    assert refusal(b"question\na,b\n") == "Row 2 has more values than the header has columns."
+
+
+def test_it_refuses_a_file_with_a_header_and_no_rows():
+    assert "no rows" in refusal(b"question,chat_id\n\n,\n")
+
+
+def test_it_refuses_an_empty_file():
+    assert refusal(b"") == "The file is empty."
+
+
+def test_it_refuses_a_file_of_blank_lines():
+    assert "no header" in refusal(b"\n\n\n")
+
+
+def test_it_refuses_a_csv_that_is_not_utf8():
+    message = refusal("question\nQuelle université ?\n".encode("latin-1"))
+    assert message == "The CSV file is not UTF-8 text; save it as CSV UTF-8."
+
+
+def test_it_refuses_a_utf16_csv_as_excel_writes_unicode_text():
+    assert "UTF-16" in refusal("question\nhello\n".encode("utf-16"))
+
+
+def test_it_refuses_a_binary_file_named_csv():
+    assert refusal(b"question\n\x00\x01\x02\xff" * 10) == "The file is binary, not CSV text."
+
+
+def test_it_refuses_a_workbook_named_csv():
+    assert "not a CSV" in refusal(xlsx_bytes([["question"], ["q"]]), "questions.csv")
+
+
+def test_it_refuses_a_cell_longer_than_the_csv_module_accepts():
+    message = refusal(b"question\n" + b"x" * 200_000 + b"\n")
+    assert message.startswith("The CSV file could not be read near line 2")
+
+
+@pytest.mark.parametrize("filename", ["questions.txt", "questions.xls", "questions", "csv"])
+def test_it_refuses_other_file_types_by_name(filename):
+    assert ".csv or .xlsx" in refusal(b"question\nq\n", filename)
+
+
+def test_it_accepts_the_extension_in_any_case():
+    assert read(b"question\nq\n", "QUESTIONS.CSV").rows[0].values["question"] == "q"
+
+
+def test_it_refuses_more_rows_than_the_limit_without_reading_the_rest_of_the_file():
+    data = b"question\n" + b"".join(b"question number %06d\n" % i for i in range(50_000))
+    stream = Unseekable(data)
+    with pytest.raises(UploadError, match="more than 10 rows"):
+        read_upload(stream, filename="q.csv", max_rows=10, max_bytes=10 * MiB)
+    assert stream.bytes_read < len(data) / 5
+
+
+def test_it_accepts_exactly_the_row_limit():
+    data = b"question\n" + b"".join(b"q%d\n" % i for i in range(10))
+    assert len(read(data, max_rows=10).rows) == 10
+
+
+def test_it_refuses_more_empty_rows_than_the_row_limit():
+    assert "more than 10 empty rows" in refusal(b"question\n" + b",\n" * 11 + b"q\n", max_rows=10)
+
+
+def test_it_refuses_a_file_larger_than_the_byte_limit_from_its_size():
+    assert refusal(b"question\n" + b"q\n" * 1000, max_bytes=1000).startswith(
+        "The file is larger than"
+    )
+
+
+def test_it_refuses_a_stream_of_unknown_size_once_it_reads_past_the_byte_limit():
+    stream = Unseekable(b"question\n" + b"a question\n" * 100_000)
+    with pytest.raises(UploadError, match="larger than"):
+        read_upload(stream, filename="q.csv", max_rows=1_000_000, max_bytes=MiB // 2)
+    assert stream.bytes_read <= MiB // 2 + 64 * 1024
+
+
+def test_it_reads_a_django_uploaded_file():
+    upload = SimpleUploadedFile("q.csv", b"question,chat_id\nhello,1\n", "text/csv")
+    sheet = read_upload(upload, filename=upload.name, max_rows=10, max_bytes=MiB)
+    assert sheet.rows[0].values == {"question": "hello", "chat_id": "1"}
+
+
+# Summary -------------------------------------------------------------------------
+
+
+def test_the_summary_counts_items_columns_and_conversations_blank_chat_id_alone():
+    sheet = read(b"question,chat_id,Topic\na,c1,\nb,c1,\nc,,\nd,c2,\ne,,\nf,c1,\n")
+    assert sheet.summary() == {
+        "total_items": 6,
+        "columns": ["question", "chat_id", "Topic"],
+        "chat_groups": 4,  # c1, c2 and two rows without a chat id
+        "largest_chat_group": 3,
+    }
+
+
+def test_the_summary_without_a_chat_id_column_makes_each_row_a_conversation():
+    summary = read(b"question\na\nb\n").summary()
+    assert (summary["chat_groups"], summary["largest_chat_group"]) == (2, 1)
+
+
+# XLSX --------------------------------------------------------------------------
+
+
+def test_it_reads_an_xlsx_with_json_ready_values():
+    data = xlsx_bytes(
+        [
+            [" QUESTION", "Chat_Id", "when", "score", "ok"],
+            ["What?", 7, datetime.datetime(2024, 5, 1, 9, 30), 2.5, True],
+            [42, 7.0, datetime.date(2024, 5, 2), None, False],
+        ]
+    )
+    sheet = read(data, "questions.xlsx")
+    assert sheet.columns == ["question", "chat_id", "when", "score", "ok"]
+    assert [row.values for row in sheet.rows] == [
+        {
+            "question": "What?",
+            "chat_id": "7",
+            "when": "2024-05-01T09:30:00",
+            "score": 2.5,
+            "ok": True,
+        },
+        {
+            "question": "42",
+            "chat_id": "7",
+            "when": "2024-05-02T00:00:00",
+            "score": None,
+            "ok": False,
+        },
+    ]
+
+
+def test_it_skips_empty_xlsx_rows_and_numbers_rows_as_excel_does():
+    data = xlsx_bytes([["question"], ["first"], [None], [], ["  "], ["second"]])
+    sheet = read(data, "q.xlsx")
+    assert [(row.number, row.values["question"]) for row in sheet.rows] == [
+        (2, "first"),
+        (6, "second"),
+    ]
+
+
+def test_it_reads_the_first_worksheet_of_a_workbook():
+    data = xlsx_bytes([["question"], ["from the first"]], title="Questions", extra_sheets=["B"])
+    assert read(data, "q.xlsx").rows[0].values["question"] == "from the first"
+
+
+def test_it_refuses_an_xlsx_row_without_a_question():
+    assert refusal(xlsx_bytes([["question", "x"], ["q", 1], [None, 2]]), "q.xlsx") == (
+        "Row 3 has no question."
+    )
+
+
+def test_it_refuses_an_xlsx_without_a_question_column():
+    assert "no 'question' column" in refusal(xlsx_bytes([["prompt"], ["hi"]]), "q.xlsx")
+
+
+def test_it_refuses_a_text_file_named_xlsx():
+    assert "not a zip archive" in refusal(b"question\nhello\n", "q.xlsx")
+
+
+def test_it_refuses_a_truncated_xlsx():
+    data = xlsx_bytes([["question"], ["q"]])
+    assert "corrupt" in refusal(data[: len(data) // 2], "q.xlsx")
+
+
+def test_it_refuses_a_zip_that_is_not_a_workbook():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("notes.txt", "not a workbook")
+    assert refusal(buffer.getvalue(), "q.xlsx") == (
+        "The XLSX file is corrupt or is not an Excel workbook."
+    )
+
+
+def with_sheet_xml(content: bytes) -> bytes:
+    """A real workbook whose first sheet's XML is replaced by ``content``."""
+    buffer = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(xlsx_bytes([["question"], ["q"]]))) as src,
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for item in src.infolist():
+            is_sheet = item.filename == "xl/worksheets/sheet1.xml"
+            dst.writestr(item.filename, content if is_sheet else src.read(item))
+    return buffer.getvalue()
+
+
+def test_it_refuses_a_workbook_whose_sheet_is_not_xml():
+    assert "corrupt" in refusal(with_sheet_xml(b"<worksheet><sheetData><row><c"), "q.xlsx")
+
+
+def test_it_refuses_a_sheet_with_an_xml_entity_bomb():
+    # "Billion laughs": nine levels of ten references expand to 10^9 "lol"s.
+    entities = b'<!ENTITY lol0 "lol">' + b"".join(
+        b'<!ENTITY lol%d "%s">' % (level, b"&lol%d;" % (level - 1) * 10) for level in range(1, 10)
+    )
+    sheet = (
+        b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        b'<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>question</t></is></c></row>'
+        b'<row r="2"><c r="A2" t="inlineStr"><is><t>&lol9;</t></is></c></row>'
+        b"</sheetData></worksheet>"
+    )
+    bomb = b'<?xml version="1.0"?><!DOCTYPE worksheet [' + entities + b"]>" + sheet
+    assert "corrupt" in refusal(with_sheet_xml(bomb), "q.xlsx")
+    harmless = sheet.replace(b"&lol9;", b"lol")
+    assert read(with_sheet_xml(harmless), "q.xlsx").rows[0].values == {"question": "lol"}
+
+
+def test_it_stops_reading_an_xlsx_at_the_row_limit(monkeypatch):
+    parsed = []
+    original = ReadOnlyWorksheet._get_row
+
+    def counting(self, row, *args, **kwargs):
+        parsed.append(row)
+        return original(self, row, *args, **kwargs)
+
+    monkeypatch.setattr(ReadOnlyWorksheet, "_get_row", counting)
+    data = xlsx_bytes([["question"], *([f"q{i}"] for i in range(5000))])
+    assert "more than 10 rows" in refusal(data, "q.xlsx", max_rows=10)
+    assert len(parsed) == 12  # the header, ten rows and the one past the limit
+
+
+def test_it_reads_an_xlsx_upload_spooled_to_a_temporary_file():
+    data = xlsx_bytes([["question"], ["q"]])
+    upload = TemporaryUploadedFile("q.xlsx", "application/octet-stream", len(data), None)
+    upload.write(data)
+    upload.seek(0)
+    sheet = read_upload(upload, filename=upload.name, max_rows=10, max_bytes=MiB)
+    assert sheet.rows[0].values["question"] == "q"
+    upload.close()
+
+
+def test_it_reads_an_xlsx_from_a_stream_that_cannot_seek():
+    stream = Unseekable(xlsx_bytes([["question"], ["q"]]))
+    sheet = read_upload(stream, filename="q.xlsx", max_rows=10, max_bytes=MiB)
+    assert sheet.rows[0].values["question"] == "q"
+
+
+def test_it_refuses_an_unseekable_xlsx_stream_past_the_byte_limit():
+    stream = Unseekable(xlsx_bytes([["question"], *([f"question {i}"] for i in range(2000))]))
+    with pytest.raises(UploadError, match="larger than"):
+        read_upload(stream, filename="q.xlsx", max_rows=10_000, max_bytes=10_000)
+
+
+def test_a_realistic_repetitive_workbook_passes_the_zip_checks():
+    # Every row alike compresses best; it must still not look like a bomb.
+    data = xlsx_bytes([["question", "chat_id"], *(["Same question?", "c"] for _ in range(20_000))])
+    assert len(read(data, "q.xlsx", max_rows=20_000, max_bytes=len(data)).rows) == 20_000
+
+
+# Zip bombs -----------------------------------------------------------------------
+
+SHEET_HEAD = (
+    b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+    b'<row><c t="inlineStr"><is><t>question</t></is></c></row>'
+)
+SHEET_ROW = b'<row><c t="inlineStr"><is><t>Is this a bomb?</t></is></c></row>'
+SHEET_TAIL = b"</sheetData></worksheet>"
+
+
+def write_workbook_with_sheet(path, *, rows: int = 0, chunks=()) -> None:
+    """A real workbook whose first sheet holds ``rows`` identical rows (then the XML
+    ``chunks``), streamed into the archive chunk by chunk so that hundreds of MB are
+    never held in memory."""
+    template = xlsx_bytes([["question"]])
+    with (
+        zipfile.ZipFile(io.BytesIO(template)) as src,
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for item in src.infolist():
+            if item.filename != "xl/worksheets/sheet1.xml":
+                dst.writestr(item, src.read(item))
+        with dst.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as sheet:
+            sheet.write(SHEET_HEAD)
+            for _ in range(rows // 10_000):
+                sheet.write(SHEET_ROW * 10_000)
+            sheet.write(SHEET_ROW * (rows % 10_000))
+            for chunk in chunks:
+                sheet.write(chunk)
+            sheet.write(SHEET_TAIL)
+
+
+@pytest.fixture(scope="module")
+def zip_bomb(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bomb") / "bomb.xlsx"
+    write_workbook_with_sheet(path, rows=5_000_000)  # about 300 MB of sheet XML
+    return path
+
+
+@pytest.fixture
+def openpyxl_calls(monkeypatch):
+    calls = []
+    original = parsing.load_workbook
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(parsing, "load_workbook", spy)
+    return calls
+
+
+def test_the_bomb_is_small_and_inflates_to_hundreds_of_megabytes(zip_bomb):
+    with zipfile.ZipFile(zip_bomb) as archive:
+        sheet = archive.getinfo("xl/worksheets/sheet1.xml")
+    assert sheet.file_size > 250 * MiB
+    assert zip_bomb.stat().st_size < 2 * MiB
+
+
+def test_it_refuses_a_zip_bomb_before_openpyxl_opens_it(zip_bomb, openpyxl_calls):
+    with open(zip_bomb, "rb") as file, pytest.raises(UploadError) as caught:
+        read_upload(file, filename="bomb.xlsx", max_rows=100_000, max_bytes=50 * MiB)
+    assert "zip bomb" in str(caught.value)
+    assert openpyxl_calls == []
+
+
+def test_the_same_workbook_with_a_few_rows_is_read(tmp_path, openpyxl_calls):
+    # Proves the bomb is a valid workbook, refused for its size and nothing else.
+    path = tmp_path / "small.xlsx"
+    write_workbook_with_sheet(path, rows=3)
+    with open(path, "rb") as file:
+        sheet = read_upload(file, filename="small.xlsx", max_rows=10, max_bytes=MiB)
+    assert [row.values["question"] for row in sheet.rows] == ["Is this a bomb?"] * 3
+    assert len(openpyxl_calls) == 1
+
+
+def test_it_refuses_a_sheet_that_inflates_ninety_times_like_the_slow_file_of_the_issue(
+    tmp_path, openpyxl_calls
+):
+    # 1 MiB cells padded with 8 KB of random text: ratio about 90, not a 1000x bomb.
+    cells = (
+        b'<row><c t="inlineStr"><is><t>%s%s</t></is></c></row>'
+        % (os.urandom(8000).hex().encode(), b"a" * MiB)
+        for _ in range(30)
+    )
+    path = tmp_path / "slow.xlsx"
+    write_workbook_with_sheet(path, chunks=cells)
+    with zipfile.ZipFile(path) as archive:
+        sheet = archive.getinfo("xl/worksheets/sheet1.xml")
+    assert 80 < sheet.file_size / sheet.compress_size < 100
+    with open(path, "rb") as file, pytest.raises(UploadError, match="zip bomb"):
+        read_upload(file, filename="slow.xlsx", max_rows=100_000, max_bytes=50 * MiB)
+    assert openpyxl_calls == []
+
+
+def test_it_refuses_many_small_members_that_inflate_too_far_together(openpyxl_calls):
+    # Each member is below the size where its ratio is checked; their total is not.
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w", zipfile.ZIP_DEFLATED) as archive:
+        for number in range(30):
+            archive.writestr(f"xl/media/part{number}.bin", bytes(MiB - 1))
+    message = refusal(data.getvalue(), "q.xlsx", max_bytes=MiB)
+    assert "would inflate to 30 MiB" in message
+    assert openpyxl_calls == []
+
+
+def test_it_refuses_an_archive_with_too_many_members(openpyxl_calls):
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as archive:
+        for number in range(parsing.MAX_ZIP_MEMBERS + 1):
+            archive.writestr(f"p{number}", b"")
+    assert "too many parts" in refusal(data.getvalue(), "q.xlsx")
+    assert openpyxl_calls == []

@@ -1,0 +1,376 @@
+"""batches.processors: echo in-process; http and openai against stub HTTP servers
+run by the tests on 127.0.0.1 (they stand in for a third party's model API)."""
+
+import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from batches import processors
+from batches.processors import (
+    EchoProcessor,
+    HttpProcessor,
+    OpenAIProcessor,
+    Processor,
+    ProcessorError,
+    get_processor,
+    processor_names,
+)
+
+HISTORY = [
+    {"input": {"question": "Hello?"}, "output": {"text": "Hi there."}},
+    {"input": {"question": "Still there?"}, "output": {"text": "Yes."}},
+]
+
+
+class StubHandler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        stub = self.server.stub
+        with stub.lock:
+            stub.requests.append(
+                {"path": self.path, "headers": dict(self.headers), "json": json.loads(body)}
+            )
+            reply = stub.replies.pop(0) if stub.replies else stub.default
+        if reply.get("delay"):
+            time.sleep(reply["delay"])
+        if reply.get("hang_up"):
+            self.close_connection = True
+            return
+        payload = reply.get("raw", json.dumps(reply.get("json", {})).encode())
+        self.send_response(reply.get("status", 200))
+        for name, value in {"Content-Type": "application/json", **reply.get("headers", {})}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+class StubServer(ThreadingHTTPServer):
+    request_queue_size = 64  # the default 5 drops the connections of 8 threads at once
+
+
+class Stub:
+    """A real HTTP server on 127.0.0.1. ``replies`` are answered in order, then
+    ``default``; each is a dict: status, json or raw, headers, delay, hang_up."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.replies: list[dict] = []
+        self.default = {"json": {"text": "stub answer"}}
+        self.lock = threading.Lock()
+        self.server = StubServer(("127.0.0.1", 0), StubHandler)
+        self.server.stub = self
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stub():
+    server = Stub()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def elsewhere():
+    """A server that nothing may reach: where an upload would like to send requests."""
+    server = Stub()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(settings):
+    settings.BATCH_PROCESSOR_RETRIES = 3
+    settings.BATCH_PROCESSOR_BACKOFF_MS = 1
+    settings.BATCH_PROCESSOR_TIMEOUT = 5
+
+
+@pytest.fixture
+def http(settings, stub):
+    settings.BATCH_HTTP_URL = stub.url + "/answer"
+    with HttpProcessor({"language": "fr"}) as processor:
+        yield processor
+
+
+@pytest.fixture
+def openai(settings, stub):
+    settings.OPENAI_BASE_URL = stub.url + "/v1/"
+    settings.OPENAI_API_KEY = "sk-test"
+    settings.OPENAI_MODEL = "default-model"
+    stub.default = {
+        "json": {
+            "model": "served-model",
+            "choices": [{"message": {"role": "assistant", "content": "Paris."}}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14},
+        }
+    }
+    return stub
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/answer"
+
+
+# Registry ----------------------------------------------------------------------
+
+
+class ShoutProcessor(Processor):
+    name = "shout"
+
+    def process(self, input, history):
+        return {"text": input["question"].upper()}
+
+
+def test_the_processors_are_named_in_settings():
+    assert processor_names() == ["echo", "http", "openai"]
+
+
+def test_get_processor_builds_the_class_registered_under_a_name(settings):
+    settings.BATCH_PROCESSORS = {"shout": f"{__name__}.ShoutProcessor"}
+    assert processor_names() == ["shout"]
+    assert get_processor("shout", {}).process({"question": "hi"}, []) == {"text": "HI"}
+
+
+def test_an_unknown_processor_name_is_refused_with_the_choices():
+    with pytest.raises(ValueError) as caught:
+        get_processor("gpt", {})
+    assert str(caught.value) == "Unknown processor 'gpt'; choose one of: echo, http, openai."
+
+
+def test_options_that_are_not_an_object_are_refused():
+    with pytest.raises(ValueError, match="JSON object"):
+        get_processor("echo", ["delay"])
+
+
+# Echo --------------------------------------------------------------------------
+
+
+def test_echo_answers_with_the_question_and_the_turn_of_the_conversation():
+    echo = get_processor("echo", {})
+    assert echo.process({"question": "Why?"}, []) == {"text": "echo: Why? (turn 1)", "turn": 1}
+    assert echo.process({"question": "Why?"}, HISTORY)["text"] == "echo: Why? (turn 3)"
+
+
+def test_echo_is_deterministic():
+    first = EchoProcessor({}).process({"question": "Same?", "chat_id": "a"}, HISTORY)
+    assert EchoProcessor({}).process({"question": "Same?", "chat_id": "a"}, HISTORY) == first
+
+
+def test_echo_sleeps_for_its_delay_capped_at_ten_seconds(monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(processors.time, "sleep", sleeps.append)
+    EchoProcessor({"delay": 0.05}).process({"question": "a"}, [])
+    EchoProcessor({"delay": 3600}).process({"question": "b"}, [])
+    EchoProcessor({}).process({"question": "c"}, [])
+    assert sleeps == [0.05, 10.0]
+
+
+@pytest.mark.parametrize("delay", ["1", -1, True, None])
+def test_echo_refuses_a_delay_that_is_not_a_number_of_seconds(delay):
+    with pytest.raises(ValueError, match="delay"):
+        EchoProcessor({"delay": delay})
+
+
+# http ----------------------------------------------------------------------------
+
+
+def test_http_posts_the_input_history_and_options_and_keeps_the_answer(http, stub):
+    stub.replies = [{"json": {"text": "Bonjour.", "sources": ["a"]}}]
+    output = http.process({"question": "Hello?", "chat_id": "c1"}, HISTORY)
+    assert output == {"text": "Bonjour.", "sources": ["a"]}
+    assert stub.requests == [
+        {
+            "path": "/answer",
+            "headers": stub.requests[0]["headers"],
+            "json": {
+                "input": {"question": "Hello?", "chat_id": "c1"},
+                "history": HISTORY,
+                "options": {"language": "fr"},
+            },
+        }
+    ]
+
+
+def test_http_stores_an_answer_without_text_as_its_json(http, stub):
+    stub.replies = [{"json": {"answer": "42"}}]
+    assert http.process({"question": "?"}, []) == {"answer": "42", "text": '{"answer": "42"}'}
+
+
+def test_http_refuses_an_answer_that_is_not_a_json_object(http, stub):
+    stub.replies = [{"json": ["a", "list"]}]
+    with pytest.raises(ProcessorError, match="not a JSON object"):
+        http.process({"question": "?"}, [])
+
+
+def test_http_refuses_an_answer_that_is_not_json(http, stub):
+    stub.replies = [{"raw": b"<html>oops</html>"}]
+    with pytest.raises(ProcessorError, match="not JSON"):
+        http.process({"question": "?"}, [])
+
+
+def test_http_retries_two_503s_then_takes_the_answer(http, stub):
+    stub.replies = [{"status": 503}, {"status": 503}, {"json": {"text": "at last"}}]
+    assert http.process({"question": "?"}, [])["text"] == "at last"
+    assert len(stub.requests) == 3
+
+
+def test_http_retries_a_429_and_a_dropped_connection(http, stub):
+    stub.replies = [{"status": 429, "headers": {"Retry-After": "0"}}, {"hang_up": True}]
+    assert http.process({"question": "?"}, [])["text"] == "stub answer"
+    assert len(stub.requests) == 3
+
+
+def test_http_fails_after_the_retries_when_the_server_keeps_failing(http, stub):
+    stub.default = {"status": 500, "raw": b"database is down"}
+    with pytest.raises(ProcessorError) as caught:
+        http.process({"question": "?"}, [])
+    assert str(caught.value) == "http processor: HTTP 500 Internal Server Error: database is down."
+    assert len(stub.requests) == 4  # the first try and three retries
+
+
+def test_http_fails_at_once_on_a_client_error(http, stub):
+    stub.replies = [{"status": 422, "json": {"error": "question too long"}}]
+    with pytest.raises(ProcessorError, match="HTTP 422 Unprocessable Entity"):
+        http.process({"question": "?"}, [])
+    assert len(stub.requests) == 1
+
+
+def test_http_gives_up_on_a_server_that_does_not_answer_in_time(settings, http, stub):
+    settings.BATCH_PROCESSOR_TIMEOUT = 0.1
+    settings.BATCH_PROCESSOR_RETRIES = 1
+    stub.default = {"delay": 0.5}
+    with HttpProcessor({}) as slow, pytest.raises(ProcessorError) as caught:
+        slow.process({"question": "?"}, [])
+    assert str(caught.value) == "http processor: no answer within the timeout."
+    assert len(stub.requests) == 2
+
+
+def test_http_reports_a_server_it_cannot_connect_to(settings):
+    settings.BATCH_HTTP_URL = closed_port_url()
+    with HttpProcessor({}) as processor, pytest.raises(ProcessorError) as caught:
+        processor.process({"question": "?"}, [])
+    assert str(caught.value) == "http processor: could not connect."
+
+
+def test_http_is_refused_when_no_url_is_configured(settings):
+    settings.BATCH_HTTP_URL = ""
+    with pytest.raises(ValueError, match="BATCH_HTTP_URL"):
+        get_processor("http", {})
+
+
+def test_http_sends_requests_only_to_the_configured_url(settings, stub, elsewhere):
+    settings.BATCH_HTTP_URL = stub.url + "/answer"
+    options = {"url": elsewhere.url, "base_url": elsewhere.url, "BATCH_HTTP_URL": elsewhere.url}
+    with get_processor("http", options) as processor:
+        processor.process({"question": "?", "url": elsewhere.url}, [])
+    assert len(stub.requests) == 1
+    assert elsewhere.requests == []
+
+
+def test_http_does_not_follow_a_redirect(http, stub, elsewhere):
+    stub.replies = [{"status": 307, "headers": {"Location": elsewhere.url + "/steal"}}]
+    with pytest.raises(ProcessorError, match="HTTP 307"):
+        http.process({"question": "?"}, [])
+    assert elsewhere.requests == []
+
+
+def test_one_http_processor_serves_several_threads(http, stub):
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outputs = list(pool.map(lambda n: http.process({"question": n}, []), range(40)))
+    assert [output["text"] for output in outputs] == ["stub answer"] * 40
+    assert sorted(r["json"]["input"]["question"] for r in stub.requests) == list(range(40))
+
+
+# openai ----------------------------------------------------------------------
+
+
+def test_openai_sends_the_conversation_as_chat_messages(openai):
+    options = {"model": "small-model", "system_prompt": "Answer briefly."}
+    output = get_processor("openai", options).process({"question": "Capital of France?"}, HISTORY)
+    assert output == {
+        "text": "Paris.",
+        "model": "served-model",
+        "usage": {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14},
+    }
+    [request] = openai.requests
+    assert request["path"] == "/v1/chat/completions"
+    assert request["headers"]["Authorization"] == "Bearer sk-test"
+    assert request["json"] == {
+        "model": "small-model",
+        "messages": [
+            {"role": "system", "content": "Answer briefly."},
+            {"role": "user", "content": "Hello?"},
+            {"role": "assistant", "content": "Hi there."},
+            {"role": "user", "content": "Still there?"},
+            {"role": "assistant", "content": "Yes."},
+            {"role": "user", "content": "Capital of France?"},
+        ],
+    }
+
+
+def test_openai_uses_the_default_model_and_no_system_message_without_options(openai):
+    OpenAIProcessor({}).process({"question": "Hi?"}, [])
+    assert openai.requests[0]["json"] == {
+        "model": "default-model",
+        "messages": [{"role": "user", "content": "Hi?"}],
+    }
+
+
+def test_openai_sends_only_the_question_of_an_exchange_that_has_no_answer(openai):
+    history = [{"input": {"question": "Failed?"}, "output": {}}]
+    OpenAIProcessor({}).process({"question": "Next?"}, history)
+    assert openai.requests[0]["json"]["messages"] == [
+        {"role": "user", "content": "Failed?"},
+        {"role": "user", "content": "Next?"},
+    ]
+
+
+def test_openai_retries_two_503s_then_takes_the_answer(openai):
+    openai.replies = [{"status": 503}, {"status": 503}]
+    assert OpenAIProcessor({}).process({"question": "?"}, [])["text"] == "Paris."
+    assert len(openai.requests) == 3
+
+
+def test_openai_fails_at_once_when_the_key_is_refused(openai):
+    openai.replies = [{"status": 401, "json": {"error": {"message": "Incorrect API key"}}}]
+    with pytest.raises(ProcessorError, match=r"HTTP 401 Unauthorized: .*Incorrect API key"):
+        OpenAIProcessor({}).process({"question": "?"}, [])
+    assert len(openai.requests) == 1
+
+
+def test_openai_refuses_an_answer_without_a_message(openai):
+    openai.replies = [{"json": {"choices": []}}]
+    with pytest.raises(ProcessorError, match="no message"):
+        OpenAIProcessor({}).process({"question": "?"}, [])
+
+
+def test_openai_calls_only_the_configured_base_url(openai, elsewhere):
+    options = {"base_url": elsewhere.url, "url": elsewhere.url, "api_base": elsewhere.url}
+    OpenAIProcessor(options).process({"question": "?", "url": elsewhere.url}, [])
+    assert len(openai.requests) == 1
+    assert elsewhere.requests == []
+
+
+@pytest.mark.parametrize("options", [{"model": 4}, {"system_prompt": ["a"]}])
+def test_openai_refuses_options_that_are_not_text(openai, options):
+    with pytest.raises(ValueError, match="must be text"):
+        OpenAIProcessor(options)
