@@ -63,3 +63,11 @@ class InteractionSerializer(serializers.ModelSerializer):
             "finished_at",
         ]
         read_only_fields = fields
+
+
+class InteractionDetailSerializer(InteractionSerializer):
+    """An item on its own (batch GET): with its id and its batch's."""
+
+    class Meta(InteractionSerializer.Meta):
+        fields = ["id", "batch_id", *InteractionSerializer.Meta.fields]
+        read_only_fields = fields

@@ -16,6 +16,7 @@ from batches.serializers import (
     InteractionSerializer,
 )
 from batchsvc.errors import ApiError
+from batchsvc.fields import FieldSelectionMixin
 from batchsvc.pagination import CursorPagination
 from batchsvc.throttling import ScopedThrottle
 from batchsvc.views import query_flag
@@ -28,7 +29,9 @@ class InteractionPagination(CursorPagination):
         return (self.ordering,)  # not the batch list's ordering of the view
 
 
-class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class BatchViewSet(
+    FieldSelectionMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Spreadsheet batches: upload, follow, download results, cancel, retry.
 
     Everyone sees their own batches, staff see all; anyone else's batch is a 404."""
@@ -42,6 +45,9 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular, no user
             return Batch.objects.none()
         return selectors.batches_for(self.request.user)
+
+    def get_serializer_class(self):
+        return InteractionSerializer if self.action == "interactions" else BatchSerializer
 
     def filter_queryset(self, queryset):
         # The list's filters (?status=...) are not meant for the batch of a detail
@@ -99,7 +105,7 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             raise ApiError("The filter is not valid; see details.", details=queryset.errors)
         paginator = InteractionPagination()
         page = paginator.paginate_queryset(queryset.qs, request, view=self)
-        return paginator.get_paginated_response(InteractionSerializer(page, many=True).data)
+        return paginator.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=list(selectors.FORMATS))],

@@ -71,3 +71,57 @@ def test_fields_select_on_the_trace_and_log_list_endpoints(
     assert list(detail) == ["sha256"]
     refused = api.get("/api/v1/traces/", {"fields": "nope"})
     assert refused.status_code == 400 and "nope" in refused.json()["error"]
+
+
+@pytest.fixture
+def batches(alice, bob):
+    from tests.batches.factories import make_batch
+
+    return {
+        "alice": make_batch(alice, [("q1", "c"), ("q2", "c")]),
+        "bob": make_batch(bob, [("secret", "")]),
+    }
+
+
+def test_a_batch_of_another_user_is_a_404_item_like_a_missing_one(
+    alice_session, batches, django_assert_num_queries
+):
+    missing = "00000000-0000-0000-0000-000000000000"
+    ids = [str(batches["bob"].pk), str(batches["alice"].pk), missing]
+    with django_assert_num_queries(1):
+        body = alice_session.post(
+            URL,
+            {"resource_type": "batches", "ids": ids, "fields": ["name", "total_items"]},
+            format="json",
+        ).json()
+    assert [item["status_code"] for item in body["results"]] == [404, 200, 404]
+    assert body["results"][0] == {**body["results"][2], "id": ids[0]}
+    assert body["results"][1]["data"] == {"name": "questions.csv", "total_items": 2}
+
+
+def test_items_of_another_users_batch_are_404_items(alice_session, batches, staff):
+    mine = list(batches["alice"].interactions.order_by("row_number").values_list("pk", flat=True))
+    theirs = batches["bob"].interactions.get().pk
+    body = alice_session.post(
+        URL, {"resource_type": "interactions", "ids": [theirs, *mine]}, format="json"
+    ).json()
+    assert [item["status_code"] for item in body["results"]] == [404, 200, 200]
+    assert body["results"][1]["data"]["input"]["question"] == "q1"
+    assert body["results"][1]["data"]["batch_id"] == str(batches["alice"].pk)
+    alice_session.force_authenticate(staff)
+    as_staff = alice_session.post(
+        URL, {"resource_type": "interactions", "ids": [theirs]}, format="json"
+    ).json()
+    assert as_staff["results"][0]["status_code"] == 200
+
+
+def test_fields_select_on_the_batch_list_detail_and_items(api, batches):
+    batch = batches["alice"]
+    listed = api.get("/api/v1/batches/", {"fields": "id,status"}).json()["results"]
+    assert listed == [{"id": str(batch.pk), "status": "queued"}]
+    detail = api.get(f"/api/v1/batches/{batch.pk}/", {"fields": "progress"}).json()
+    assert detail == {"progress": 0}
+    items = api.get(f"/api/v1/batches/{batch.pk}/interactions/", {"fields": "row_number"})
+    assert items.json()["results"] == [{"row_number": 2}, {"row_number": 3}]
+    refused = api.get(f"/api/v1/batches/{batch.pk}/interactions/", {"fields": "owner"})
+    assert refused.status_code == 400 and "owner" in refused.json()["error"]
