@@ -22,7 +22,9 @@ from itertools import chain
 from typing import Any
 
 import msgspec
+import psycopg
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db.backends import utils as db_utils
 
 from batchsvc.errors import ApiError
 from batchsvc.parsers import decode_json
@@ -156,16 +158,17 @@ def _column_converter(field: models.Field, conn):
             return None  # already a str or None, validated by the item schema
         # Django's convention: absent text is stored as '', not NULL.
         return lambda column: ["" if value is None else value for value in column]
+    if kind == "JSONField":
+        encode = _json.encode  # JSON text: SQLite stores it, PostgreSQL casts it to jsonb
+        return lambda column: [
+            None if value is None else encode(value).decode() for value in column
+        ]
     if kind == "UUIDField" and not conn.features.has_native_uuid_field:
         return lambda column: [None if value is None else value.hex for value in column]
-    if conn.vendor == "sqlite":
-        if kind == "DateTimeField" and str(conn.timezone) == "UTC":
-            return lambda column: list(map(_sqlite_datetime, column))
-        if kind == "JSONField":
-            encode = _json.encode
-            return lambda column: [
-                None if value is None else encode(value).decode() for value in column
-            ]
+    if kind == "UUIDField" or (kind == "DateTimeField" and conn.vendor == "postgresql"):
+        return None  # psycopg sends UUIDs and aware datetimes as they are
+    if kind == "DateTimeField" and conn.vendor == "sqlite" and str(conn.timezone) == "UTC":
+        return lambda column: list(map(_sqlite_datetime, column))
     prep = partial(field.get_db_prep_save, connection=conn)
     return lambda column: list(map(prep, column))
 
@@ -202,35 +205,66 @@ def insert_ignoring_conflicts(
     opts = model._meta
     conn = connections[DEFAULT_DB_ALIAS]
     fields = [opts.get_field(name) for name in columns]
-    prepared = _prepare(rows, [_column_converter(field, conn) for field in fields])
-    key_at = list(columns).index(key)
-    order = sorted(range(len(prepared)), key=lambda i: str(prepared[i][key_at]))
-    position_of = {prepared[i][key_at]: i for i in order}
+    table = list(zip(*rows, strict=True))  # a column at a time is several times faster
+    for at, field in enumerate(fields):
+        if (convert := _column_converter(field, conn)) is not None:
+            table[at] = convert(table[at])
+    keys = table[list(columns).index(key)]
+    order = sorted(range(len(keys)), key=lambda i: str(keys[i]))
+    position_of = {keys[i]: i for i in order}
 
+    insert = _insert_unnest if conn.vendor == "postgresql" else _insert_values
     quote = conn.ops.quote_name
     head = f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(f.column) for f in fields)})"
     tail = f"ON CONFLICT DO NOTHING RETURNING {quote(opts.get_field(key).column)}"
+    with conn.cursor() as cursor:
+        returned = insert(cursor, head, tail, fields, table, order)
+    return {position_of[key_value] for key_value in returned}
+
+
+def _insert_values(cursor, head, tail, fields, table, order) -> list:
+    """``INSERT ... VALUES (...), (...)``, as many rows per statement as the
+    database takes parameters."""
+    rows = list(zip(*table, strict=True))
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     per_statement = max(1, max_query_params() // len(fields))
-    inserted: set[int] = set()
-    with conn.cursor() as cursor:
-        for start in range(0, len(order), per_statement):
-            chunk = order[start : start + per_statement]
-            values = ", ".join([row] * len(chunk))
-            cursor.execute(
-                f"{head} VALUES {values} {tail}",
-                list(chain.from_iterable(map(prepared.__getitem__, chunk))),
-            )
-            inserted.update(position_of[key_value] for (key_value,) in cursor.fetchall())
-    return inserted
+    returned = []
+    for start in range(0, len(order), per_statement):
+        chunk = order[start : start + per_statement]
+        values = ", ".join([row] * len(chunk))
+        cursor.execute(
+            f"{head} VALUES {values} {tail}",
+            list(chain.from_iterable(map(rows.__getitem__, chunk))),
+        )
+        returned += [key_value for (key_value,) in cursor.fetchall()]
+    return returned
 
 
-def _prepare(rows: Sequence[Sequence], converters: list) -> list[tuple]:
-    table = list(zip(*rows, strict=True))  # a column at a time is several times faster
-    for at, convert in enumerate(converters):
-        if convert is not None:
-            table[at] = convert(table[at])
-    return list(zip(*table, strict=True))
+def _insert_unnest(cursor, head, tail, fields, table, order) -> list:
+    """PostgreSQL: one array parameter per column, ``INSERT ... SELECT FROM unnest``.
+    A 17,000-parameter VALUES statement spends more time in psycopg's query
+    parsing than in the database; 17 arrays cost nothing to parse.
+
+    The arrays go through a cursor of psycopg's own, bound on the server and in
+    binary (``%b``): Django's client-side binding escapes every array element with
+    a regular expression, which cost more than the insert. It is wrapped like
+    Django's cursors, so the query is still logged and counted."""
+    db = cursor.db
+    names = [f"c{at}" for at in range(len(fields))]
+    arrays = ", ".join(f"%b::{_db_type(field, db)}[]" for field in fields)
+    wrapper = db_utils.CursorDebugWrapper if db.queries_logged else db_utils.CursorWrapper
+    with psycopg.Cursor(db.connection) as raw:
+        binding = wrapper(raw, db)
+        binding.execute(
+            f"{head} SELECT {', '.join(names)} FROM unnest({arrays}) WITH ORDINALITY "
+            f"AS rows ({', '.join(names)}, position) ORDER BY position {tail}",
+            [[column[i] for i in order] for column in table],
+        )
+        return [key_value for (key_value,) in binding.fetchall()]
+
+
+def _db_type(field: models.Field, conn) -> str:
+    return field.rel_db_type(conn) if field.is_relation else field.db_type(conn)
 
 
 def first_occurrences(pairs: Iterable[tuple[int, Any]], key) -> tuple[list, dict[int, int]]:

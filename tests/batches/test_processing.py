@@ -183,6 +183,20 @@ def test_counters_are_written_while_the_batch_runs(alice, settings):
     assert CounterWatcher.seen and CounterWatcher.seen[0] > 20
 
 
+def test_a_worker_flushing_after_another_finished_the_batch_counts_nothing_twice(alice):
+    # Two workers share a batch; one writes the exact final counts while the other
+    # still holds running totals for its last items, which it flushes afterwards.
+    batch = make_batch(alice, [(f"q{n}", "") for n in range(3)])
+    batch_process(batch_id=batch.pk)
+    batch.refresh_from_db()
+    assert (batch.status, batch.processed_items) == ("processed", 3)
+
+    batch.add_counts(succeeded=2, failed=1)
+
+    batch.refresh_from_db()
+    assert (batch.processed_items, batch.failed_items) == (3, 0)
+
+
 def _left_by_a_dead_worker(batch, *, heartbeat):
     """Rows as a killed worker leaves them: row 2 done, row 3 running, row 4 pending."""
     old = timezone.now() - timedelta(hours=1)
