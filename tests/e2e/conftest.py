@@ -11,6 +11,9 @@ import shutil
 import pytest
 from django.conf import settings
 from django.test import Client
+from rest_framework.authtoken.models import Token
+
+from batchsvc import client as batchsvc_client
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -59,3 +62,12 @@ def login_browser(live_server):
         driver.add_cookie({"name": cookie.key, "value": cookie.value, "path": "/"})
 
     return login
+
+
+@pytest.fixture
+def client(live_server, alice):
+    """The Python client (batchsvc.client.Client) as alice against the live server,
+    with short retry backoffs."""
+    token = Token.objects.create(user=alice).key
+    with batchsvc_client.Client(live_server.url, token=token, backoff=0.01) as api_client:
+        yield api_client

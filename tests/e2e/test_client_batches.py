@@ -4,20 +4,12 @@ import csv
 import io
 
 import pytest
-from rest_framework.authtoken.models import Token
 
 from batches.models import Batch
-from batchsvc.client import ApiError, Client
+from batchsvc.client import ApiError
 from tests.batches.factories import Worker, csv_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def client(live_server, alice):
-    token = Token.objects.create(user=alice).key
-    with Client(live_server.url, token=token, backoff=0.01) as client:
-        yield client
 
 
 @pytest.fixture

@@ -1,20 +1,12 @@
 """The Python client against a real server."""
 
 import pytest
-from rest_framework.authtoken.models import Token
 
 from batchsvc.client import ApiError, Client
 from tests.conftest import make_run
 from traces.models import Run
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def client(live_server, alice):
-    token = Token.objects.create(user=alice).key
-    with Client(live_server.url, token=token, backoff=0.01) as client:
-        yield client
 
 
 def test_upload_runs_chunks_and_adds_up_the_results(client):
