@@ -81,6 +81,19 @@ def describe(exc: msgspec.ValidationError) -> str:
     return f"{path}: {message}" if path else message
 
 
+def as_utc(value: dt.datetime | None, name: str) -> dt.datetime | None:
+    """A validated timestamp in UTC, a naive one read as UTC; ValueError (so a failed
+    item, not a 500 at insert time) when UTC cannot hold it (year 1 at +01:00)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(f"{name} is out of range once converted to UTC") from None
+
+
 class JSONBody(bytes):
     """A bulk request body, kept as bytes by :class:`BulkJSONParser`."""
 
@@ -94,8 +107,8 @@ def read_items(
     if isinstance(body, JSONBody):
         try:
             items = getattr(msgspec.json.decode(body, type=_envelope(key, schema)), key)
-        except msgspec.DecodeError:  # invalid items, or not JSON at all: find out which
-            body = decode_json(body)
+        except (msgspec.DecodeError, RecursionError):  # invalid items, or not JSON at all
+            body = decode_json(body)  # ...find out which
         else:
             if 0 < len(items) <= max_items:
                 return items
@@ -125,6 +138,8 @@ def validate_items(items: Sequence, schema: type[msgspec.Struct]):
             valid.append((index, convert(raw, schema)))
         except msgspec.ValidationError as exc:
             errors.append(ItemError(index, describe(exc)))
+        except RecursionError:
+            errors.append(ItemError(index, "item is nested too deeply"))
     return valid, errors
 
 

@@ -14,7 +14,7 @@ import logging
 from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from rest_framework import exceptions, status
 
 logger = logging.getLogger(__name__)
@@ -86,6 +86,27 @@ def _too_large_message() -> str:
     from django.conf import settings
 
     return f"Request body is larger than the limit of {settings.MAX_REQUEST_BYTES} bytes."
+
+
+class RefuseNulMiddleware:
+    """Answer 400 to a URL with a NUL character (``%00``) in its path or query.
+
+    PostgreSQL cannot hold NUL in text, so a lookup or filter carrying one
+    (``/api/v1/runs/%00/``, ``?agent_name=%00``, an admin search) would fail in the
+    database as a 500; no valid identifier contains one, so refuse it here, once,
+    for every view.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
+            message = "The URL must not contain the NUL character (%00)."
+            if request.path.startswith("/api/"):
+                return JsonResponse(error_body(message), status=400)
+            return HttpResponseBadRequest(message, content_type="text/plain")
+        return self.get_response(request)
 
 
 class ApiErrorMiddleware:

@@ -32,6 +32,12 @@ def decode_json(body: bytes):
         return _decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise ParseError(f"Request body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise too_deep() from None
+
+
+def too_deep() -> ParseError:
+    return ParseError("Request body is nested too deeply to be read.")
 
 
 class JSONParser(parsers.BaseParser):

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from batchsvc.bulk import NO_NUL
+from batchsvc.bulk import NO_NUL, as_utc
 from setuplogs.models import CLIENT_ID_MAX, LogLevel
 
 # Accepted spellings of a level, lower-cased; older agents say "warn".
@@ -82,8 +82,7 @@ class LogLineIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     def __post_init__(self):
         if self.level not in STORED_LEVELS:  # the common case costs one lookup
             self.level = normalize_level(self.level)
-        if self.timestamp is not None and self.timestamp.tzinfo is None:
-            self.timestamp = self.timestamp.replace(tzinfo=dt.UTC)
+        self.timestamp = as_utc(self.timestamp, "timestamp")
         limit = message_max()
         # Encoding is only needed when the text could be over: a character is at
         # most 4 bytes of UTF-8.

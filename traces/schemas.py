@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from django.conf import settings
 
-from batchsvc.bulk import NO_NUL
+from batchsvc.bulk import NO_NUL, as_utc
 from traces.models import ERROR_SUMMARY_MAX, NAME_MAX, RunStatus
 from traces.paths import UnsafePath, trace_path
 
@@ -25,12 +25,6 @@ Timestamp = Annotated[
 ]
 JSONObject = dict[str, Any] | None
 Status = RunStatus
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)
 
 
 def _check_json(name: str, value: dict | None) -> None:
@@ -50,7 +44,7 @@ class RunChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
 
     def __post_init__(self):
         if isinstance(self.end_time, dt.datetime):
-            self.end_time = _aware(self.end_time)
+            self.end_time = as_utc(self.end_time, "end_time")
         for name in ("metrics_json", "context_json"):
             value = getattr(self, name)
             if value is not msgspec.UNSET:
@@ -88,8 +82,8 @@ class RunIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     error_summary: ErrorSummary = None
 
     def __post_init__(self):
-        self.start_time = _aware(self.start_time)
-        self.end_time = _aware(self.end_time)
+        self.start_time = as_utc(self.start_time, "start_time")
+        self.end_time = as_utc(self.end_time, "end_time")
         _check_json("metrics_json", self.metrics_json)
         _check_json("context_json", self.context_json)
 
