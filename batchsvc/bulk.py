@@ -61,6 +61,12 @@ def parse_envelope(data: Any, key: str, max_items: int, *, details: Any = None) 
 
 NO_NUL = r"^[^\x00]*$"
 """A msgspec ``pattern`` for text PostgreSQL can store: anything but the NUL character."""
+NO_NUL_OR_SLASH = r"^[^\x00/]*$"
+"""The same, for an identifier that appears in URL paths (a run_id): no ``/`` either."""
+_PATTERN_PROBLEMS = {
+    NO_NUL_OR_SLASH: "must not contain / or the NUL character",
+    NO_NUL: "must not contain the NUL character",
+}
 
 _AT_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
@@ -74,8 +80,10 @@ def describe(exc: msgspec.ValidationError) -> str:
     if missing:
         field = f"{path}.{missing['field']}" if path else missing["field"]
         return f"{field} is required"
-    if repr(NO_NUL) in message:
-        message = "must not contain the NUL character"
+    for pattern, problem in _PATTERN_PROBLEMS.items():
+        if repr(pattern) in message:
+            message = problem
+            break
     if not path and message.startswith("Expected `object`, got `"):
         return f"item must be a JSON object, not {message.rsplit(' ', 1)[-1]}"
     return f"{path}: {message}" if path else message

@@ -230,8 +230,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Scoped throttles for the batch endpoints (views set throttle_scope).
-    # Counters live in the default cache; point CACHE_URL at Redis to share
-    # them between processes.
+    # Counters live in the default cache: a database table shared by every
+    # process, or Redis with CACHE_URL.
     "DEFAULT_THROTTLE_RATES": {
         "batch": os.environ.get("BATCH_THROTTLE_RATE", "600/minute") or None,
     },
@@ -244,7 +244,8 @@ CACHES = {
         "LOCATION": os.environ["CACHE_URL"],
     }
     if os.environ.get("CACHE_URL")
-    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    # Shared by every process (throttle counters must be), created by `migrate`.
+    else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "batchsvc_cache"}
 }
 
 SPECTACULAR_SETTINGS = {
@@ -252,6 +253,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Bulk work over HTTP: runs, log lines, trace files, spreadsheet batches.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

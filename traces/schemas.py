@@ -9,12 +9,15 @@ from typing import Annotated, Any, Literal
 import msgspec
 from django.conf import settings
 
-from batchsvc.bulk import NO_NUL, as_utc
+from batchsvc.bulk import NO_NUL, NO_NUL_OR_SLASH, as_utc
 from traces.models import ERROR_SUMMARY_MAX, NAME_MAX, RunStatus
 from traces.paths import UnsafePath, trace_path
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=NO_NUL)]
 OptionalName = Annotated[str, msgspec.Meta(max_length=NAME_MAX, pattern=NO_NUL)] | None
+# A run_id is a URL path segment (/api/v1/runs/<run_id>/): no "/" in it.
+RunId = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=NO_NUL_OR_SLASH)]
+OptionalRunId = Annotated[str, msgspec.Meta(max_length=NAME_MAX, pattern=NO_NUL_OR_SLASH)] | None
 ErrorSummary = Annotated[str, msgspec.Meta(max_length=ERROR_SUMMARY_MAX, pattern=NO_NUL)] | None
 Timestamp = Annotated[
     dt.datetime,
@@ -66,8 +69,8 @@ class RunIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     """One run as an agent reports it. Unknown fields are ignored."""
 
     event_id: uuid.UUID
-    run_id: Name
-    parent_run_id: OptionalName = None
+    run_id: RunId
+    parent_run_id: OptionalRunId = None
     agent_name: Name
     job_type: Name
     product: OptionalName = None

@@ -1,6 +1,7 @@
 """Writes for runs. The API, the admin and ``import_runs`` all call these."""
 
-from contextlib import nullcontext
+import uuid
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +67,7 @@ def runs_ingest(*, items: list, atomic: bool, dry_run: bool = False) -> IngestRe
     valid, invalid = validate_items(items, RunIn)
     failures = {error.index: error.error for error in invalid}
     firsts, repeats = first_occurrences(valid, key=lambda run: run.event_id)
-    firsts, clashes = first_occurrences(firsts, key=lambda run: run.run_id)
+    firsts, clashes = _claim_run_ids(firsts)
     for index, first in clashes.items():
         failures[index] = (
             f"run_id {_echo(items[index], 'run_id')!r} is also used by item {first} "
@@ -96,6 +97,24 @@ def runs_ingest(*, items: list, atomic: bool, dry_run: bool = False) -> IngestRe
     )
 
 
+def _claim_run_ids(firsts: list[tuple[int, RunIn]]) -> tuple[list, dict[int, int]]:
+    """Keep one item per run_id; the others clash with it. Normally the first in the
+    request wins, but when the run_id is stored already, its own event does: that is
+    a retry, ``existing``, and the newcomers are the clash. One read, only when a
+    run_id is repeated with different event_ids."""
+    kept, clashes = first_occurrences(firsts, key=lambda run: run.run_id)
+    if not clashes:
+        return kept, clashes
+    contested = {run.run_id for index, run in firsts if index in clashes}
+    owner = dict(Run.objects.filter(run_id__in=contested).values_list("run_id", "event_id"))
+    # A stable sort: each stored owner moves ahead of its rivals, all else keeps its order.
+    ranked = sorted(
+        firsts, key=lambda pair: owner.get(pair[1].run_id, pair[1].event_id) != pair[1].event_id
+    )
+    kept, clashes = first_occurrences(ranked, key=lambda run: run.run_id)
+    return sorted(kept, key=lambda pair: pair[0]), clashes
+
+
 def _results(items, failures, outcomes, repeats):
     results, errors = [], []
     for index, raw in enumerate(items):
@@ -117,7 +136,12 @@ def _echo(raw, name):
     if isinstance(raw, RunIn):
         return str(getattr(raw, name))
     value = raw.get(name) if isinstance(raw, dict) else None
-    return value if isinstance(value, str) else None
+    if not isinstance(value, str):
+        return None
+    if name == "event_id":  # echoed in one spelling, however the batch fared
+        with suppress(ValueError):
+            return str(uuid.UUID(value))
+    return value
 
 
 def _clash(run: RunIn) -> str:

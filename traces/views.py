@@ -67,7 +67,8 @@ class RunViewSet(
     lookup_field = "run_id"
     lookup_value_regex = "[^/]+"
     filterset_class = RunFilter
-    ordering_fields = ["start_time", "end_time", "created_at", "updated_at"]
+    # Not end_time: cursor pages need a non-null ordering (a running run has none).
+    ordering_fields = ["start_time", "created_at", "updated_at"]
     ordering = ["-start_time"]
     http_method_names = ["get", "post", "patch", "head", "options"]
 

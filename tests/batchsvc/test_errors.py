@@ -57,3 +57,23 @@ def test_the_schema_and_the_docs_are_served(api):
     docs = api.get("/api/docs/")
     assert docs.status_code == 200
     assert b"/static/drf_spectacular_sidecar/swagger-ui-dist/" in docs.content
+
+
+def test_the_schema_and_the_docs_need_authentication(anonymous):
+    for url in ("/api/schema/", "/api/docs/"):
+        response = anonymous.get(url)
+        assert response.status_code in (401, 403), url
+
+
+def test_throttle_counters_live_in_the_database_shared_by_every_process(api, settings):
+    from django.db import connection
+
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"batch": "100/minute"},
+    }
+    api.post("/api/v1/runs/batch", {"runs": []}, format="json")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT cache_key FROM batchsvc_cache")
+        keys = [key for (key,) in cursor.fetchall()]
+    assert any("throttle_batch" in key for key in keys)

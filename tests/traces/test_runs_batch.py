@@ -284,3 +284,30 @@ def test_both_endpoints_reject_a_second_event_for_a_taken_run_id_on_retry(api, r
     post(api, LENIENT, [run])
     again = {**run, "event_id": str(uuid.uuid4())}
     assert results(post(api, ATOMIC, [again])) == ["failed"]
+
+
+def test_a_retry_next_to_a_newcomer_for_its_run_id_is_existing_and_the_newcomer_fails(
+    api, run_factory
+):
+    stored = run_factory()
+    post(api, LENIENT, [stored])
+    newcomer = run_factory(run_id=stored["run_id"])
+    response = post(api, LENIENT, [newcomer, stored])
+    assert results(response) == ["failed", "existing"]
+    assert response.json()["errors"][0]["index"] == 0
+    assert Run.objects.get().event_id == uuid.UUID(stored["event_id"])
+
+
+def test_event_ids_are_echoed_in_one_spelling_whatever_else_the_batch_holds(api, run_factory):
+    run = run_factory()
+    shouting = run["event_id"].replace("-", "").upper()
+    response = post(api, LENIENT, [{**run, "event_id": shouting}, {"bad": 1}])
+    assert response.json()["runs"][0]["event_id"] == run["event_id"]
+
+
+@pytest.mark.parametrize("field", ["run_id", "parent_run_id"])
+def test_a_run_id_with_a_slash_fails_its_item(api, run_factory, field):
+    response = post(api, LENIENT, [run_factory(**{field: "a/b"})])
+    assert response.json()["errors"][0]["error"] == (
+        f"{field}: must not contain / or the NUL character"
+    )
