@@ -13,16 +13,33 @@ Limits, and why:
   openpyxl sees it, the archive's central directory is checked with zipfile, which
   reads no member data and takes microseconds:
   * at most ``MAX_ZIP_MEMBERS`` members,
-  * total declared uncompressed size at most ``MAX_INFLATION`` x max_bytes
-    (50 MiB uploads → 1000 MiB): generous, as a workbook at the row limit is far
-    smaller than the byte limit,
+  * total declared uncompressed size at most ``max_uncompressed`` (default
+    ``MAX_UNCOMPRESSED``, 256 MiB) and at most ``MAX_INFLATION`` x max_bytes. openpyxl
+    reads about 10 MB of sheet XML a second, so this bounds a request to about half a
+    minute; a ratio limit alone does not (a 4.4 MB file of shared strings that deflate
+    45x, under every ratio limit, inflated to 200 MiB and was parsed for a minute).
+    Measured: 100,000 rows of five columns (a 40-word question, chat_id, url, a
+    10-word note, a number) written by openpyxl are 26 MB and inflate to 64 MB, read in
+    6.5 s;
+  * the shared strings part (found in ``[Content_Types].xml``, as openpyxl finds it) at
+    most ``max_shared_strings`` (default ``MAX_SHARED_STRINGS``, 64 MiB): openpyxl
+    loads it whole into memory before reading any row. It holds each distinct text of
+    the sheet once, so a workbook holding as much text as a CSV at the 50 MiB upload
+    limit fits;
   * no member larger than ``RATIO_EXEMPT_BYTES`` whose compression ratio exceeds
-    ``MAX_RATIO`` (50). Measured: sheets written by openpyxl compress about 15x even
-    when every row is the same, Excel-style XML 11-28x (28 for rows of nothing but
-    styles); the 3 MB file above was 91x, and bombs built from runs of identical bytes
-    deflate about 1000x.
+    ``MAX_RATIO`` (50), and no XML member larger than ``LARGE_XML_BYTES`` (32 MiB)
+    whose ratio exceeds ``MAX_XML_RATIO`` (32). Measured: sheets written by openpyxl
+    compress about 15x (23x when every row is the same: 18 MB at 100,000 rows),
+    Excel-style XML 11-28x (28 for rows of nothing but styles); shared strings of
+    100,000 questions from one template differing by a number 48x, but only 14 MB;
+    the 3 MB file above was 91x, and bombs built from runs of identical bytes deflate
+    about 1000x.
   The declared sizes can be trusted because zipfile never inflates a member past its
   declared size (it stops there and fails the CRC check), and openpyxl reads through it.
+
+Text that PostgreSQL cannot store is refused with the row it is in: a NUL character
+anywhere (a text column and JSON both refuse it), and a chat_id longer than
+``MAX_CHAT_ID`` (cutting it would merge two conversations whose ids share a prefix).
 """
 
 import csv
@@ -34,16 +51,29 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
+from xml.etree import ElementTree
 
 from openpyxl import load_workbook
 
 QUESTION, CHAT_ID, URL = "question", "chat_id", "url"
 KNOWN_COLUMNS = (QUESTION, CHAT_ID, URL)
 
+MiB = 1024 * 1024
 MAX_ZIP_MEMBERS = 10_000
 MAX_INFLATION = 20
+MAX_UNCOMPRESSED = 256 * MiB
+MAX_SHARED_STRINGS = 64 * MiB
 MAX_RATIO = 50
-RATIO_EXEMPT_BYTES = 1024 * 1024
+RATIO_EXEMPT_BYTES = 1 * MiB
+MAX_XML_RATIO = 32
+LARGE_XML_BYTES = 32 * MiB
+# [Content_Types].xml lists a workbook's parts: a few KiB even for many sheets.
+MAX_CONTENT_TYPES = 1 * MiB
+CONTENT_TYPES = "[Content_Types].xml"
+SHARED_STRINGS_TYPE = (
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
+)
+MAX_CHAT_ID = 255  # batches.models.NAME_MAX, the length of Interaction.chat_id
 # Delimiters tried on the header line, in order; Excel writes ";" in many locales.
 DELIMITERS = (",", ";", "\t")
 ZIP_MAGIC = b"PK\x03\x04"
@@ -82,8 +112,18 @@ class Sheet:
         }
 
 
-def read_upload(file, *, filename: str, max_rows: int, max_bytes: int) -> Sheet:
+def read_upload(
+    file,
+    *,
+    filename: str,
+    max_rows: int,
+    max_bytes: int,
+    max_uncompressed: int = MAX_UNCOMPRESSED,
+    max_shared_strings: int = MAX_SHARED_STRINGS,
+) -> Sheet:
     """Read an uploaded .csv or .xlsx file (a binary file-like object) into a Sheet.
+    ``max_uncompressed`` and ``max_shared_strings`` bound an XLSX file's inflated size
+    (see the module docstring).
 
     1. Refuse by name: only .csv and .xlsx.
     2. Refuse by size when the size is known up front; otherwise while reading.
@@ -99,8 +139,17 @@ def read_upload(file, *, filename: str, max_rows: int, max_bytes: int) -> Sheet:
         raise UploadError(_too_big(max_bytes))
     if size == 0:
         raise UploadError("The file is empty.")
-    reader = _read_csv if extension == "csv" else _read_xlsx
-    sheet = reader(file, max_rows=max_rows, max_bytes=max_bytes)
+    if extension == "csv":
+        sheet = _read_csv(file, max_rows=max_rows, max_bytes=max_bytes)
+    else:
+        file = _seekable(file, max_bytes)
+        check_zip(
+            file,
+            max_bytes=max_bytes,
+            max_uncompressed=max_uncompressed,
+            max_shared_strings=max_shared_strings,
+        )
+        sheet = _read_xlsx(file, max_rows=max_rows)
     if not sheet.rows:
         raise UploadError("The file has a header but no rows with a question.")
     return sheet
@@ -121,6 +170,7 @@ def _build_sheet(lines, *, max_rows: int) -> Sheet:
             if blank > max_rows:
                 raise UploadError(f"The file has more than {max_rows:,} empty rows.")
             continue
+        _check_nul(cells, number)
         if columns is None:
             columns = _header(cells, number)
             sheet = Sheet(columns=columns)
@@ -156,6 +206,16 @@ def _header(cells: list, number: int) -> list[str]:
     return columns
 
 
+def _check_nul(cells, number: int) -> None:
+    """PostgreSQL stores no NUL character, in text or in JSON: refuse it here with its
+    row rather than fail on insert."""
+    if any(isinstance(cell, str) and "\x00" in cell for cell in cells):
+        raise UploadError(
+            f"Row {number} contains a NUL character (\\0), which cannot be stored; "
+            "remove it and upload the file again."
+        )
+
+
 def _row_values(columns: list[str], cells: list, number: int) -> dict[str, Any]:
     extra = cells[len(columns) :]
     if any(not _is_blank(cell) for cell in extra):
@@ -166,6 +226,8 @@ def _row_values(columns: list[str], cells: list, number: int) -> dict[str, Any]:
         values[name] = _text(cell) if name in KNOWN_COLUMNS else _json_value(cell)
     if not values[QUESTION]:
         raise UploadError(f"Row {number} has no question.")
+    if len(values.get(CHAT_ID) or "") > MAX_CHAT_ID:
+        raise UploadError(f"Row {number} has a chat_id longer than {MAX_CHAT_ID} characters.")
     return values
 
 
@@ -242,17 +304,37 @@ def _read_csv(file, *, max_rows: int, max_bytes: int) -> Sheet:
     _check_csv_start(stream.peek(CHUNK)[:CHUNK])
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     reader = None
+    rows = Counter()  # rows read so far, for the number of the row that fails
     try:
         first = text.readline()
-        reader = csv.reader(itertools.chain([first], text), delimiter=_delimiter(first))
-        return _build_sheet(enumerate(reader, start=1), max_rows=max_rows)
+        # strict: a quote never closed is an error, not a cell that swallows every
+        # row after it.
+        reader = csv.reader(
+            itertools.chain([first], text), delimiter=_delimiter(first), strict=True
+        )
+        return _build_sheet(_counted(reader, rows), max_rows=max_rows)
     except UnicodeDecodeError:
         raise UploadError("The CSV file is not UTF-8 text; save it as CSV UTF-8.") from None
     except csv.Error as exc:
         line = reader.line_num if reader else 1
-        raise UploadError(f"The CSV file could not be read near line {line}: {exc}.") from None
+        raise UploadError(_csv_error(exc, row=rows["read"] + 1, line=line)) from None
     finally:
         text.detach()
+
+
+def _counted(reader, rows: Counter):
+    for number, cells in enumerate(reader, start=1):
+        rows["read"] = number
+        yield number, cells
+
+
+def _csv_error(exc: csv.Error, *, row: int, line: int) -> str:
+    if "unexpected end of data" in str(exc):
+        return (
+            f'Row {row} of the CSV file opens a quote (") that is never closed, so it '
+            "would run to the end of the file; close the quote or remove it."
+        )
+    return f"The CSV file could not be read near line {line}: {exc}."
 
 
 def _check_csv_start(head: bytes) -> None:
@@ -261,6 +343,7 @@ def _check_csv_start(head: bytes) -> None:
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise UploadError("The CSV file is UTF-16 text; save it as CSV UTF-8.")
     if b"\x00" in head:
+        # Binary files show a NUL early; a later one is refused with its row.
         raise UploadError("The file is binary, not CSV text.")
 
 
@@ -276,9 +359,8 @@ def _delimiter(header_line: str) -> str:
 # XLSX --------------------------------------------------------------------------
 
 
-def _read_xlsx(file, *, max_rows: int, max_bytes: int) -> Sheet:
-    file = _seekable(file, max_bytes)
-    check_zip(file, max_bytes=max_bytes)
+def _read_xlsx(file, *, max_rows: int) -> Sheet:
+    """Read a workbook that check_zip has let through."""
     file.seek(0)
     try:
         workbook = load_workbook(file, read_only=True, data_only=True)
@@ -317,9 +399,16 @@ def _seekable(file, max_bytes: int):
     return copy
 
 
-def check_zip(file, *, max_bytes: int) -> None:
+def check_zip(
+    file,
+    *,
+    max_bytes: int,
+    max_uncompressed: int = MAX_UNCOMPRESSED,
+    max_shared_strings: int = MAX_SHARED_STRINGS,
+) -> None:
     """Refuse an XLSX that is not a zip, or whose members would inflate too far
-    (see the module docstring for the limits). Reads only the central directory."""
+    (see the module docstring for the limits). Reads the central directory and
+    [Content_Types].xml, no other member."""
     file.seek(0)
     if file.read(4) != ZIP_MAGIC:
         raise UploadError("The file is not a valid XLSX workbook (it is not a zip archive).")
@@ -327,21 +416,56 @@ def check_zip(file, *, max_bytes: int) -> None:
     try:
         with zipfile.ZipFile(file) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+            if len(members) > MAX_ZIP_MEMBERS:
+                raise UploadError("The XLSX file has too many parts to be a workbook.")
+            _check_sizes(members, limit=min(max_uncompressed, MAX_INFLATION * max_bytes))
+            _check_shared_strings(archive, limit=max_shared_strings)
+    except UploadError:  # a ValueError too
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, ElementTree.ParseError):
         raise UploadError("The XLSX file is corrupt (its zip archive cannot be read).") from None
-    if len(members) > MAX_ZIP_MEMBERS:
-        raise UploadError("The XLSX file has too many parts to be a workbook.")
+
+
+def _check_sizes(members: list[zipfile.ZipInfo], *, limit: int) -> None:
     total = sum(member.file_size for member in members)
-    if total > MAX_INFLATION * max_bytes:
-        raise UploadError(_bomb(total))
+    if total > limit:
+        raise UploadError(
+            f"The XLSX file would inflate to {total / MiB:,.0f} MiB, more than the "
+            f"{limit / MiB:,.0f} MiB a workbook may hold; it is refused as a likely zip bomb."
+        )
     for member in members:
         ratio = member.file_size / max(member.compress_size, 1)
-        if member.file_size > RATIO_EXEMPT_BYTES and ratio > MAX_RATIO:
-            raise UploadError(_bomb(total))
+        large_xml = member.filename.lower().endswith(".xml") and (
+            member.file_size > LARGE_XML_BYTES
+        )
+        if (member.file_size > RATIO_EXEMPT_BYTES and ratio > MAX_RATIO) or (
+            large_xml and ratio > MAX_XML_RATIO
+        ):
+            raise UploadError(
+                f"The XLSX file would inflate to {total / MiB:,.0f} MiB: its part "
+                f"{member.filename} deflates {ratio:,.0f}-fold, far more than a workbook's "
+                "data does; it is refused as a likely zip bomb."
+            )
 
 
-def _bomb(total: int) -> str:
-    return (
-        f"The XLSX file would inflate to {total / 1024 / 1024:,.0f} MiB, far more than a "
-        "workbook of its size holds; it is refused as a likely zip bomb."
-    )
+def _check_shared_strings(archive: zipfile.ZipFile, *, limit: int) -> None:
+    """openpyxl reads the whole shared strings part into memory before any row; it
+    is the part [Content_Types].xml names, whatever its file name."""
+    try:
+        types = archive.getinfo(CONTENT_TYPES)
+    except KeyError:
+        return  # not a workbook; openpyxl says so
+    if types.file_size > MAX_CONTENT_TYPES:
+        raise UploadError("The XLSX file's list of parts is too large to be a workbook's.")
+    root = ElementTree.fromstring(archive.read(types))
+    for override in root.iter():
+        if override.get("ContentType") != SHARED_STRINGS_TYPE:
+            continue
+        name = (override.get("PartName") or "").lstrip("/")
+        size = next((m.file_size for m in archive.infolist() if m.filename == name), 0)
+        if size > limit:
+            raise UploadError(
+                f"The XLSX file's shared strings would inflate to {size / MiB:,.0f} MiB, "
+                f"more than the {limit / MiB:,.0f} MiB a workbook may hold; it is refused "
+                "as a likely zip bomb."
+            )

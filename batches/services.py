@@ -17,7 +17,14 @@ from batches.models import (
     Interaction,
     InteractionStatus,
 )
-from batches.parsing import CHAT_ID, Sheet, UploadError, read_upload
+from batches.parsing import (
+    CHAT_ID,
+    MAX_SHARED_STRINGS,
+    MAX_UNCOMPRESSED,
+    Sheet,
+    UploadError,
+    read_upload,
+)
 from batches.processors import get_processor
 from batchsvc.bulk import insert_ignoring_conflicts
 from batchsvc.errors import ApiError, Conflict
@@ -39,6 +46,11 @@ def upload_read(*, upload, filename: str | None = None) -> Sheet:
             filename=filename,
             max_rows=settings.BATCH_MAX_ROWS,
             max_bytes=settings.BATCH_MAX_UPLOAD_BYTES,
+            # How far an XLSX may inflate; see batches.parsing for the defaults.
+            max_uncompressed=getattr(settings, "BATCH_MAX_UNCOMPRESSED_BYTES", MAX_UNCOMPRESSED),
+            max_shared_strings=getattr(
+                settings, "BATCH_MAX_SHARED_STRINGS_BYTES", MAX_SHARED_STRINGS
+            ),
         )
     except UploadError as exc:
         raise ApiError(str(exc), details={"file": filename}) from None
@@ -127,7 +139,8 @@ def _insert_rows(batch: Batch, sheet: Sheet) -> None:
     conversations: dict[str | int, int] = {}
     rows = []
     for row in sheet.rows:
-        chat_id = str(row.values.get(CHAT_ID) or "")[:NAME_MAX]
+        # Never cut: read_upload refuses a chat_id longer than the column.
+        chat_id = str(row.values.get(CHAT_ID) or "")
         rows.append(
             {
                 "batch": batch.pk,

@@ -1,5 +1,6 @@
 import msgspec
 from django.http import StreamingHttpResponse
+from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -102,7 +103,8 @@ class BatchViewSet(
             request.query_params, queryset=batch.interactions.all(), request=request
         )
         if not queryset.is_valid():
-            raise ApiError("The filter is not valid; see details.", details=queryset.errors)
+            # As the list's filter backend does: details name each bad parameter and why.
+            raise translate_validation(queryset.errors)
         paginator = InteractionPagination()
         page = paginator.paginate_queryset(queryset.qs, request, view=self)
         return paginator.get_paginated_response(self.get_serializer(page, many=True).data)

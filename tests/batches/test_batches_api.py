@@ -2,6 +2,7 @@ import csv
 import io
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django_tasks_db.models import DBTaskResult
 from openpyxl import load_workbook
 
@@ -81,6 +82,43 @@ def test_more_rows_than_the_limit_is_a_400(api, settings):
     response = post_batch(api, csv_upload(ROWS))
     assert response.status_code == 400
     assert "more than 2 rows" in response.json()["error"]
+    assert not Batch.objects.exists()
+
+
+def test_a_nul_character_far_into_a_csv_is_a_400_naming_its_row_on_every_database(api):
+    # Past the first 64 KiB, which the binary check reads; PostgreSQL refuses a NUL
+    # in text and JSON, so it used to be a 500 there.
+    rows = [(f"Question {n}?", "c") for n in range(5000)] + [("Late\x00question?", "c")]
+    response = post_batch(api, csv_upload(rows))
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("Row 5002 contains a NUL character")
+    assert not Batch.objects.exists()
+
+
+def test_a_csv_with_a_quote_never_closed_is_a_400_instead_of_fewer_rows(api):
+    data = b'question,chat_id\nFirst,a\n"Second,a\nThird,a\n'
+    response = post_batch(api, SimpleUploadedFile("q.csv", data, content_type="text/csv"))
+    assert response.status_code == 400
+    assert "Row 3 of the CSV file opens a quote" in response.json()["error"]
+    assert not Batch.objects.exists()
+
+
+def test_a_chat_id_longer_than_255_characters_is_a_400_not_a_conversation_cut_short(api):
+    # Cut to 255 characters, these two would have been one conversation.
+    rows = [("One?", "x" * 255 + "1"), ("Two?", "x" * 255 + "2")]
+    response = post_batch(api, csv_upload(rows))
+    assert response.status_code == 400
+    assert response.json()["error"] == "Row 2 has a chat_id longer than 255 characters."
+    assert not Batch.objects.exists()
+
+
+def test_an_xlsx_inflating_past_batch_max_uncompressed_bytes_is_a_400(api, settings):
+    upload = io.BytesIO(xlsx_bytes([(f"Question number {n}?", "c") for n in range(20_000)]))
+    upload.name = "big.xlsx"
+    settings.BATCH_MAX_UNCOMPRESSED_BYTES = 1024 * 1024
+    response = post_batch(api, upload)
+    assert response.status_code == 400
+    assert "more than the 1 MiB a workbook may hold" in response.json()["error"]
     assert not Batch.objects.exists()
 
 
@@ -177,6 +215,15 @@ def test_interactions_are_paginated_in_row_order_and_filter_by_status(api, alice
     failed = api.get(f"/api/v1/batches/{batch.pk}/interactions/?status=failed").json()
     assert [i["row_number"] for i in failed["results"]] == [4]
     assert api.get(f"/api/v1/batches/{batch.pk}/interactions/?status=nope").status_code == 400
+
+
+def test_a_bad_interactions_filter_is_a_400_whose_details_say_what_is_wrong(api, alice):
+    batch = make_batch(alice, [("q", "")])
+    response = api.get(f"/api/v1/batches/{batch.pk}/interactions/?status=bogus")
+    assert response.status_code == 400
+    assert response.json()["details"] == {
+        "status": ["Select a valid choice. bogus is not one of the available choices."]
+    }
 
 
 def _answered(batch):

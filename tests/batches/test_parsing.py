@@ -3,6 +3,7 @@
 import datetime
 import io
 import os
+import random
 import zipfile
 
 import openpyxl
@@ -494,3 +495,184 @@ def test_it_refuses_an_archive_with_too_many_members(openpyxl_calls):
             archive.writestr(f"p{number}", b"")
     assert "too many parts" in refusal(data.getvalue(), "q.xlsx")
     assert openpyxl_calls == []
+
+
+# Shared strings and the absolute inflation limit -----------------------------------
+
+SHARED_STRINGS_TYPE = parsing.SHARED_STRINGS_TYPE
+
+
+def shared_strings_chunk(*, random_share: float, size: int = MiB) -> bytes:
+    """About ``size`` bytes of <si> entries, ``random_share`` of them random text and
+    the rest alike: 0.065 deflates about 45-fold, under the 50 of the old limit."""
+    chooser = random.Random(1)
+    entries = []
+    while len(entries) * 24 < size:  # each entry is 24 bytes
+        text = f"{chooser.getrandbits(32):08x}" if chooser.random() < random_share else "a" * 8
+        entries.append(f"<si><t>{text}</t></si>")
+    return "".join(entries).encode()
+
+
+def write_workbook_with_shared_strings(
+    path, *, chunk: bytes, times: int, part: str = "xl/sharedStrings.xml"
+) -> None:
+    """A real workbook (one row, "Is this a bomb?") plus a shared strings part made of
+    ``chunk`` repeated ``times`` times, streamed into the archive."""
+    template = xlsx_bytes([["question"], ["Is this a bomb?"]])
+    with (
+        zipfile.ZipFile(io.BytesIO(template)) as src,
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "[Content_Types].xml":
+                override = f'<Override PartName="/{part}" ContentType="{SHARED_STRINGS_TYPE}"/>'
+                data = data.replace(b"</Types>", override.encode() + b"</Types>")
+            if item.filename == "xl/_rels/workbook.xml.rels":
+                relation = (
+                    '<Relationship Id="rIdStrings" Target="/' + part + '" Type="http://schemas'
+                    '.openxmlformats.org/officeDocument/2006/relationships/sharedStrings"/>'
+                )
+                data = data.replace(b"</Relationships>", relation.encode() + b"</Relationships>")
+            dst.writestr(item, data)
+        with dst.open(part, "w", force_zip64=True) as strings:
+            strings.write(
+                b'<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.'
+                b'openxmlformats.org/spreadsheetml/2006/main">'
+            )
+            for _ in range(times):
+                strings.write(chunk)
+            strings.write(b"</sst>")
+
+
+def shared_strings_of(path, part="xl/sharedStrings.xml") -> zipfile.ZipInfo:
+    with zipfile.ZipFile(path) as archive:
+        return archive.getinfo(part)
+
+
+def test_it_refuses_shared_strings_deflating_45_fold_before_openpyxl_opens_them(
+    tmp_path, openpyxl_calls
+):
+    # Like the reviewer's 4.4 MB file that openpyxl read for a minute: under the
+    # ratio limit of every part (50) and the total limit of a 50 MiB upload (1000 MiB).
+    path = tmp_path / "strings.xlsx"
+    write_workbook_with_shared_strings(
+        path, chunk=shared_strings_chunk(random_share=0.065), times=40
+    )
+    strings = shared_strings_of(path)
+    assert 40 < strings.file_size / strings.compress_size < 50
+    assert 32 * MiB < strings.file_size < parsing.MAX_SHARED_STRINGS
+    with open(path, "rb") as file, pytest.raises(UploadError) as caught:
+        read_upload(file, filename="strings.xlsx", max_rows=100_000, max_bytes=50 * MiB)
+    assert "xl/sharedStrings.xml deflates" in str(caught.value)
+    assert "zip bomb" in str(caught.value)
+    assert openpyxl_calls == []
+
+
+def test_a_workbook_with_small_shared_strings_built_the_same_way_is_read(tmp_path, openpyxl_calls):
+    # Proves the files above are valid workbooks, refused for their size alone.
+    path = tmp_path / "strings.xlsx"
+    write_workbook_with_shared_strings(
+        path, chunk=shared_strings_chunk(random_share=0.065, size=100_000), times=1
+    )
+    with open(path, "rb") as file:
+        sheet = read_upload(file, filename="strings.xlsx", max_rows=10, max_bytes=MiB)
+    assert [row.values["question"] for row in sheet.rows] == ["Is this a bomb?"]
+    assert len(openpyxl_calls) == 1
+
+
+@pytest.mark.parametrize("part", ["xl/sharedStrings.xml", "xl/other/words.xml"])
+def test_it_refuses_shared_strings_past_their_limit_whatever_they_are_called(
+    tmp_path, openpyxl_calls, part
+):
+    path = tmp_path / "strings.xlsx"
+    # Random text: it deflates little, so only the size limit can refuse it.
+    write_workbook_with_shared_strings(
+        path, chunk=shared_strings_chunk(random_share=1.0), times=3, part=part
+    )
+    strings = shared_strings_of(path, part)
+    assert strings.file_size / strings.compress_size < 5
+    with open(path, "rb") as file, pytest.raises(UploadError) as caught:
+        read_upload(
+            file,
+            filename="strings.xlsx",
+            max_rows=10,
+            max_bytes=50 * MiB,
+            max_shared_strings=2 * MiB,
+        )
+    assert "shared strings would inflate to 3 MiB, more than the 2 MiB" in str(caught.value)
+    assert openpyxl_calls == []
+
+
+def test_it_refuses_a_workbook_inflating_past_the_absolute_limit_whatever_the_upload_limit(
+    openpyxl_calls,
+):
+    data = xlsx_bytes([["question"], *([f"Question number {i}?"] for i in range(30_000))])
+    # Read with the defaults, then with an absolute limit below its inflated size.
+    assert len(read(data, "q.xlsx", max_rows=30_000, max_bytes=50 * MiB).rows) == 30_000
+    with pytest.raises(UploadError) as caught:
+        read_upload(
+            io.BytesIO(data),
+            filename="q.xlsx",
+            max_rows=30_000,
+            max_bytes=50 * MiB,
+            max_uncompressed=MiB,
+        )
+    assert "more than the 1 MiB a workbook may hold" in str(caught.value)
+    assert len(openpyxl_calls) == 1
+
+
+def test_the_absolute_inflation_limit_is_a_few_hundred_mib_at_most():
+    # 20x the 50 MiB upload limit (1000 MiB) kept openpyxl busy for a minute.
+    assert 64 * MiB <= parsing.MAX_UNCOMPRESSED <= 300 * MiB
+    assert parsing.MAX_SHARED_STRINGS < parsing.MAX_UNCOMPRESSED
+
+
+# NUL characters, unclosed quotes, long chat_ids -------------------------------------
+
+
+def test_it_refuses_a_nul_character_in_a_cell_far_into_the_csv_naming_its_row():
+    rows = b"".join(b"Question %d?,c\n" % i for i in range(10_000))
+    assert len(rows) > parsing.CHUNK  # past the part read to detect binary files
+    message = refusal(b"question,chat_id\n" + rows + b"Late\x00question?,c\n", max_rows=100_000)
+    assert message.startswith("Row 10002 contains a NUL character")
+
+
+def test_it_refuses_a_nul_character_in_a_column_name():
+    rows = b"".join(b"Question %d?\n" % i for i in range(10_000))
+    message = refusal(b"question,x\n" + rows + b"question,x\x00y\n", max_rows=100_000)
+    assert "NUL character" in message
+
+
+def test_it_refuses_a_nul_character_in_an_xlsx_cell(monkeypatch):
+    # XML cannot carry a NUL, but a value can reach us with one (e.g. from a reader
+    # that decodes _x0000_ escapes): the check is on values, whatever the format.
+    original = ReadOnlyWorksheet.iter_rows
+
+    def with_nul(self, *args, **kwargs):
+        for row in original(self, *args, **kwargs):
+            yield tuple(
+                cell.replace("?", "\x00") if isinstance(cell, str) else cell for cell in row
+            )
+
+    monkeypatch.setattr(ReadOnlyWorksheet, "iter_rows", with_nul)
+    data = xlsx_bytes([["question"], ["Fine"], ["Hi?"]])
+    assert refusal(data, "q.xlsx").startswith("Row 3 contains a NUL character")
+
+
+def test_it_refuses_a_csv_with_a_quote_never_closed_instead_of_swallowing_the_rows_after_it():
+    data = b'question,chat_id\nFirst,a\n"Second,a\nThird,a\nFourth,a\n'
+    message = refusal(data)
+    assert message.startswith("Row 3 of the CSV file opens a quote")
+    assert "never closed" in message
+
+
+def test_a_quoted_cell_with_an_escaped_quote_and_a_line_break_is_still_read():
+    sheet = read(b'question\n"He said ""hi""\nthen left",\nNext\n')
+    assert [row.values["question"] for row in sheet.rows] == ['He said "hi"\nthen left', "Next"]
+
+
+def test_it_refuses_a_chat_id_longer_than_the_column_naming_its_row():
+    long = "c" * 256
+    message = refusal(f"question,chat_id\nHi,{'c' * 255}\nHo,{long}\n".encode())
+    assert message == "Row 3 has a chat_id longer than 255 characters."
