@@ -22,6 +22,7 @@ workers sharing a batch never claim one conversation twice; on SQLite every writ
 transaction is IMMEDIATE (settings), which serialises claims.
 """
 
+import json
 import logging
 import threading
 import time
@@ -281,7 +282,20 @@ class BatchRun:
             while item is not None:
                 output, error = call(processor, item.input, claim.history)
                 following = rest.pop(0) if rest and not stopping.is_set() else None
-                recorded, started = self.end_and_start(claim.token, item, output, error, following)
+                try:
+                    output, error = storable(output, error)
+                    recorded, started = self.end_and_start(
+                        claim.token, item, output, error, following
+                    )
+                except Exception as exc:
+                    # The outcome cannot be stored (an answer the database refuses):
+                    # the item fails with why, and the conversation goes on rather
+                    # than leave the row running with no thread behind it.
+                    logger.exception("Batch %s: item %s not stored", self.batch.pk, item.pk)
+                    output, error = None, _not_stored(exc)
+                    recorded, started = self.end_and_start(
+                        claim.token, item, output, error, following
+                    )
                 self.release(item.pk)
                 if not recorded:
                     return
@@ -353,6 +367,33 @@ CONVERSATION = (
 
 def _sql(template: str) -> str:
     return template.format(table=connection.ops.quote_name(Interaction._meta.db_table))
+
+
+def storable(output: dict | None, error: str) -> tuple[dict | None, str]:
+    """The outcome without NUL characters, which PostgreSQL stores neither in text nor
+    in JSON (as \\u0000), so that a model answering one does not fail its item."""
+    error = error.replace("\x00", "")
+    if output is not None and "\\u0000" in json.dumps(output, default=str):
+        output = _without_nul(output)
+    return output, error
+
+
+def _without_nul(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(item) for item in value]
+    return value
+
+
+def _not_stored(exc: Exception) -> str:
+    detail = " ".join(str(exc).split())[:200].replace("\x00", "")
+    return (
+        f"The processor's answer could not be stored ({type(exc).__name__}"
+        f"{': ' + detail if detail else ''}), so the item failed."
+    )
 
 
 def call(processor: Processor, input: dict, history: list[dict]) -> tuple[dict | None, str]:

@@ -23,6 +23,7 @@ TEST_PROCESSORS = {
     "pair": "tests.batches.test_processing.PairProcessor",
     "canceller": "tests.batches.test_processing.CancellingProcessor",
     "watcher": "tests.batches.test_processing.CounterWatcher",
+    "nul": "tests.batches.test_processing.NulProcessor",
 }
 
 
@@ -70,6 +71,22 @@ class CounterWatcher(EchoProcessor):
             batch = Batch.objects.get()
             type(self).seen.append(batch.processed_items + batch.failed_items)
         return super().process(input, history)
+
+
+class NulProcessor(EchoProcessor):
+    """Answers with NUL characters in text, keys and lists; fails with one in its
+    error on "refuse"; answers what no database stores (NaN in JSON) on "nan"."""
+
+    def process(self, input, history):
+        question = input["question"]
+        if question == "refuse":
+            raise ProcessorError("refused\x00 here")
+        if question == "nan":
+            return {"text": "not a number", "score": float("nan")}
+        answer = super().process(input, history)
+        if question == "nul":
+            return {**answer, "text": "x\x00y", "k\x00": ["a\x00b", {"c": "\x00"}]}
+        return answer
 
 
 @pytest.fixture(autouse=True)
@@ -280,3 +297,33 @@ def test_recovery_fails_a_lost_task_whose_batch_another_worker_finished(alice, s
 
     assert batches_recover() == []
     assert DBTaskResult.objects.get().status == "FAILED"
+
+
+def test_nul_characters_in_an_answer_or_an_error_are_dropped_and_the_items_stored(alice):
+    batch = make_batch(alice, [("nul", "c"), ("refuse", "c"), ("after", "c")], processor="nul")
+    result = batch_process(batch_id=batch.pk)
+    items = {i.input["question"]: i for i in batch.interactions.all()}
+    assert items["nul"].status == InteractionStatus.SUCCEEDED
+    assert items["nul"].output == {"text": "xy", "turn": 1, "k": ["ab", {"c": ""}]}
+    assert (items["refuse"].status, items["refuse"].error) == ("failed", "refused here")
+    assert items["after"].status == InteractionStatus.SUCCEEDED
+    assert items["after"].output["turn"] == 2  # the answer with NULs is its history
+    assert result["status"] == BatchStatus.COMPLETED_WITH_ERRORS
+
+
+def test_an_answer_the_database_refuses_fails_its_item_and_the_conversation_goes_on(alice):
+    # NaN is not JSON: PostgreSQL refuses it as input, SQLite by its JSON_VALID check.
+    rows = [("first", "c"), ("nan", "c"), ("after", "c"), ("alone", "")]
+    batch = make_batch(alice, rows, processor="nul")
+    result = batch_process(batch_id=batch.pk)
+    items = {i.input["question"]: i for i in batch.interactions.all()}
+    assert items["nan"].status == InteractionStatus.FAILED
+    assert items["nan"].error.startswith("The processor's answer could not be stored (")
+    assert items["nan"].output is None
+    assert [items[q].status for q in ("first", "after", "alone")] == ["succeeded"] * 3
+    assert not batch.interactions.filter(status=InteractionStatus.RUNNING).exists()
+    assert (result["status"], result["processed_items"], result["failed_items"]) == (
+        BatchStatus.COMPLETED_WITH_ERRORS,
+        3,
+        1,
+    )
