@@ -63,7 +63,7 @@ NO_NUL = r"^[^\x00]*$"
 """A msgspec ``pattern`` for text PostgreSQL can store: anything but the NUL character."""
 NO_NUL_OR_SLASH = r"^[^\x00/]*$"
 """The same, for an identifier that appears in URL paths (a run_id): no ``/`` either."""
-_PATTERN_PROBLEMS = {
+PATTERN_PROBLEMS = {  # what describe() says when a value does not match; apps may add theirs
     NO_NUL_OR_SLASH: "must not contain / or the NUL character",
     NO_NUL: "must not contain the NUL character",
 }
@@ -80,7 +80,7 @@ def describe(exc: msgspec.ValidationError) -> str:
     if missing:
         field = f"{path}.{missing['field']}" if path else missing["field"]
         return f"{field} is required"
-    for pattern, problem in _PATTERN_PROBLEMS.items():
+    for pattern, problem in PATTERN_PROBLEMS.items():
         if repr(pattern) in message:
             message = problem
             break

@@ -30,11 +30,15 @@ class IntegerFilter(django_filters.Filter):
     field_class = forms.IntegerField
 
 
+TAIL_MAX = 1_000_000
+
+
 class LogEntryFilter(django_filters.FilterSet):
     after = IntegerFilter(
         field_name="seq",
         lookup_expr="gt",
         min_value=0,
+        max_value=2**63 - 1,  # a bigint: anything larger would fail in the database
         label="Only lines with a seq greater than this (tailing: the last seq you have).",
     )
     level = LevelsFilter(
@@ -51,6 +55,7 @@ class LogEntryFilter(django_filters.FilterSet):
     # Declared last: it counts the lines the other filters let through.
     tail = IntegerFilter(
         min_value=1,
+        max_value=TAIL_MAX,
         method="filter_tail",
         label="Only the last N lines (of those the other filters select).",
     )

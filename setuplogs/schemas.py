@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from batchsvc.bulk import NO_NUL, as_utc
+from batchsvc.bulk import PATTERN_PROBLEMS, as_utc
 from setuplogs.models import CLIENT_ID_MAX, LogLevel
 
 # Accepted spellings of a level, lower-cased; older agents say "warn".
@@ -40,11 +40,18 @@ Timestamp = Annotated[
         "ISO 8601; without a time zone it is read as UTC.",
     ),
 ]
+# The server's own lines (the "client dropped N lines" warning) take client_ids in
+# this namespace, so that no client line can pass for one.
+RESERVED_CLIENT_ID_PREFIX = "dropped:"
+CLIENT_ID_PATTERN = rf"^(?!{RESERVED_CLIENT_ID_PREFIX})[^\x00]*$"
+PATTERN_PROBLEMS[CLIENT_ID_PATTERN] = (
+    f"must not start with {RESERVED_CLIENT_ID_PREFIX!r} or contain the NUL character"
+)
 ClientId = Annotated[
     str,
     msgspec.Meta(
         max_length=CLIENT_ID_MAX,
-        pattern=NO_NUL,
+        pattern=CLIENT_ID_PATTERN,
         description="The client's id for the line, unique within the run: a line whose "
         "client_id the run already holds is a duplicate and is not stored again.",
     ),

@@ -1,5 +1,6 @@
 """Writes for log lines. The API (single and batch append) calls these."""
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ from batchsvc.bulk import (
 )
 from batchsvc.errors import ApiError
 from setuplogs.models import CLIENT_ID_MAX, LogEntry, LogLevel
-from setuplogs.schemas import LogLineIn
+from setuplogs.schemas import RESERVED_CLIENT_ID_PREFIX, LogLineIn
 from setuplogs.selectors import run_not_found
 from traces.models import Run
 
@@ -115,15 +116,19 @@ def _lock_and_last_seq(run: Run) -> int:
 
 
 def _dropped_line(dropped: int, batch: list[LogLineIn]) -> LogLineIn:
-    """The warning that records lost lines. Its client_id derives from the batch's
-    first line, so a retried batch does not record the loss twice."""
-    first_id = next((line.client_id for line in batch if line.client_id), "")
+    """The warning that records lost lines. Its client_id derives from the batch
+    (its lines' client_ids, or their content when they have none) in a namespace
+    clients cannot use, so a retried batch records the loss once and no line of the
+    client's can pass for it."""
     return LogLineIn(
         message=f"client dropped {dropped} lines",
         level=LogLevel.WARNING.value,
-        client_id=dropped_client_id(first_id),
+        client_id=dropped_client_id(dropped, batch),
     )
 
 
-def dropped_client_id(first_client_id: str) -> str:
-    return f"dropped:{first_client_id}"[:CLIENT_ID_MAX] if first_client_id else ""
+def dropped_client_id(dropped: int, batch: list[LogLineIn]) -> str:
+    ids = [line.client_id for line in batch if line.client_id]
+    source = ids or [f"{line.timestamp}|{line.level}|{line.message}" for line in batch]
+    digest = hashlib.sha256("\n".join([str(dropped), *source]).encode()).hexdigest()
+    return f"{RESERVED_CLIENT_ID_PREFIX}{digest}"[:CLIENT_ID_MAX]

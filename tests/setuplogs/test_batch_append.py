@@ -174,6 +174,24 @@ def test_a_retried_batch_records_its_dropped_lines_once(api, run):
     assert [message for _, _, message in stored(run)] == ["client dropped 5 lines", "a", "b"]
 
 
+def test_a_retried_batch_without_client_ids_records_its_dropped_lines_once(api, run):
+    logs = [{"level": "info", "message": "no id"}]
+    post(api, run, logs, dropped=2)
+    post(api, run, logs, dropped=2)
+    messages = [message for _, _, message in stored(run)]
+    assert messages.count("client dropped 2 lines") == 1
+
+
+def test_a_client_line_cannot_take_the_id_of_a_dropped_lines_warning(api, run):
+    response = post(api, run, [line(client_id="dropped:abc")])
+    assert response.json()["skipped"] == [
+        {
+            "index": 0,
+            "error": "client_id: must not start with 'dropped:' or contain the NUL character",
+        }
+    ]
+
+
 def test_dropped_is_recorded_even_when_every_line_is_invalid(api, run):
     response = post(api, run, [{"level": "info"}], dropped=1)
     assert response.json()["logs_added"] == 0

@@ -77,7 +77,14 @@ def test_lines_of_other_runs_are_not_shown(api, logged, run_factory):
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("?after=x", "after"), ("?after=-1", "after"), ("?level=loud", "level"), ("?tail=0", "tail")],
+    [
+        ("?after=x", "after"),
+        ("?after=-1", "after"),
+        ("?after=9223372036854775808", "after"),
+        ("?level=loud", "level"),
+        ("?tail=0", "tail"),
+        ("?tail=99999999999999999999", "tail"),
+    ],
 )
 def test_an_invalid_query_is_a_400_naming_the_parameter(api, logged, query, field):
     response = api.get(batch_url(logged) + query)
