@@ -1,4 +1,6 @@
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -105,14 +107,22 @@ class BatchAdmin(AuditAdmin, admin.ModelAdmin):
         if batch is not None:
             paginator = Paginator(batch.interactions.order_by("row_number"), ITEMS_PER_PAGE)
             extra_context["items_page"] = paginator.get_page(request.GET.get("items"))
-            extra_context["can_cancel"] = batch.is_active
-            extra_context["can_retry"] = batch.status in (
+            may_operate = self.has_operate_permission(request)
+            extra_context["can_cancel"] = may_operate and batch.is_active
+            extra_context["can_retry"] = may_operate and batch.status in (
                 BatchStatus.COMPLETED_WITH_ERRORS,
                 BatchStatus.FAILED,
             )
         return super().change_view(request, object_id, form_url, extra_context)
 
     # Actions: the same services as the API --------------------------------------
+
+    def has_operate_permission(self, request, obj=None) -> bool:
+        """Cancel and retry change a batch, so they need the change permission on
+        batches; has_change_permission says False to everyone (AuditAdmin: no field
+        is edited here), so the user's permission is asked directly."""
+        codename = get_permission_codename("change", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
 
     def _each(self, request, queryset, service, done: str):
         changed = 0
@@ -125,11 +135,11 @@ class BatchAdmin(AuditAdmin, admin.ModelAdmin):
         if changed:
             self.message_user(request, f"{changed} batch(es) {done}.", messages.SUCCESS)
 
-    @admin.action(description="Cancel selected batches")
+    @admin.action(description="Cancel selected batches", permissions=["operate"])
     def cancel(self, request, queryset):
         self._each(request, queryset, services.batch_cancel, "cancelled")
 
-    @admin.action(description="Retry the failed items of selected batches")
+    @admin.action(description="Retry the failed items of selected batches", permissions=["operate"])
     def retry_failed(self, request, queryset):
         self._each(request, queryset, services.batch_retry_failed, "queued again")
 
@@ -159,7 +169,9 @@ class BatchAdmin(AuditAdmin, admin.ModelAdmin):
 
     def _object_action(self, request, object_id, action):
         batch = get_object_or_404(Batch, pk=object_id)
-        if request.method == "POST" and self.has_view_permission(request, batch):
+        if not self.has_operate_permission(request, batch):
+            raise PermissionDenied
+        if request.method == "POST":
             action(request, Batch.objects.filter(pk=batch.pk))
         return HttpResponseRedirect(reverse("admin:batches_batch_change", args=[batch.pk]))
 

@@ -1,4 +1,6 @@
 import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
 from django.urls import reverse
 
 from batches.models import Batch, BatchStatus, InteractionStatus
@@ -76,3 +78,49 @@ def test_items_are_read_only(admin_client, alice):
     admin_client.post(url, {"status": "succeeded"})
     item.refresh_from_db()
     assert item.status == InteractionStatus.PENDING
+
+
+def staff_with(django_user_model, *codenames) -> Client:
+    user = django_user_model.objects.create_user("clerk", password="pw", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_staff_who_may_only_view_batches_can_neither_cancel_nor_retry(django_user_model, alice):
+    viewer = staff_with(django_user_model, "view_batch")
+    active = make_batch(alice, [("q", "")])
+    failed = make_batch(alice, [("q", "")])
+    failed.interactions.update(status=InteractionStatus.FAILED, error="x")
+    Batch.objects.filter(pk=failed.pk).update(status=BatchStatus.FAILED, failed_items=1)
+
+    page = viewer.get(reverse("admin:batches_batch_change", args=[active.pk])).content.decode()
+    failed_page = viewer.get(reverse("admin:batches_batch_change", args=[failed.pk]))
+    cancel = viewer.post(reverse("admin:batches_batch_cancel", args=[active.pk]))
+    retry = viewer.post(reverse("admin:batches_batch_retry_failed", args=[failed.pk]))
+    changelist = reverse("admin:batches_batch_changelist")
+    listed = viewer.get(changelist).content.decode()
+    for action, batch in (("cancel", active), ("retry_failed", failed)):
+        viewer.post(changelist, {"action": action, "_selected_action": [batch.pk]})
+
+    assert "items page 1 of 1" in page and 'id="batch-cancel"' not in page
+    assert 'id="batch-retry"' not in failed_page.content.decode()
+    assert (cancel.status_code, retry.status_code) == (403, 403)
+    assert 'value="cancel"' not in listed and 'value="retry_failed"' not in listed
+    assert 'value="download_csv"' in listed
+    assert Batch.objects.get(pk=active.pk).status == BatchStatus.QUEUED
+    assert Batch.objects.get(pk=failed.pk).status == BatchStatus.FAILED
+
+
+def test_staff_who_may_change_batches_can_cancel_and_see_the_buttons(django_user_model, alice):
+    clerk = staff_with(django_user_model, "view_batch", "change_batch")
+    batch = make_batch(alice, [("q", "")])
+
+    page = clerk.get(reverse("admin:batches_batch_change", args=[batch.pk])).content.decode()
+    listed = clerk.get(reverse("admin:batches_batch_changelist")).content.decode()
+    clerk.post(reverse("admin:batches_batch_cancel", args=[batch.pk]))
+
+    assert 'id="batch-cancel"' in page
+    assert 'value="cancel"' in listed
+    assert Batch.objects.get(pk=batch.pk).status == BatchStatus.CANCELLED
