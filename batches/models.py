@@ -78,6 +78,16 @@ class BatchQuerySet(models.QuerySet):
         """Active batches no live worker has touched since ``before``."""
         return self.active().filter(heartbeat_at__lt=before)
 
+    def cancelled_unfinished(self, *, before):
+        """Cancelled batches no live worker has touched since ``before`` whose worker
+        died before finishing them: they still have a running row (its heartbeat is
+        stale too), or a worker touched them after their last update (the cancel),
+        so its last rows were recorded after the cancel and never counted."""
+        stale_rows = Interaction.objects.stale(before=before).order_by().values("batch_id")
+        return self.filter(status=BatchStatus.CANCELLED, heartbeat_at__lt=before).filter(
+            Q(pk__in=stale_rows) | Q(heartbeat_at__gt=models.F("updated_at"))
+        )
+
 
 class Batch(models.Model):
     """One uploaded spreadsheet and the state of its processing."""

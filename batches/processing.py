@@ -469,11 +469,15 @@ def batches_recover(*, stale_after_seconds: float | None = None) -> list[str]:
        conditional UPDATE of its heartbeat (two workers sweeping at once recover it
        once) and queued again in the same transaction. The new task claims the dead
        worker's running rows (their own heartbeats are stale too) and every pending
-       row.
+       row;
+    3. if it was cancelled, nothing is queued (a cancelled batch never runs a row
+       again): the rows its dead worker left running fail with why, and batch_finish
+       writes exact counters.
     """
     seconds = settings.BATCH_STALE_AFTER if stale_after_seconds is None else stale_after_seconds
     before = timezone.now() - timedelta(seconds=seconds)
     _fail_lost_tasks(before=before, seconds=seconds)
+    _finish_lost_cancels(before=before)
     recovered = []
     for pk, beat in Batch.objects.orphaned(before=before).values_list("pk", "heartbeat_at"):
         if _batch_tasks(pk).filter(status="READY").exists():
@@ -483,6 +487,24 @@ def batches_recover(*, stale_after_seconds: float | None = None) -> list[str]:
                 _requeue(pk)
                 recovered.append(str(pk))
     return recovered
+
+
+WORKER_LOST = (
+    "The worker processing this item stopped (was it killed?) after its batch was "
+    "cancelled, so it has no answer."
+)
+
+
+def _finish_lost_cancels(*, before) -> None:
+    """Step 3 of batches_recover. The running rows change only while their heartbeat
+    is still stale, so a worker that was only slow keeps its row."""
+    for batch in Batch.objects.cancelled_unfinished(before=before):
+        with transaction.atomic():
+            lost = batch.interactions.filter(
+                status=InteractionStatus.RUNNING, heartbeat_at__lt=before
+            ).update(status=InteractionStatus.FAILED, error=WORKER_LOST, finished_at=timezone.now())
+            batch_finish(batch=batch)
+        logger.warning("Cancelled batch %s lost its worker; %s running rows failed", batch.pk, lost)
 
 
 def _batch_tasks(batch_id=None):

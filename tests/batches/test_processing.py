@@ -327,3 +327,54 @@ def test_an_answer_the_database_refuses_fails_its_item_and_the_conversation_goes
         3,
         1,
     )
+
+
+def test_recovery_finishes_a_batch_cancelled_while_its_worker_died(alice, settings):
+    settings.BATCH_STALE_AFTER = 60
+    batch = make_batch(alice, [("one", "a"), ("two", "a"), ("three", "a"), ("four", "")])
+    _left_by_a_dead_worker(batch, heartbeat=timezone.now() - timedelta(hours=1))
+    batch_cancel(batch=batch)  # rows 4 and 5 were pending; row 3 stays running
+    DBTaskResult.objects.all().delete()
+
+    assert batches_recover() == []
+
+    assert statuses(batch) == {2: "succeeded", 3: "failed", 4: "cancelled", 5: "cancelled"}
+    assert "stopped (was it killed?) after its batch was cancelled" in (
+        batch.interactions.get(row_number=3).error
+    )
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.CANCELLED
+    assert (batch.processed_items, batch.failed_items, batch.cancelled_items) == (1, 1, 2)
+    assert not DBTaskResult.objects.exists()  # a cancelled batch is not queued again
+
+
+def test_recovery_leaves_the_running_row_of_a_cancelled_batch_whose_worker_is_alive(
+    alice, settings
+):
+    settings.BATCH_STALE_AFTER = 60
+    batch = make_batch(alice, [("one", "a"), ("two", "a")])
+    _left_by_a_dead_worker(batch, heartbeat=timezone.now())
+    batch_cancel(batch=batch)
+    Batch.objects.filter(pk=batch.pk).update(heartbeat_at=timezone.now())
+
+    batches_recover()
+
+    assert statuses(batch) == {2: "succeeded", 3: "running"}
+
+
+def test_recovery_makes_the_counters_exact_when_a_worker_died_after_its_last_row(alice, settings):
+    # The row ended after the cancel, which counters do not count any more; the
+    # worker touched the batch, then died before batch_finish.
+    settings.BATCH_STALE_AFTER = 60
+    batch = make_batch(alice, [("one", "a"), ("two", "b")])
+    batch.interactions.filter(row_number=3).update(status="running", heartbeat_at=timezone.now())
+    batch_cancel(batch=batch)
+    batch.interactions.filter(row_number=3).update(status="succeeded", output={"text": "x"})
+    Batch.objects.filter(pk=batch.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=61))
+    Batch.objects.filter(pk=batch.pk).update(updated_at=timezone.now() - timedelta(seconds=62))
+
+    batches_recover()
+
+    batch.refresh_from_db()
+    assert (batch.processed_items, batch.failed_items, batch.cancelled_items) == (1, 0, 1)
+    assert batch.updated_at > batch.heartbeat_at  # so the next sweep leaves it alone

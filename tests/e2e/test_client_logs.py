@@ -388,3 +388,30 @@ def test_a_throttled_batch_stays_buffered_until_retry_after_and_is_not_split(
     batcher.close()
     assert messages(run_id) == [f"line {n}" for n in range(4)]
     assert (batcher.stats["fallbacks"], batcher.stats["individual_sends"]) == (0, 0)
+
+
+def test_a_line_the_server_always_fails_is_given_up_and_the_lines_behind_it_arrive(
+    live_server, token, run_id, settings, monkeypatch
+):
+    monkeypatch.setattr("batchsvc.client.logs._BACKOFF", 0.01)
+    settings.ROOT_URLCONF = "tests.e2e.urls_poisoned_log_line"
+    with (
+        Client(live_server.url, token=token) as client,
+        LogBatcher(client, run_id, max_batch_size=3) as batcher,
+    ):
+        for message in ("before", "poison", "after 1", "after 2"):
+            batcher.add("info", message)
+        assert wait_for(lambda: len(messages(run_id)) == 3), (messages(run_id), batcher.stats)
+
+    assert messages(run_id) == ["before", "after 1", "after 2"]
+    assert batcher.stats["rejected"] == 1
+
+
+def test_a_message_with_lone_surrogates_is_sent_with_them_escaped(client, run_id):
+    name = b"caf\xe9.txt".decode("utf-8", "surrogateescape")
+    with LogBatcher(client, run_id) as batcher:
+        batcher.add("info", "before")
+        batcher.add("info", f"reading {name}")
+        batcher.add("info", "after")
+
+    assert messages(run_id) == ["before", "reading caf\\udce9.txt", "after"]
