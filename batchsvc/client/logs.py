@@ -41,6 +41,9 @@ STATS = (
 # Answers that say "not now" rather than "not this": the lines stay buffered.
 _TRY_LATER = frozenset({401, 403, 404, 408, 425, 429, 500, 502, 503, 504})
 _BACKOFF, _MAX_BACKOFF = 0.5, 30.0
+# A line the server keeps answering 500 for is given up (counted as rejected)
+# after this many tries, so that it cannot hold back every line behind it.
+_MAX_LINE_ERRORS = 5
 
 
 @dataclass(slots=True)
@@ -96,6 +99,7 @@ class LogBatcher:
         self._stats = dict.fromkeys(STATS, 0)
         self._closed = False
         self._failures = 0
+        self._line_errors: dict[str, int] = {}  # client_id -> 500s in a row, one by one
         self._retry_at = 0.0
         # One sender at a time, so lines reach the server in the order they were added.
         self._sending = threading.Lock()
@@ -138,7 +142,9 @@ class LogBatcher:
         payload = {
             "timestamp": dt.datetime.fromtimestamp(when, dt.UTC).isoformat(),
             "level": stored_level,
-            "message": str(message),
+            # Lone surrogates (file names read with surrogateescape) cannot be
+            # sent as UTF-8: keep them visible as \udcxx rather than fail the batch.
+            "message": str(message).encode("utf-8", "backslashreplace").decode("utf-8"),
             "client_id": f"{self._id_prefix}-{next(self._ids)}",
         }
         with self._lock:
@@ -321,8 +327,8 @@ class LogBatcher:
             notice = {
                 "level": "warning",
                 "message": f"client dropped {drops} lines",
-                # The server's scheme too: a retried notice is stored once.
-                "client_id": f"dropped:{batch[0].payload['client_id']}",
+                # Derived from the batch's first line: a retried notice is stored once.
+                "client_id": f"{batch[0].payload['client_id']}-dropped",
             }
             self._send_line(notice, batch)
             with self._lock:
@@ -339,13 +345,24 @@ class LogBatcher:
         try:
             self.client.append_log_line(self.run_id, payload, retry=False)
         except (httpx.TransportError, ApiError) as exc:
-            if isinstance(exc, ApiError) and exc.status not in _TRY_LATER:
+            if isinstance(exc, ApiError) and (
+                exc.status not in _TRY_LATER or self._keeps_failing(payload, exc)
+            ):
                 logger.warning("log line refused by the server: %s", exc)
                 self._count("rejected")
                 return False
             self._requeue(unsent)
             raise _as_try_later(exc) from None
+        self._line_errors.pop(payload["client_id"], None)
         return True
+
+    def _keeps_failing(self, payload: dict, exc: ApiError) -> bool:
+        if exc.status != 500:
+            return False
+        errors = self._line_errors.pop(payload["client_id"], 0) + 1
+        if errors < _MAX_LINE_ERRORS:
+            self._line_errors[payload["client_id"]] = errors
+        return errors >= _MAX_LINE_ERRORS
 
 
 def _names_the_run(exc: ApiError) -> bool:
