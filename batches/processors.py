@@ -17,6 +17,8 @@ import json
 import logging
 import random
 import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -25,7 +27,9 @@ from django.utils.module_loading import import_string
 
 logger = logging.getLogger("batches.processors")
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Too many requests, and any server error: a model API answers 529 when overloaded,
+# proxies 520-527.
+RETRY_STATUSES = frozenset({429, *range(500, 600)})
 MAX_DELAY = 10.0
 # A Retry-After longer than this is not waited for in full: the item would hold a
 # worker slot for minutes.
@@ -212,9 +216,24 @@ def _question(values: Any) -> str:
 
 def _sleep(attempt: int, retry_after: str | None = None) -> None:
     delay = settings.BATCH_PROCESSOR_BACKOFF_MS / 1000 * 2**attempt * (1 + random.random() / 4)
-    if retry_after and retry_after.isdigit():
-        delay = max(delay, min(int(retry_after), MAX_RETRY_AFTER))
+    asked = _retry_after_seconds(retry_after)
+    if asked is not None:
+        delay = max(delay, min(asked, MAX_RETRY_AFTER))
     time.sleep(delay)
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds: given as seconds or as an HTTP date (RFC 9110)."""
+    value = (value or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _describe(exc: httpx.TransportError) -> str:

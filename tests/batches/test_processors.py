@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -237,6 +238,39 @@ def test_http_retries_a_429_and_a_dropped_connection(http, stub):
     stub.replies = [{"status": 429, "headers": {"Retry-After": "0"}}, {"hang_up": True}]
     assert http.process({"question": "?"}, [])["text"] == "stub answer"
     assert len(stub.requests) == 3
+
+
+def test_http_retries_any_server_error_not_only_the_usual_ones(http, stub):
+    stub.replies = [{"status": 520}, {"status": 529}, {"status": 599}]
+    assert http.process({"question": "?"}, [])["text"] == "stub answer"
+    assert len(stub.requests) == 4
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """The delays the processor asks to sleep, without sleeping."""
+    asked = []
+    monkeypatch.setattr(processors.time, "sleep", asked.append)
+    return asked
+
+
+def test_http_waits_as_long_as_a_retry_after_given_as_an_http_date_says(http, stub, sleeps):
+    when = formatdate(time.time() + 5, usegmt=True)
+    stub.replies = [{"status": 503, "headers": {"Retry-After": when}}]
+    assert http.process({"question": "?"}, [])["text"] == "stub answer"
+    assert len(sleeps) == 1
+    assert 3 < sleeps[0] <= 5  # the date has whole seconds; the clock has moved on
+
+
+def test_http_waits_for_a_retry_after_in_seconds_and_ignores_one_it_cannot_read(http, stub, sleeps):
+    stub.replies = [
+        {"status": 429, "headers": {"Retry-After": "7"}},
+        {"status": 429, "headers": {"Retry-After": "soon"}},
+        {"status": 429, "headers": {"Retry-After": formatdate(time.time() - 60, usegmt=True)}},
+    ]
+    assert http.process({"question": "?"}, [])["text"] == "stub answer"
+    assert sleeps[0] == 7
+    assert sleeps[1] < 1 and sleeps[2] < 1  # the backoff alone
 
 
 def test_http_fails_after_the_retries_when_the_server_keeps_failing(http, stub):
