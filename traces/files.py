@@ -53,6 +53,11 @@ class FileOutcome:
     def success(self) -> bool:
         return self.error is None
 
+    def fail(self, error: str) -> None:
+        """Nothing of this file was kept: no figures that suggest otherwise."""
+        self.error = error
+        self.size = self.bytes_written = self.sha256 = None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
@@ -159,7 +164,7 @@ def _valid_files(items: list, outcomes: list[FileOutcome]) -> list[_File]:
     for _, file in firsts:
         file.outcome.file_path = file.path
         if file.run_id and file.run_id not in known:
-            file.outcome.error = f"run_id {file.run_id!r} does not match any run"
+            file.outcome.fail(f"run_id {file.run_id!r} does not match any run")
     return [file for _, file in firsts if file.outcome.success]
 
 
@@ -198,14 +203,14 @@ def _stage_one(storage: Storage, directories: Directories | None, file: _File) -
             outcome.size = _save_replacing(storage, file.path, file.content)
             file.handle = _Saved()
     except OSError as exc:
-        outcome.error = describe_os_error(exc)
+        outcome.fail(describe_os_error(exc))
     except SuspiciousFileOperation:
-        outcome.error = "the path leaves the storage root or goes through a symbolic link"
+        outcome.fail("the path leaves the storage root or goes through a symbolic link")
     except Exception:
         # Another storage backend's own error (a bucket's, say): fail this file,
         # keep the others, and give operators the traceback.
         logger.exception("Storage error writing trace file %r", file.path)
-        outcome.error = "the storage could not write the file"
+        outcome.fail("the storage could not write the file")
     else:
         outcome.bytes_written = len(file.content)
         outcome.sha256 = hashlib.sha256(file.content).hexdigest()
@@ -220,7 +225,7 @@ def _publish(files: list[_File]) -> None:
             try:
                 file.handle.publish()
             except OSError as exc:
-                file.outcome.error = describe_os_error(exc)
+                file.outcome.fail(describe_os_error(exc))
         _save_rows([file for file in files if file.outcome.success])
 
 

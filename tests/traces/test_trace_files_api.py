@@ -326,3 +326,15 @@ def test_hostile_file_names_are_refused_by_the_single_endpoint_too(api, trace_ro
         assert response.status_code == 400
         assert "symbolic link" in response.json()["error"]
     assert tree(surroundings) == []
+
+
+def test_a_file_that_fails_when_published_reports_no_size_or_digest(api, trace_root):
+    files = [
+        {"trace_data": "x", "file_name": "a"},
+        {"trace_data": "y", "file_name": "b", "output_directory": "a"},
+    ]
+    results = api.post("/api/v1/traces/write-batch", {"files": files}, format="json").json()
+    failed = [result for result in results["results"] if not result["success"]]
+    assert failed, results
+    for result in failed:
+        assert (result["size"], result["bytes_written"], result.get("sha256")) == (None, None, None)
