@@ -13,7 +13,7 @@ Three layers produce it:
 import logging
 from http import HTTPStatus
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from rest_framework import exceptions, status
 
@@ -68,6 +68,8 @@ def _envelope(exc: Exception, data) -> dict:
 def exception_handler(exc: Exception, context):
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(_too_large_message())
+    elif isinstance(exc, SuspiciousOperation):  # too many form fields or files, say
+        exc = ApiError(_sentence(f"The request was refused: {exc}"))
     # Imported here: rest_framework.views reads the renderer settings, which
     # import this package's parsers, which import this module.
     from rest_framework.views import exception_handler as drf_exception_handler

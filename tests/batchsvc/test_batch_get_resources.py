@@ -125,3 +125,12 @@ def test_fields_select_on_the_batch_list_detail_and_items(api, batches):
     assert items.json()["results"] == [{"row_number": 2}, {"row_number": 3}]
     refused = api.get(f"/api/v1/batches/{batch.pk}/interactions/", {"fields": "owner"})
     assert refused.status_code == 400 and "owner" in refused.json()["error"]
+
+
+def test_items_cost_one_query_whatever_the_number_of_ids(
+    alice_session, batches, django_assert_num_queries
+):
+    ids = list(batches["alice"].interactions.values_list("pk", flat=True)) * 30
+    with django_assert_num_queries(1):
+        body = alice_session.post(URL, {"resource_type": "interactions", "ids": ids}, format="json")
+    assert body.json()["total_succeeded"] == 60
