@@ -499,7 +499,9 @@ def test_it_refuses_an_archive_with_too_many_members(openpyxl_calls):
 
 # Shared strings and the absolute inflation limit -----------------------------------
 
-SHARED_STRINGS_TYPE = parsing.SHARED_STRINGS_TYPE
+SHARED_STRINGS_TYPE = (
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
+)
 
 
 def shared_strings_chunk(*, random_share: float, size: int = MiB) -> bytes:
