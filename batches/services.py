@@ -19,8 +19,6 @@ from batches.models import (
 )
 from batches.parsing import (
     CHAT_ID,
-    MAX_SHARED_STRINGS,
-    MAX_UNCOMPRESSED,
     Sheet,
     UploadError,
     read_upload,
@@ -46,11 +44,9 @@ def upload_read(*, upload, filename: str | None = None) -> Sheet:
             filename=filename,
             max_rows=settings.BATCH_MAX_ROWS,
             max_bytes=settings.BATCH_MAX_UPLOAD_BYTES,
-            # How far an XLSX may inflate; see batches.parsing for the defaults.
-            max_uncompressed=getattr(settings, "BATCH_MAX_UNCOMPRESSED_BYTES", MAX_UNCOMPRESSED),
-            max_shared_strings=getattr(
-                settings, "BATCH_MAX_SHARED_STRINGS_BYTES", MAX_SHARED_STRINGS
-            ),
+            # How far an XLSX may inflate; see batches.parsing for why.
+            max_uncompressed=settings.BATCH_MAX_UNCOMPRESSED_BYTES,
+            max_shared_strings=settings.BATCH_MAX_SHARED_STRINGS_BYTES,
         )
     except UploadError as exc:
         raise ApiError(str(exc), details={"file": filename}) from None

@@ -5,6 +5,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from batches import selectors, services
@@ -19,6 +20,7 @@ from batches.serializers import (
 from batchsvc.errors import ApiError
 from batchsvc.fields import FieldSelectionMixin
 from batchsvc.pagination import CursorPagination
+from batchsvc.parsers import JSONParser
 from batchsvc.throttling import ScopedThrottle
 from batchsvc.views import query_flag
 
@@ -38,6 +40,7 @@ class BatchViewSet(
     Everyone sees their own batches, staff see all; anyone else's batch is a 404."""
 
     serializer_class = BatchSerializer
+    parser_classes = [MultiPartParser, JSONParser]  # uploads; JSON for cancel and retry
     filterset_class = BatchFilter
     ordering_fields = ["created_at", "updated_at"]
     ordering = ["-created_at"]

@@ -201,6 +201,9 @@ BATCH_PROCESSOR_RETRIES = env_int("BATCH_PROCESSOR_RETRIES", 3)  # extra tries w
 BATCH_PROCESSOR_BACKOFF_MS = env_int("BATCH_PROCESSOR_BACKOFF_MS", 500)  # doubles per retry
 BATCH_MAX_ROWS = env_int("BATCH_MAX_ROWS", 100_000)
 BATCH_MAX_UPLOAD_BYTES = env_int("BATCH_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
+# How far an uploaded XLSX (a zip of XML) may inflate, checked before it is parsed.
+BATCH_MAX_UNCOMPRESSED_BYTES = env_int("BATCH_MAX_UNCOMPRESSED_BYTES", 256 * 1024 * 1024)
+BATCH_MAX_SHARED_STRINGS_BYTES = env_int("BATCH_MAX_SHARED_STRINGS_BYTES", 64 * 1024 * 1024)
 # Conversations one worker process runs at the same time (threads).
 BATCH_CONCURRENCY = env_int("BATCH_CONCURRENCY", 4)
 # A running item or batch whose worker has sent no heartbeat for this many seconds
@@ -215,11 +218,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": [
-        "batchsvc.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only: a view that takes uploads (batches) says so itself, so that no
+    # other endpoint reads a form body past MAX_REQUEST_BYTES.
+    "DEFAULT_PARSER_CLASSES": ["batchsvc.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["batchsvc.parsers.JSONRenderer"],
     "EXCEPTION_HANDLER": "batchsvc.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "batchsvc.pagination.CursorPagination",

@@ -88,3 +88,11 @@ def test_a_nul_character_in_the_url_is_a_json_400(api, url):
 
 def test_a_nul_character_in_an_admin_search_is_a_400(admin_client):
     assert admin_client.get("/admin/traces/run/?q=%00").status_code == 400
+
+
+@pytest.mark.parametrize("url", ["/api/v1/runs/", "/api/v1/runs/batch", "/api/v1/batch/get"])
+def test_a_form_body_on_a_json_endpoint_is_a_json_415(api, url):
+    response = api.post(url, "a=1&" * 2000, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415
+    assert "application/x-www-form-urlencoded" in response.json()["error"]
+    assert Run.objects.count() == 0
