@@ -3,7 +3,10 @@ from rest_framework.routers import SimpleRouter
 
 from traces import views
 
-router = SimpleRouter(trailing_slash=True)
+# "/?": a client that leaves the slash off (POST /api/v1/runs) reaches the view
+# rather than a redirect that would turn its POST into a GET.
+router = SimpleRouter()
+router.trailing_slash = "/?"  # the constructor only knows "/" or ""
 router.register("runs", views.RunViewSet, basename="run")
 
 urlpatterns = [
@@ -17,7 +20,8 @@ urlpatterns = [
 ]
 
 # Trace files.
-trace_files = SimpleRouter(trailing_slash=True)
+trace_files = SimpleRouter()
+trace_files.trailing_slash = "/?"
 trace_files.register("traces", views.TraceFileViewSet, basename="tracefile")
 urlpatterns += [
     path("traces/write", views.TraceWriteView.as_view(), name="traces-write"),

@@ -27,5 +27,5 @@ def test_the_run_page_carries_the_urls_its_log_script_polls(admin_client, run):
     response = admin_client.get(f"/admin/traces/run/{run.pk}/change/")
     page = response.content.decode()
     assert f'data-lines-url="/api/v1/runs/{run.run_id}/setup_logs"' in page
-    assert f'data-run-url="/api/v1/runs/{run.run_id}/"' in page
+    assert f'data-run-url="/api/v1/runs/{run.run_id}"' in page
     assert 'data-status="running"' in page

@@ -94,3 +94,10 @@ def test_put_and_delete_are_not_allowed(api, run_factory):
 
 def test_reading_runs_needs_authentication(anonymous):
     assert anonymous.get("/api/v1/runs/").status_code == 401
+
+
+def test_the_slash_at_the_end_of_a_runs_url_may_be_left_off(api, run_factory):
+    run = run_factory()
+    assert api.post("/api/v1/runs", run, format="json").status_code == 201
+    assert api.get(f"/api/v1/runs/{run['run_id']}").json()["run_id"] == run["run_id"]
+    assert api.get("/api/v1/traces").status_code == 200
