@@ -102,6 +102,29 @@ def as_utc(value: dt.datetime | None, name: str) -> dt.datetime | None:
         raise ValueError(f"{name} is out of range once converted to UTC") from None
 
 
+class JSONText(str):
+    """A JSON document kept as the text the client sent (from a ``msgspec.Raw``
+    field): stored as it is, never decoded and encoded again."""
+
+
+_JSON_KINDS = {b"[": "array", b'"': "str", b"t": "bool", b"f": "bool"}
+
+
+def json_object_text(raw: msgspec.Raw, name: str) -> JSONText | None:
+    """A ``msgspec.Raw`` field holding a JSON object or null, as :class:`JSONText`
+    (None for null); ValueError for anything else, or for a NUL character, which
+    PostgreSQL's jsonb refuses anywhere in a document."""
+    text = bytes(raw)
+    if text == b"null":
+        return None
+    if not text.startswith(b"{"):
+        got = _JSON_KINDS.get(text[:1], "number")
+        raise ValueError(f"{name}: Expected `object | null`, got `{got}`")
+    if b"\\u0000" in text:
+        raise ValueError(f"{name} must not contain the NUL character (\\u0000)")
+    return JSONText(text.decode())
+
+
 class JSONBody(bytes):
     """A bulk request body, kept as bytes by :class:`BulkJSONParser`."""
 
@@ -137,7 +160,7 @@ def validate_items(items: Sequence, schema: type[msgspec.Struct]):
     (from :func:`read_items`) pass as they are.
     """
     valid, errors = [], []
-    convert = msgspec.convert
+    convert = _converter(schema)
     for index, raw in enumerate(items):
         if type(raw) is schema:
             valid.append((index, raw))
@@ -149,6 +172,19 @@ def validate_items(items: Sequence, schema: type[msgspec.Struct]):
         except RecursionError:
             errors.append(ItemError(index, "item is nested too deeply"))
     return valid, errors
+
+
+@lru_cache
+def _converter(schema: type[msgspec.Struct]):
+    """``msgspec.convert``, or for a schema with ``msgspec.Raw`` fields (which only
+    a JSON decoder can fill) a round trip through JSON text."""
+    fields = msgspec.structs.fields(schema)
+    if any(
+        msgspec.Raw in (field.type, getattr(field.type, "__origin__", None)) for field in fields
+    ):
+        encode, decode = msgspec.json.encode, msgspec.json.decode
+        return lambda raw, schema: decode(encode(raw), type=schema)
+    return msgspec.convert
 
 
 def max_query_params() -> int:
@@ -184,7 +220,8 @@ def _column_converter(field: models.Field, conn):
     if kind == "JSONField":
         encode = _json.encode  # JSON text: SQLite stores it, PostgreSQL casts it to jsonb
         return lambda column: [
-            None if value is None else encode(value).decode() for value in column
+            value if value is None or type(value) is JSONText else encode(value).decode()
+            for value in column
         ]
     if kind == "UUIDField" and not conn.features.has_native_uuid_field:
         return lambda column: [None if value is None else value.hex for value in column]

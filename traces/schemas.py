@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from django.conf import settings
 
-from batchsvc.bulk import NO_NUL, NO_NUL_OR_SLASH, as_utc
+from batchsvc.bulk import NO_NUL, NO_NUL_OR_SLASH, as_utc, json_object_text
 from traces.models import ERROR_SUMMARY_MAX, NAME_MAX, RunStatus
 from traces.paths import UnsafePath, trace_path
 
@@ -27,7 +27,17 @@ Timestamp = Annotated[
     ),
 ]
 JSONObject = dict[str, Any] | None
+# In a run as it arrives, a JSON object is kept as the text the client sent and
+# stored as it is: no dicts built, no encoding again (see batchsvc.bulk.JSONText).
+JSONObjectText = Annotated[
+    msgspec.Raw,
+    msgspec.Meta(extra_json_schema={"type": ["object", "null"]}, description="A JSON object."),
+]
 Status = RunStatus
+
+
+def _null() -> msgspec.Raw:
+    return msgspec.Raw(b"null")
 
 
 def _check_json(name: str, value: dict | None) -> None:
@@ -80,15 +90,15 @@ class RunIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     status: Status = RunStatus.RUNNING.value
     start_time: Timestamp
     end_time: Timestamp | None = None
-    metrics_json: JSONObject = None
-    context_json: JSONObject = None
+    metrics_json: JSONObjectText = msgspec.field(default_factory=_null)
+    context_json: JSONObjectText = msgspec.field(default_factory=_null)
     error_summary: ErrorSummary = None
 
     def __post_init__(self):
         self.start_time = as_utc(self.start_time, "start_time")
         self.end_time = as_utc(self.end_time, "end_time")
-        _check_json("metrics_json", self.metrics_json)
-        _check_json("context_json", self.context_json)
+        self.metrics_json = json_object_text(self.metrics_json, "metrics_json")
+        self.context_json = json_object_text(self.context_json, "context_json")
 
 
 # Response bodies of the batch endpoints. They validate nothing on the way in;
