@@ -112,17 +112,22 @@ _JSON_KINDS = {b"[": "array", b'"': "str", b"t": "bool", b"f": "bool"}
 
 def json_object_text(raw: msgspec.Raw, name: str) -> JSONText | None:
     """A ``msgspec.Raw`` field holding a JSON object or null, as :class:`JSONText`
-    (None for null); ValueError for anything else, or for a NUL character, which
-    PostgreSQL's jsonb refuses anywhere in a document."""
+    (None for null); ValueError for anything else, or for a NUL character."""
     text = bytes(raw)
     if text == b"null":
         return None
     if not text.startswith(b"{"):
         got = _JSON_KINDS.get(text[:1], "number")
         raise ValueError(f"{name}: Expected `object | null`, got `{got}`")
+    refuse_nul_in_json(text, name)
+    return JSONText(text.decode())
+
+
+def refuse_nul_in_json(text: bytes, name: str) -> None:
+    """PostgreSQL's jsonb refuses the NUL character anywhere in a document; in JSON
+    text it can only be written as the escape \\u0000."""
     if b"\\u0000" in text:
         raise ValueError(f"{name} must not contain the NUL character (\\u0000)")
-    return JSONText(text.decode())
 
 
 class JSONBody(bytes):

@@ -9,7 +9,13 @@ from typing import Annotated, Any, Literal
 import msgspec
 from django.conf import settings
 
-from batchsvc.bulk import NO_NUL, NO_NUL_OR_SLASH, as_utc, json_object_text
+from batchsvc.bulk import (
+    NO_NUL,
+    NO_NUL_OR_SLASH,
+    as_utc,
+    json_object_text,
+    refuse_nul_in_json,
+)
 from traces.models import ERROR_SUMMARY_MAX, NAME_MAX, RunStatus
 from traces.paths import UnsafePath, trace_path
 
@@ -41,9 +47,8 @@ def _null() -> msgspec.Raw:
 
 
 def _check_json(name: str, value: dict | None) -> None:
-    # PostgreSQL's jsonb refuses the NUL character anywhere in a document.
-    if value is not None and b"\\u0000" in msgspec.json.encode(value):
-        raise ValueError(f"{name} must not contain the NUL character (\\u0000)")
+    if value is not None:
+        refuse_nul_in_json(msgspec.json.encode(value), name)
 
 
 class RunChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
