@@ -67,22 +67,33 @@ def realistic_run(n: int) -> dict:
     }
 
 
-def timed_batches(base, token, paths, batches) -> dict[str, float]:
-    """Runs/s per path, sending the batches to the paths in turn so that both see
-    the same table size and the same checkpoints."""
+SINGLE = "/api/v1/runs/"
+
+
+def timed(base, token, paths, batches, singles) -> dict[str, float]:
+    """Runs/s per path. The batches go to the paths in turn, and the single runs
+    are spread between them, so that every path sees the same table size, the same
+    checkpoints and the same state of a machine whose speed drifts."""
     bodies = [json.dumps({"runs": batch}).encode() for batch in batches]
+    per_gap = -(-len(singles) // len(bodies))
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
-    elapsed = dict.fromkeys(paths, 0.0)
+    elapsed = dict.fromkeys([*paths, SINGLE], 0.0)
     with httpx.Client(base_url=base, headers=headers, timeout=120) as http:
-        http.get("/api/v1/runs/?page_size=1")  # warm the connection and the worker
-        for i, body in enumerate(bodies):
-            path = paths[i % len(paths)]
+
+        def post(path, body):
             start = time.perf_counter()
             response = http.post(path, content=body)
             elapsed[path] += time.perf_counter() - start
             assert response.status_code == 201, response.text[:300]
-    per_path = len(batches) // len(paths)
-    return {path: per_path * 1000 / seconds for path, seconds in elapsed.items()}
+
+        http.get("/api/v1/runs/?page_size=1")  # warm the connection and the worker
+        for i, body in enumerate(bodies):
+            post(paths[i % len(paths)], body)
+            for run in singles[i * per_gap : (i + 1) * per_gap]:
+                post(SINGLE, json.dumps(run).encode())
+    rates = {path: len(batches) // len(paths) * 1000 / elapsed[path] for path in paths}
+    rates[SINGLE] = len(singles) / elapsed[SINGLE]
+    return rates
 
 
 def raw_sqlite(rows, schema_db: Path) -> float:
@@ -143,16 +154,9 @@ def main():
 
     with server() as (base, token, env):
         paths = ["/api/v1/runs/batch-transactional", "/api/v1/runs/batch"]
-        rates = timed_batches(base, token, paths, make(2 * args.batches))
-        atomic, lenient = rates[paths[0]], rates[paths[1]]
         singles = [realistic_run(next(n)) for _ in range(args.singles)]
-        headers = {"Authorization": f"Token {token}"}
-        with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
-            http.get("/api/v1/runs/?page_size=1")
-            start = time.perf_counter()
-            for run in singles:
-                assert http.post("/api/v1/runs/", json=run).status_code == 201
-            single = len(singles) / (time.perf_counter() - start)
+        rates = timed(base, token, paths, make(2 * args.batches), singles)
+        atomic, lenient, single = rates[paths[0]], rates[paths[1]], rates[SINGLE]
         # The same number of rows as the batch endpoints stored, into an empty
         # table: inserts slow down as the table and its indexes grow.
         raw_rows = make(2 * args.batches)
@@ -164,7 +168,8 @@ def main():
 
     print(
         f"database: {'PostgreSQL' if on_pg else 'SQLite'}; "
-        f"{args.batches} batches of 1000 runs per mode, alternating"
+        f"{args.batches} batches of 1000 runs per mode, alternating, "
+        f"{args.singles} single runs spread between them"
     )
     print(f"  batch (lenient)        {lenient:10,.0f} runs/s   {lenient / raw:5.2f} x raw limit")
     print(f"  batch (transactional)  {atomic:10,.0f} runs/s   {atomic / raw:5.2f} x raw limit")
