@@ -22,6 +22,7 @@ from itertools import chain
 from typing import Any
 
 import msgspec
+import msgspec.inspect
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends import utils as db_utils
@@ -59,14 +60,46 @@ def parse_envelope(data: Any, key: str, max_items: int, *, details: Any = None) 
     return items
 
 
-NO_NUL = r"^[^\x00]*$"
-"""A msgspec ``pattern`` for text PostgreSQL can store: anything but the NUL character."""
-NO_NUL_OR_SLASH = r"^[^\x00/]*$"
+def refusing(pattern: str, characters: str, problem: str) -> msgspec.Meta:
+    """Metadata for a text field that must not hold any of ``characters``, for an
+    ``Annotated`` type beside its other ``msgspec.Meta``. The schema documents it
+    as ``pattern``; the struct's ``__post_init__`` calls :func:`refuse_characters`
+    to check it. (msgspec's own ``pattern`` runs a regular expression per field and
+    allocates a match: 15 % of a 1000-run batch, where one ``in`` per field is
+    close to free.)"""
+    return msgspec.Meta(
+        extra_json_schema={"pattern": pattern}, extra={"refuse": (characters, problem)}
+    )
+
+
+NUL_FREE = refusing(r"^[^\x00]*$", "\x00", "must not contain the NUL character")
+"""Text PostgreSQL can store: anything but the NUL character."""
+NUL_AND_SLASH_FREE = refusing(r"^[^\x00/]*$", "\x00/", "must not contain / or the NUL character")
 """The same, for an identifier that appears in URL paths (a run_id): no ``/`` either."""
-PATTERN_PROBLEMS = {  # what describe() says when a value does not match; apps may add theirs
-    NO_NUL_OR_SLASH: "must not contain / or the NUL character",
-    NO_NUL: "must not contain the NUL character",
-}
+PATTERN_PROBLEMS = {}  # pattern -> what describe() says when a value does not match
+
+
+def refuse_characters(item: msgspec.Struct) -> None:
+    """ValueError naming the first field of ``item`` that holds a character its
+    :func:`refusing` metadata refuses."""
+    for name, characters, problem in _refusals(type(item)):
+        value = getattr(item, name)
+        if value:  # None and msgspec.UNSET are false
+            for character in characters:
+                if character in value:
+                    raise ValueError(f"{name}: {problem}")
+
+
+@lru_cache
+def _refusals(schema: type[msgspec.Struct]) -> list[tuple[str, str, str]]:
+    refusals = []
+    for field in msgspec.inspect.type_info(schema).fields:
+        kinds = getattr(field.type, "types", (field.type,))  # a union, or one type
+        for kind in kinds:
+            if isinstance(kind, msgspec.inspect.Metadata) and "refuse" in (kind.extra or {}):
+                refusals.append((field.name, *kind.extra["refuse"]))
+    return refusals
+
 
 _AT_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")

@@ -10,21 +10,24 @@ import msgspec
 from django.conf import settings
 
 from batchsvc.bulk import (
-    NO_NUL,
-    NO_NUL_OR_SLASH,
+    NUL_AND_SLASH_FREE,
+    NUL_FREE,
     as_utc,
     json_object_text,
+    refuse_characters,
     refuse_nul_in_json,
 )
 from traces.models import ERROR_SUMMARY_MAX, NAME_MAX, RunStatus
 from traces.paths import UnsafePath, trace_path
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=NO_NUL)]
-OptionalName = Annotated[str, msgspec.Meta(max_length=NAME_MAX, pattern=NO_NUL)] | None
-# A run_id is a URL path segment (/api/v1/runs/<run_id>/): no "/" in it.
-RunId = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=NO_NUL_OR_SLASH)]
-OptionalRunId = Annotated[str, msgspec.Meta(max_length=NAME_MAX, pattern=NO_NUL_OR_SLASH)] | None
-ErrorSummary = Annotated[str, msgspec.Meta(max_length=ERROR_SUMMARY_MAX, pattern=NO_NUL)] | None
+# Text a run stores has no NUL character (PostgreSQL refuses it), and a run_id is
+# a URL path segment (/api/v1/runs/<run_id>/): no "/" in it. The structs'
+# __post_init__ checks both (refuse_characters).
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX), NUL_FREE]
+OptionalName = Annotated[str, msgspec.Meta(max_length=NAME_MAX), NUL_FREE] | None
+RunId = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX), NUL_AND_SLASH_FREE]
+OptionalRunId = Annotated[str, msgspec.Meta(max_length=NAME_MAX), NUL_AND_SLASH_FREE] | None
+ErrorSummary = Annotated[str, msgspec.Meta(max_length=ERROR_SUMMARY_MAX), NUL_FREE] | None
 Timestamp = Annotated[
     dt.datetime,
     msgspec.Meta(
@@ -61,6 +64,7 @@ class RunChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     error_summary: ErrorSummary | msgspec.UnsetType = msgspec.UNSET
 
     def __post_init__(self):
+        refuse_characters(self)
         if isinstance(self.end_time, dt.datetime):
             self.end_time = as_utc(self.end_time, "end_time")
         for name in ("metrics_json", "context_json"):
@@ -100,6 +104,7 @@ class RunIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     error_summary: ErrorSummary = None
 
     def __post_init__(self):
+        refuse_characters(self)
         self.start_time = as_utc(self.start_time, "start_time")
         self.end_time = as_utc(self.end_time, "end_time")
         self.metrics_json = json_object_text(self.metrics_json, "metrics_json")

@@ -85,6 +85,22 @@ def test_patch_refuses_an_invalid_status_and_changes_nothing(api, run_factory):
     assert Run.objects.get(run_id=run["run_id"]).status == "running"
 
 
+def test_a_nul_character_is_refused_by_the_single_post_and_by_patch(api, run_factory):
+    response = api.post("/api/v1/runs/", run_factory(git_branch="a\x00"), format="json")
+    assert response.status_code == 400
+    assert "git_branch: must not contain the NUL character" in response.json()["error"]
+    run = run_factory(error_summary="kept")
+    api.post("/api/v1/runs/", run, format="json")
+    url = f"/api/v1/runs/{run['run_id']}/"
+    response = api.patch(url, {"error_summary": "a\x00", "status": "failure"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "Run not changed: error_summary: must not contain the NUL character."
+    )
+    stored = Run.objects.get(run_id=run["run_id"])
+    assert (stored.error_summary, stored.status) == ("kept", "running")
+
+
 def test_put_and_delete_are_not_allowed(api, run_factory):
     run = run_factory()
     api.post("/api/v1/runs/", run, format="json")

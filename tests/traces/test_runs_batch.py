@@ -222,6 +222,34 @@ def test_text_with_a_nul_character_fails_the_item_not_the_request(api, run_facto
     ]
 
 
+TEXT_FIELDS = [
+    "run_id",
+    "parent_run_id",
+    "agent_name",
+    "job_type",
+    "product",
+    "git_repo",
+    "git_branch",
+    "git_commit",
+    "error_summary",
+]
+
+
+@pytest.mark.parametrize("field", TEXT_FIELDS)
+def test_every_text_field_refuses_the_nul_character(api, run_factory, field):
+    runs = [run_factory(**{field: "a\x00b"}), run_factory()]
+    body = post(api, LENIENT, runs).json()
+    problem = "/ or the NUL character" if field.endswith("run_id") else "the NUL character"
+    assert body["errors"] == [
+        {
+            "index": 0,
+            "event_id": runs[0]["event_id"],
+            "error": f"{field}: must not contain {problem}",
+        }
+    ]
+    assert list(Run.objects.values_list("run_id", flat=True)) == [runs[1]["run_id"]]
+
+
 def test_naive_timestamps_are_read_as_utc(api, run_factory):
     run = run_factory(start_time="2026-01-28T10:30:00")
     post(api, LENIENT, [run])

@@ -1,0 +1,45 @@
+"""The bulk engine's own rules, apart from any endpoint."""
+
+import re
+from typing import Annotated
+
+import msgspec
+import pytest
+
+from batchsvc.bulk import NUL_AND_SLASH_FREE, NUL_FREE, refuse_characters, refusing
+
+SAMPLES = ["", "plain", "a/b", "a\x00b", "\x00", "/", "ünïcode/\x00", "line\nbreak"]
+
+
+@pytest.mark.parametrize("meta", [NUL_FREE, NUL_AND_SLASH_FREE])
+def test_the_documented_pattern_accepts_exactly_what_the_check_accepts(meta):
+    pattern = meta.extra_json_schema["pattern"]
+
+    class Item(msgspec.Struct):
+        text: Annotated[str, meta]
+
+        def __post_init__(self):
+            refuse_characters(self)
+
+    for sample in SAMPLES:
+        documented = re.search(pattern, sample) is not None
+        try:
+            msgspec.convert({"text": sample}, Item)
+        except msgspec.ValidationError:
+            checked = False
+        else:
+            checked = True
+        assert documented == checked, sample
+
+
+def test_refuse_characters_names_the_first_field_that_breaks_its_rule():
+    class Item(msgspec.Struct):
+        a: Annotated[str, NUL_FREE] | None = None
+        b: Annotated[str, refusing(r"^[^;]*$", ";", "must not contain ;")] | None = None
+        c: str | None = None  # no rule
+
+    refuse_characters(Item(a="x", b="y", c="\x00;"))
+    with pytest.raises(ValueError, match=r"^b: must not contain ;$"):
+        refuse_characters(Item(a="x", b="y;"))
+    with pytest.raises(ValueError, match=r"^a: must not contain the NUL character$"):
+        refuse_characters(Item(a="\x00", b=";"))
