@@ -125,8 +125,8 @@ def describe(exc: msgspec.ValidationError) -> str:
 def as_utc(value: dt.datetime | None, name: str) -> dt.datetime | None:
     """A validated timestamp in UTC, a naive one read as UTC; ValueError (so a failed
     item, not a 500 at insert time) when UTC cannot hold it (year 1 at +01:00)."""
-    if value is None:
-        return None
+    if value is None or value.tzinfo is dt.UTC:
+        return value
     if value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     try:
