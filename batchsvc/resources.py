@@ -69,8 +69,12 @@ class Resource:
     def convert_ids(self, raw_ids: Sequence) -> list:
         """The ids as ``id_type`` values, or a 400 naming the first bad one."""
         try:
-            # Not strict: an integer id may come as a JSON string ("42").
-            return msgspec.convert(raw_ids, list[self.id_type], strict=False)
+            try:
+                return msgspec.convert(raw_ids, list[self.id_type])
+            except msgspec.ValidationError:
+                # An integer id may come as a JSON string of digits ("42"), but not in
+                # the other spellings a lax conversion takes ("1e3", "1.0").
+                return msgspec.convert(list(map(_digits_to_int, raw_ids)), list[self.id_type])
         except msgspec.ValidationError as exc:
             problem = describe(exc)
             where = "ids" if problem.startswith("[") else "ids: "
@@ -84,6 +88,12 @@ class Resource:
         in one query (plus the prefetches ``visible_to`` declares)."""
         matching = self.visible_to(user).filter(**{f"{self.lookup_field}__in": set(ids)})
         return {getattr(obj, self.lookup_field): obj for obj in matching}
+
+
+def _digits_to_int(value):
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return value
 
 
 # Written only while Django starts (AppConfig.ready) and read-only after, like

@@ -226,6 +226,9 @@ def test_an_unknown_field_is_a_400_naming_it_and_listing_the_valid_ones(api):
             "Bad id for resource_type 'test_users': ids[1]: Expected `int` <= 9223372036854775807.",
         ),
         (True, "The batch GET request is not valid: ids[1]: Expected `int | str`, got `bool`."),
+        ("1e3", "Bad id for resource_type 'test_users': ids[1]: Expected `int`, got `str`."),
+        ("1.0", "Bad id for resource_type 'test_users': ids[1]: Expected `int`, got `str`."),
+        (" 7", "Bad id for resource_type 'test_users': ids[1]: Expected `int`, got `str`."),
     ],
 )
 def test_a_bad_integer_id_is_a_400_naming_it(api, users_resource, bad, error):
