@@ -44,6 +44,7 @@ class BatchViewSet(
     filterset_class = BatchFilter
     ordering_fields = ["created_at", "updated_at"]
     ordering = ["-created_at"]
+    field_selection_exempt = ("results",)  # a file, whatever its format
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular, no user

@@ -15,7 +15,9 @@ How an app adopts it:
 
    Its GET and HEAD requests (list and detail alike) then accept ``?fields=a,b``
    (or ``?fields=a&fields=b``), and the OpenAPI schema documents the parameter with
-   the serializer's field names. Nothing changes in the serializer.
+   the serializer's field names. Nothing changes in the serializer. A GET action
+   whose answer is not the serializer's data (a file download) goes in the view's
+   ``field_selection_exempt``: the parameter is neither read nor documented there.
 2. Elsewhere (a service, a command), call :func:`restrict` on any serializer,
    ``many=True`` or not, before reading its ``.data``.
 
@@ -88,7 +90,7 @@ class FieldSelectionSchema(AutoSchema):
 
     def get_override_parameters(self):
         parameters = super().get_override_parameters()
-        if self.method != "GET":
+        if self.method != "GET" or _exempt(self.view):
             return parameters
         return [*parameters, query_parameter(field_names(self._get_serializer()))]
 
@@ -110,10 +112,12 @@ class FieldSelectionMixin:
 
     schema = FieldSelectionSchema()
     selected_fields: list[str] | None = None
+    field_selection_exempt: tuple[str, ...] = ()
+    """Viewset actions whose answer is not the serializer's data."""
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # authentication, permissions, throttles
-        if request.method not in _SAFE_METHODS:
+        if request.method not in _SAFE_METHODS or _exempt(self):
             return
         requested = parse_query(request.query_params.getlist(QUERY_PARAM))
         if requested is not None:
@@ -126,3 +130,7 @@ class FieldSelectionMixin:
         if self.selected_fields is not None:
             restrict(serializer, self.selected_fields)
         return serializer
+
+
+def _exempt(view) -> bool:
+    return getattr(view, "action", None) in getattr(view, "field_selection_exempt", ())

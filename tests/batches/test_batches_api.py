@@ -269,6 +269,18 @@ def test_results_download_as_xlsx_and_json(api, alice):
     assert api.get(f"/api/v1/batches/{batch.pk}/results?format=pdf").status_code == 400
 
 
+def test_the_results_download_does_not_take_fields(api, alice):
+    batch = make_batch(alice, [("q1", "a")])
+    _answered(batch)
+    plain = b"".join(api.get(f"/api/v1/batches/{batch.pk}/results?format=json").streaming_content)
+    # ?fields= selects fields of JSON answers; on a file it is not read at all.
+    for fields in ("status", "colour"):
+        response = api.get(f"/api/v1/batches/{batch.pk}/results?format=json&fields={fields}")
+        assert response.status_code == 200
+        assert b"".join(response.streaming_content) == plain
+    assert api.get(f"/api/v1/batches/{batch.pk}/?fields=colour").status_code == 400
+
+
 def test_cancel_marks_the_items_not_started_and_reports_them(api, alice):
     batch = make_batch(alice, ROWS)
     Interaction.objects.filter(row_number=2).update(status=InteractionStatus.SUCCEEDED)

@@ -108,3 +108,6 @@ def test_the_schema_documents_fields_on_get_endpoints_only(api):
         p for p in paths["/api/v1/runs/"]["get"]["parameters"] if p["name"] == "fields"
     )
     assert "`run_id`" in documented["description"]
+    # A file download is not serializer data: no ?fields= there.
+    assert "fields" in parameter_names("/api/v1/batches/{id}/", "get")
+    assert "fields" not in parameter_names("/api/v1/batches/{id}/results/", "get")
