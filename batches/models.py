@@ -13,7 +13,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import BooleanField, Exists, OuterRef, Q
+from django.db.models import BooleanField, Exists, F, OuterRef, Q
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import timezone
@@ -81,11 +81,12 @@ class BatchQuerySet(models.QuerySet):
     def cancelled_unfinished(self, *, before):
         """Cancelled batches no live worker has touched since ``before`` whose worker
         died before finishing them: they still have a running row (its heartbeat is
-        stale too), or a worker touched them after their last update (the cancel),
-        so its last rows were recorded after the cancel and never counted."""
+        stale too), or their counters do not add up to their rows (rows recorded
+        after the cancel, never counted, whether or not the worker beat again)."""
         stale_rows = Interaction.objects.stale(before=before).order_by().values("batch_id")
+        counted = F("processed_items") + F("failed_items") + F("cancelled_items")
         return self.filter(status=BatchStatus.CANCELLED, heartbeat_at__lt=before).filter(
-            Q(pk__in=stale_rows) | Q(heartbeat_at__gt=models.F("updated_at"))
+            Q(pk__in=stale_rows) | ~Q(total_items=counted)
         )
 
 

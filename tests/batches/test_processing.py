@@ -377,4 +377,28 @@ def test_recovery_makes_the_counters_exact_when_a_worker_died_after_its_last_row
 
     batch.refresh_from_db()
     assert (batch.processed_items, batch.failed_items, batch.cancelled_items) == (1, 0, 1)
-    assert batch.updated_at > batch.heartbeat_at  # so the next sweep leaves it alone
+    assert not Batch.objects.cancelled_unfinished(before=timezone.now())  # left alone now
+
+
+def test_recovery_makes_the_counters_exact_when_a_worker_died_before_its_next_beat(alice, settings):
+    # As above, but the worker died between recording its last row and touching the
+    # batch again: nothing on the batch itself says a worker came after the cancel.
+    settings.BATCH_STALE_AFTER = 60
+    batch = make_batch(alice, [("one", "a"), ("two", "b"), ("three", "c")])
+    batch.interactions.filter(row_number__in=[2, 3]).update(
+        status="running", heartbeat_at=timezone.now()
+    )
+    batch_cancel(batch=batch)
+    long_ago = timezone.now() - timedelta(seconds=61)
+    Batch.objects.filter(pk=batch.pk).update(heartbeat_at=long_ago, updated_at=long_ago)
+    batch.interactions.filter(row_number=2).update(status="succeeded", output={"text": "x"})
+    batch.interactions.filter(row_number=3).update(status="failed", error="no")
+    untouched = Batch.objects.filter(pk=batch.pk).values_list("updated_at", flat=True).get()
+    DBTaskResult.objects.all().delete()
+
+    batches_recover()
+
+    batch.refresh_from_db()
+    assert (batch.processed_items, batch.failed_items, batch.cancelled_items) == (1, 1, 1)
+    assert batch.updated_at > untouched
+    assert not DBTaskResult.objects.exists()  # a cancelled batch is not queued again
