@@ -83,9 +83,15 @@ class TraceFileAdmin(AuditAdmin, admin.ModelAdmin):
 
     @admin.display(description="run", ordering="run")
     def run_link(self, trace_file):
-        if trace_file.run is None:
+        if trace_file.run_id is None:
             return "—"
-        return format_html('<a href="{}">{}</a>', _change_url(trace_file.run), trace_file.run_id)
+        try:
+            run = trace_file.run
+        except Run.DoesNotExist:
+            run = None
+        if run is None:  # written before its run was uploaded
+            return f"{trace_file.run_id} (not stored yet)"
+        return format_html('<a href="{}">{}</a>', _change_url(run), trace_file.run_id)
 
     @admin.display(description="content")
     def content(self, trace_file):

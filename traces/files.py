@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.utils.html import format_html
 
 from batchsvc.bulk import first_occurrences, validate_items
-from traces.models import Run, TraceFile
+from traces.models import TraceFile
 from traces.schemas import TraceFileIn
 from traces.storage import (
     Directories,
@@ -102,8 +102,8 @@ def trace_files_write(*, items: list) -> WriteResult:
     """Write a batch of raw trace file dicts; one bad file fails alone.
 
     1. Validate every item against :class:`TraceFileIn` (fields, path safety,
-       size). A path repeated in the batch fails its repeats; an unknown run_id
-       fails its file (one query for all).
+       size). A path repeated in the batch fails its repeats. A run_id need not
+       be stored yet (see :class:`traces.models.TraceFile`).
     2. Stage the valid files in parallel threads, outside any transaction: the
        slow part, writing and flushing the bytes under temporary names. (A
        storage that cannot stage, such as S3, saves them here instead.)
@@ -160,18 +160,9 @@ def _valid_files(items: list, outcomes: list[FileOutcome]) -> list[_File]:
     firsts, repeats = first_occurrences(((f.outcome.index, f) for f in files), key=lambda f: f.path)
     for index, first in repeats.items():
         outcomes[index].error = f"file {first} of this request writes the same path"
-    known = _known_runs({f.run_id for _, f in firsts if f.run_id})
     for _, file in firsts:
         file.outcome.file_path = file.path
-        if file.run_id and file.run_id not in known:
-            file.outcome.fail(f"run_id {file.run_id!r} does not match any run")
-    return [file for _, file in firsts if file.outcome.success]
-
-
-def _known_runs(run_ids: set[str]) -> set[str]:
-    if not run_ids:
-        return set()
-    return set(Run.objects.filter(run_id__in=run_ids).order_by().values_list("run_id", flat=True))
+    return [file for _, file in firsts]
 
 
 def _stage_files(storage: Storage, files: list[_File]) -> None:

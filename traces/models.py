@@ -89,7 +89,10 @@ class TraceFile(models.Model):
 
     ``path`` is relative to the root and unique: writing a path again replaces
     the file and updates this row. ``run`` points at ``Run.run_id`` (so the
-    column holds the run_id the client sent); the file outlives its run.
+    column holds the run_id the client sent) with no database constraint: a job
+    may write its traces before its run is uploaded, as a child run may arrive
+    before its parent, and the file links up with the run when it comes. The file
+    outlives its run.
     """
 
     path = models.CharField(max_length=PATH_MAX_CHARS, unique=True)
@@ -102,6 +105,7 @@ class TraceFile(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="trace_files",
+        db_constraint=False,
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -77,14 +77,27 @@ def test_write_links_the_file_to_its_run(api, trace_root, run_factory):
     assert TraceFile.objects.get().run.run_id == run["run_id"]
 
 
-def test_write_with_an_unknown_run_is_a_400_and_writes_nothing(api, trace_root):
-    response = api.post(WRITE, trace(run_id="nope"), format="json")
-    assert response.status_code == 400
-    assert response.json()["error"] == (
-        "Trace file not written: run_id 'nope' does not match any run."
+def test_a_trace_written_before_its_run_links_up_when_the_run_arrives(
+    api, admin_client, trace_root, run_factory
+):
+    run = run_factory(run_id="uploaded-later")
+    response = write_batch(api, [trace("a.json", run_id="uploaded-later")])
+    assert response.json()["results"][0]["success"] is True
+    assert api.get("/api/v1/traces/?run_id=uploaded-later").json()["results"][0]["path"] == (
+        "nightly/a.json"
     )
-    assert not trace_root.exists() or tree(trace_root) == []
-    assert TraceFile.objects.count() == 0
+    page = admin_client.get("/admin/traces/tracefile/").content.decode()
+    assert "uploaded-later (not stored yet)" in page
+    file = TraceFile.objects.get()
+    page = admin_client.get(f"/admin/traces/tracefile/{file.pk}/change/").content.decode()
+    assert "uploaded-later (not stored yet)" in page
+
+    api.post("/api/v1/runs/batch", {"runs": [run]}, format="json")
+
+    assert TraceFile.objects.get().run.event_id.hex == run["event_id"].replace("-", "")
+    page = admin_client.get(f"/admin/traces/tracefile/{file.pk}/change/").content.decode()
+    assert "not stored yet" not in page
+    assert "/admin/traces/run/" in page
 
 
 @pytest.mark.parametrize(
@@ -248,9 +261,9 @@ def test_the_batch_writes_rows_with_a_fixed_number_of_queries(
     run = run_factory()
     api.post("/api/v1/runs/batch", {"runs": [run]}, format="json")
     files = [trace(f"{i}.txt", run_id=run["run_id"]) for i in range(count)]
-    # token, runs, savepoint (inside the test's transaction), [PostgreSQL: path
+    # token, savepoint (inside the test's transaction), [PostgreSQL: path
     # locks], upsert, release
-    expected = 5 + (connection.vendor == "postgresql")
+    expected = 4 + (connection.vendor == "postgresql")
     with django_assert_num_queries(expected):
         response = write_batch(api, files)
     assert response.json()["summary"]["successful"] == count
