@@ -46,8 +46,8 @@ def server(workers: int = 2, extra_env: dict | None = None):
                 "shell",
                 "-c",
                 "from django.contrib.auth.models import User; from rest_framework.authtoken.models "
-                "import Token; u = User.objects.create_user('bench'); "
-                "print(Token.objects.create(user=u).key)",
+                "import Token; u = User.objects.get_or_create(username='bench')[0]; "
+                "print(Token.objects.get_or_create(user=u)[0].key)",
             )
             .strip()
             .splitlines()[-1]
