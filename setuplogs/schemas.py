@@ -41,7 +41,10 @@ Timestamp = Annotated[
     ),
 ]
 # The server's own lines (the "client dropped N lines" warning) take client_ids in
-# this namespace, so that no client line can pass for one.
+# this namespace, so that no client line can pass for one. A msgspec ``pattern``, not
+# batchsvc.bulk.refusing: a pattern is checked only on what is decoded, while the
+# server builds its own LogLineIn with a reserved client_id, and __post_init__ would
+# refuse that too.
 RESERVED_CLIENT_ID_PREFIX = "dropped:"
 CLIENT_ID_PATTERN = rf"^(?!{RESERVED_CLIENT_ID_PREFIX})[^\x00]*$"
 PATTERN_PROBLEMS[CLIENT_ID_PATTERN] = (
