@@ -43,6 +43,7 @@ The arguments:
 """
 
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -68,13 +69,12 @@ class Resource:
 
     def convert_ids(self, raw_ids: Sequence) -> list:
         """The ids as ``id_type`` values, or a 400 naming the first bad one."""
+        with suppress(msgspec.ValidationError):
+            return msgspec.convert(raw_ids, list[self.id_type])
         try:
-            try:
-                return msgspec.convert(raw_ids, list[self.id_type])
-            except msgspec.ValidationError:
-                # An integer id may come as a JSON string of digits ("42"), but not in
-                # the other spellings a lax conversion takes ("1e3", "1.0").
-                return msgspec.convert(list(map(_digits_to_int, raw_ids)), list[self.id_type])
+            # An integer id may come as a JSON string of digits ("42"), but not in the
+            # other spellings a lax conversion takes ("1e3", "1.0").
+            return msgspec.convert(list(map(_digits_to_int, raw_ids)), list[self.id_type])
         except msgspec.ValidationError as exc:
             problem = describe(exc)
             where = "ids" if problem.startswith("[") else "ids: "

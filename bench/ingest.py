@@ -176,11 +176,10 @@ def main():
         with server() as (base, token, env):
             for path, spent in timed(base, token, order, bodies, singles).items():
                 times[path] += spent
-            schema_db = Path(env["VAR_DIR"]) / "db.sqlite3"
             # The same number of rows as one pass stored, into an empty table:
             # inserts slow down as the table and its indexes grow.
             if not on_pg and turns is paths:
-                raw = raw_sqlite(make(len(order)), schema_db)
+                raw = raw_sqlite(make(len(order)), Path(env["VAR_DIR"]) / "db.sqlite3")
     if on_pg:
         raw = raw_postgres(make(2 * args.batches), database)
     lenient, atomic = (1000 * len(times[p]) / sum(times[p]) for p in paths)
