@@ -9,11 +9,16 @@ from traces.models import Run
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _alice(alice):
+    """Every import here acts as alice (--owner alice)."""
+
+
 def run_import(*args, stdin=None, monkeypatch=None):
     out, err = io.StringIO(), io.StringIO()
     if stdin is not None:
         monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(stdin)))
-    call_command("import_runs", *args, stdout=out, stderr=err)
+    call_command("import_runs", "--owner", "alice", *args, stdout=out, stderr=err)
     return out.getvalue(), err.getvalue()
 
 
@@ -40,7 +45,7 @@ def test_a_bad_line_fails_alone_and_the_command_says_so(tmp_path, run_factory):
     path.write_text(f"{json.dumps(run_factory())}\n{{not json\n{json.dumps(run_factory())}\n")
     err = io.StringIO()
     with pytest.raises(CommandError, match="1 runs failed; the others were imported"):
-        call_command("import_runs", str(path), stdout=io.StringIO(), stderr=err)
+        call_command("import_runs", "--owner", "alice", str(path), stdout=io.StringIO(), stderr=err)
     assert "item 1: line 2 is not valid JSON" in err.getvalue()
     assert Run.objects.count() == 2
 
