@@ -73,3 +73,17 @@ def test_a_truncated_json_array_is_a_command_error(tmp_path, run_factory):
     with pytest.raises(CommandError, match="not a valid JSON array"):
         run_import(str(path))
     assert Run.objects.count() == 0
+
+
+def test_the_runs_belong_to_the_named_owner_and_an_unknown_one_is_refused(
+    tmp_path, run_factory, alice, bob
+):
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps([run_factory(run_id="shared")]))
+    call_command("import_runs", "--owner", "bob", str(path), stdout=io.StringIO())
+    assert Run.objects.get().owner == bob
+    # alice has the same run_id to herself: identifiers are per owner
+    call_command("import_runs", "--owner", "alice", str(path), stdout=io.StringIO())
+    assert Run.objects.filter(run_id="shared").count() == 2
+    with pytest.raises(CommandError, match="there is no user 'carol'"):
+        call_command("import_runs", "--owner", "carol", str(path), stdout=io.StringIO())

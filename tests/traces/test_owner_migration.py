@@ -81,7 +81,7 @@ def test_the_migrate_owner_setting_names_the_owner(legacy, django_user_model, se
 def test_without_an_owner_to_give_the_migration_stops_and_says_what_to_do(
     legacy, settings, django_user_model
 ):
-    with pytest.raises(ImproperlyConfigured, match="create a superuser .* or set MIGRATE_OWNER"):
+    with pytest.raises(ImproperlyConfigured, match=r"create a superuser .* or set MIGRATE_OWNER"):
         migrate(AFTER)
     settings.MIGRATE_OWNER = "nobody"
     with pytest.raises(ImproperlyConfigured, match="MIGRATE_OWNER names 'nobody'"):

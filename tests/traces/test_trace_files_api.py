@@ -351,3 +351,43 @@ def test_a_file_that_fails_when_published_reports_no_size_or_digest(api, alice_r
     assert failed, results
     for result in failed:
         assert (result["size"], result["bytes_written"], result.get("sha256")) == (None, None, None)
+
+
+# Owners: each writes in a namespace of its own.
+
+
+def test_two_owners_writing_one_path_get_two_files_that_never_meet(api, bob, alice, trace_root):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    bob_api = APIClient()
+    bob_api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=bob).key}")
+    mine = api.post(WRITE, trace(data="alice's"), format="json").json()
+    theirs = write_batch(bob_api, [trace(data="bob's")]).json()["results"][0]
+    assert mine["file_path"] == theirs["file_path"] == "nightly/trace.json"
+    assert tree(trace_root) == [
+        "owners",
+        f"owners/{alice.pk}",
+        f"owners/{alice.pk}/nightly",
+        f"owners/{alice.pk}/nightly/trace.json",
+        f"owners/{bob.pk}",
+        f"owners/{bob.pk}/nightly",
+        f"owners/{bob.pk}/nightly/trace.json",
+    ]
+    assert (trace_root / "owners" / str(bob.pk) / "nightly" / "trace.json").read_text() == "bob's"
+    rows = TraceFile.objects.order_by("owner__username")
+    assert [(row.owner.username, row.path) for row in rows] == [
+        ("alice", "nightly/trace.json"),
+        ("bob", "nightly/trace.json"),
+    ]
+
+
+def test_a_link_in_place_of_an_owners_namespace_is_not_followed(api, alice, trace_root, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (trace_root / "owners").mkdir(parents=True)
+    (trace_root / "owners" / str(alice.pk)).symlink_to(outside, target_is_directory=True)
+    response = api.post(WRITE, trace(), format="json")
+    assert response.status_code == 400
+    assert "symbolic link" in response.json()["error"]
+    assert tree(outside) == []
