@@ -440,3 +440,26 @@ def test_a_deleted_users_objects_stay_readable_by_staff(hidden, alice, staff_api
     lines = staff_api.get(f"/api/v1/runs/{RUN_ID}/setup_logs").json()["results"]
     assert [line["client_id"] for line in lines] == [CLIENT_ID]
     assert staff_api.get(f"/api/v1/batches/{hidden['batch']}/").json()["owner"] is None
+
+
+ADMIN_LISTS = {
+    # changelist: (the owner filter's query parameter, the owner of a listed object)
+    "traces/run": ("owner__id__exact", lambda obj: obj.owner),
+    "traces/tracefile": ("owner__id__exact", lambda obj: obj.owner),
+    "setuplogs/logentry": ("run__owner__id__exact", lambda obj: obj.run.owner),
+    "batches/batch": ("owner__id__exact", lambda obj: obj.owner),
+    "batches/interaction": ("batch__owner__id__exact", lambda obj: obj.batch.owner),
+}
+
+
+@pytest.mark.parametrize("changelist", list(ADMIN_LISTS))
+def test_every_admin_list_shows_the_owner_and_filters_by_it(
+    changelist, hidden, admin_client, alice, bob
+):
+    make_batch(bob, [("bob's", "b1")])  # something of bob's in the batch lists too
+    page = admin_client.get(f"/admin/{changelist}/").content.decode()
+    assert "column-owner" in page and "By owner" in page
+    parameter, owner_of = ADMIN_LISTS[changelist]
+    listed = admin_client.get(f"/admin/{changelist}/", {parameter: alice.pk}).context["cl"]
+    assert listed.result_count >= 1
+    assert {owner_of(obj) for obj in listed.result_list} == {alice}
