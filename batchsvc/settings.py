@@ -4,6 +4,7 @@ Every variable is listed in .env.example. Nothing here needs a value to start:
 the defaults give an embedded SQLite database under var/ and DEBUG off.
 """
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -135,6 +136,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # started by the tests share the test database.
     DATABASES["default"]["TEST"] = {
         "NAME": os.environ.get("TEST_DB_NAME", str(VAR_DIR / "test.sqlite3"))
+    }
+else:
+    # Checkouts that share one server (CI beside other work, several work trees)
+    # each test in a database of their own rather than dropping each other's.
+    checkout = hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:8]
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("TEST_DB_NAME", f"test_batchsvc_{checkout}")
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
