@@ -11,6 +11,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from batchsvc.flags import parse_bool
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 (VAR_DIR / "static").mkdir(parents=True, exist_ok=True)
@@ -18,14 +20,10 @@ VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 
 def env_bool(name: str, default: bool) -> bool:
     """Read a boolean; anything but true/false (any case) is a mistake, not False."""
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    if value.lower() in ("true", "1", "yes", "on"):
-        return True
-    if value.lower() in ("false", "0", "no", "off"):
-        return False
-    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}.")
+    try:
+        return parse_bool(os.environ.get(name), default=default)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} {exc}.") from None
 
 
 def env_int(name: str, default: int) -> int:
