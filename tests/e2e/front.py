@@ -18,10 +18,12 @@ runs a sequence of modes in the background once some requests have been
 answered, so that an outage can start in the middle of what a client sends.
 """
 
+import contextlib
 import gzip
 import http.client
 import http.server
 import json
+import socketserver
 import threading
 import time
 from dataclasses import dataclass, field
@@ -89,18 +91,25 @@ class FrontServer:
 
     def start(self) -> "FrontServer":
         server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
-        server.daemon_threads = True
         self.port = server.server_address[1]  # the same port again after a stop()
         self._server = server
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def stop(self) -> None:
-        """Close the port: clients get 'connection refused' until start()."""
+        """Close the port, and wait for the requests in progress to be answered,
+        so that none reaches the server after the test."""
+        server = self._close_port()
+        if server is not None:
+            server.server_close()  # joins the request threads
+
+    def _close_port(self) -> http.server.ThreadingHTTPServer | None:
+        """Clients get 'connection refused' until start()."""
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
-            server.server_close()
+            socketserver.TCPServer.server_close(server)  # without joining: we may be one
+        return server
 
     def outage(self, phases: list[tuple[str, float]], *, after: int = 0) -> None:
         """Once ``after`` requests have been answered, spend ``seconds`` in each
@@ -164,12 +173,14 @@ class FrontServer:
 
     @staticmethod
     def _answer(handler, status: int, headers: dict[str, str], body: bytes) -> None:
-        handler.send_response(status)
-        for name, value in headers.items():
-            handler.send_header(name, value)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+        # A client that stopped waiting (a timeout) has closed its end: no one to tell.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            handler.send_response(status)
+            for name, value in headers.items():
+                handler.send_header(name, value)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
 
     # Outages ------------------------------------------------------------
 
@@ -195,7 +206,7 @@ class FrontServer:
 
     def _enter(self, phase: _Phase) -> None:
         if phase.mode == "down":
-            self.stop()
+            self._close_port()
         else:
             self.mode = phase.mode
 
