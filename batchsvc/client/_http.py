@@ -17,7 +17,9 @@ import httpx
 
 logger = logging.getLogger("batchsvc.client")
 
-# Answers that mean "not now": the server did not take the request and may later.
+# Answers that mean "not now": the server (or a gateway in front of it) cannot take
+# requests at the moment. A gateway's 502 or 504 may come after the server acted,
+# which is why only requests that are safe to repeat are retried.
 UNAVAILABLE_STATUSES = frozenset({429, 502, 503, 504})
 # Failures where the request never reached the server.
 UNREACHABLE_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -329,8 +331,6 @@ def unavailable(outcome: httpx.Response | Exception) -> bool:
     to a failure of this request (a 500, a timeout, a connection cut mid-way)."""
     if isinstance(outcome, httpx.Response):
         return outcome.status_code in UNAVAILABLE_STATUSES
-    if isinstance(outcome, ApiError):
-        return outcome.status in UNAVAILABLE_STATUSES
     return isinstance(outcome, UNREACHABLE_ERRORS)
 
 
