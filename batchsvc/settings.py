@@ -165,6 +165,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 
 RUNS_BATCH_MAX = env_int("RUNS_BATCH_MAX", 1000)
 
+# Who owns the runs and trace files stored before objects had owners: read once,
+# by the migration that gives them one (default: the oldest superuser).
+MIGRATE_OWNER = os.environ.get("MIGRATE_OWNER", "")
+
 # Batch GET and field selection (issue 6): how many ids one POST /api/v1/batch/get may ask for.
 BATCH_GET_MAX_IDS = env_int("BATCH_GET_MAX_IDS", 100)
 

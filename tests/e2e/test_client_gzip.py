@@ -58,7 +58,7 @@ def test_every_request_accepts_gzip_answers(front, token):
     assert all("gzip" in seen.headers["accept-encoding"] for seen in front.seen)
 
 
-def test_trace_files_go_gzipped_and_a_retry_sends_the_same_bytes(front, token, trace_root):
+def test_trace_files_go_gzipped_and_a_retry_sends_the_same_bytes(front, token, alice_root):
     files = [("x" * 10_000 + str(n), f"t{n}.txt") for n in range(5)]
     front.outage([("unavailable", 0.2)])
     with Client(front.url, token=token, gzip_threshold=THRESHOLD, backoff=0.05) as client:
@@ -68,4 +68,4 @@ def test_trace_files_go_gzipped_and_a_retry_sends_the_same_bytes(front, token, t
     assert {seen.encoding for seen in front.seen} == {"gzip"}
     assert len({(seen.size, seen.body) for seen in front.seen}) == 1
     assert TraceFile.objects.count() == 5
-    assert (trace_root / "out" / "t4.txt").read_text() == "x" * 10_000 + "4"
+    assert (alice_root / "out" / "t4.txt").read_text() == "x" * 10_000 + "4"

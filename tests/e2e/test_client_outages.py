@@ -102,7 +102,7 @@ def test_upload_runs_stores_each_run_once_across_an_outage_that_starts_mid_uploa
 
 
 def test_trace_files_are_written_once_each_across_an_outage_that_starts_mid_sequence(
-    client, front, trace_root
+    client, front, alice_root
 ):
     files = [(f"content {n}", f"t{n:02}.txt") for n in range(30)]
     front.outage(OUTAGE, after=2)
@@ -113,7 +113,7 @@ def test_trace_files_are_written_once_each_across_an_outage_that_starts_mid_sequ
     # The batches were waited for, not split into single writes.
     assert {seen.path for seen in front.seen} == {"/api/v1/traces/write-batch"}
     assert TraceFile.objects.count() == 30
-    written = sorted((trace_root / "out").iterdir())
+    written = sorted((alice_root / "out").iterdir())
     assert [(p.name, p.read_text()) for p in written] == [(name, text) for text, name in files]
 
 
