@@ -112,12 +112,24 @@ class RunViewSet(
 
     @extend_schema(request=json_body(schema_ref(RunChanges)), responses=RunSerializer)
     def partial_update(self, request, *args, **kwargs):
-        try:
-            changes = msgspec.convert(request.data, RunChanges)
-        except msgspec.ValidationError as exc:
-            raise ApiError(f"Run not changed: {describe(exc)}.") from None
-        run = services.run_update(run=self.get_object(), changes=changes)
+        run = services.run_update(run=self.get_object(), changes=read_changes(request.data))
         return Response(self.get_serializer(run).data)
+
+
+def read_changes(data) -> RunChanges:
+    """A PATCH body as :class:`RunChanges`, or a 400 naming the fields it takes."""
+    allowed = ", ".join(RunChanges.__struct_fields__)
+    try:
+        changes = msgspec.convert(data, RunChanges)
+    except msgspec.ValidationError as exc:
+        problem = describe(exc)
+        if problem.startswith("Object contains unknown field"):
+            field = problem.rpartition(" ")[2].strip("`")
+            problem = f"{field} cannot be changed; a PATCH takes {allowed}"
+        raise ApiError(f"Run not changed: {problem}.") from None
+    if not changes.as_fields():
+        raise ApiError(f"Run not changed: the body names no field; a PATCH takes {allowed}.")
+    return changes
 
 
 class RunBatchView(APIView):

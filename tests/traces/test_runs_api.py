@@ -85,6 +85,34 @@ def test_patch_refuses_an_invalid_status_and_changes_nothing(api, run_factory):
     assert Run.objects.get(run_id=run["run_id"]).status == "running"
 
 
+ALLOWED = "status, end_time, metrics_json, context_json, error_summary"
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"colour": "red"}, f"Run not changed: colour cannot be changed; a PATCH takes {ALLOWED}."),
+        (
+            {"status": "success", "event_id": "0b7b6f3e-3f5e-4a53-9d2c-6d1c1f0a9b11"},
+            f"Run not changed: event_id cannot be changed; a PATCH takes {ALLOWED}.",
+        ),
+        ({}, f"Run not changed: the body names no field; a PATCH takes {ALLOWED}."),
+        (
+            {"end_time": "2026-01-28T10:00:00Z"},
+            "Run not changed: end_time 2026-01-28T10:00:00+00:00 is before start_time "
+            "2026-01-28T10:30:00+00:00.",
+        ),
+    ],
+)
+def test_patch_refuses_what_it_cannot_change_and_changes_nothing(api, run_factory, body, error):
+    run = run_factory()
+    api.post("/api/v1/runs/", run, format="json")
+    before = Run.objects.values().get(run_id=run["run_id"])
+    response = api.patch(f"/api/v1/runs/{run['run_id']}/", body, format="json")
+    assert (response.status_code, response.json()["error"]) == (400, error)
+    assert Run.objects.values().get(run_id=run["run_id"]) == before  # updated_at included
+
+
 def test_a_nul_character_is_refused_by_the_single_post_and_by_patch(api, run_factory):
     response = api.post("/api/v1/runs/", run_factory(git_branch="a\x00"), format="json")
     assert response.status_code == 400
