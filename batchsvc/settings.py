@@ -279,6 +279,10 @@ SPECTACULAR_SETTINGS = {
     "OAS_VERSION": "3.1.0",
     "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "traces.models.RunStatus"},
     "APPEND_COMPONENTS": {},  # filled by batchsvc.openapi from the msgspec schemas
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "batchsvc.openapi.without_trailing_slashes",
+    ],
 }
 
 LOGGING = {

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from batchsvc.views import BatchGetView
@@ -8,7 +8,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    path("api/v1/batch/get", BatchGetView.as_view(), name="batch-get"),
+    re_path(r"^api/v1/batch/get/?$", BatchGetView.as_view(), name="batch-get"),
     path("api/v1/", include("traces.urls")),
     path("api/v1/", include("setuplogs.urls")),
     path("api/v1/", include("batches.urls")),
