@@ -7,5 +7,7 @@ urlpatterns = [
     re_path(
         r"^runs/(?P<run_id>[^/]+)/setup_logs/?$", views.SetupLogsView.as_view(), name="setup-logs"
     ),
-    re_path(r"^runs/(?P<run_id>[^/]+)/setup_log/?$", views.SetupLogView.as_view(), name="setup-log"),
+    re_path(
+        r"^runs/(?P<run_id>[^/]+)/setup_log/?$", views.SetupLogView.as_view(), name="setup-log"
+    ),
 ]
