@@ -41,11 +41,29 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-# A fixed key so that `make run` works out of the box; the system check
-# batchsvc.W001 warns when it is used with DEBUG off.
-DEVELOPMENT_SECRET_KEY = "django-insecure-batchsvc-development-key-do-not-use-in-production"
-SECRET_KEY = os.environ.get("SECRET_KEY") or DEVELOPMENT_SECRET_KEY
 DEBUG = env_bool("DEBUG", False)
+# Where `make run` (and `make test`) generate a key once, for a machine that sets none.
+SECRET_KEY_FILE = VAR_DIR / "secret_key"
+# Only ever used with DEBUG on; the system check batchsvc.W001 warns if it is set by hand.
+DEVELOPMENT_SECRET_KEY = "django-insecure-batchsvc-development-key-do-not-use-in-production"
+
+
+def read_secret_key() -> str:
+    """SECRET_KEY from the environment, else the generated file, else (DEBUG only) the
+    development key. Serving without one would sign sessions with a public key."""
+    if key := os.environ.get("SECRET_KEY"):
+        return key
+    if SECRET_KEY_FILE.is_file() and (key := SECRET_KEY_FILE.read_text().strip()):
+        return key
+    if DEBUG:
+        return DEVELOPMENT_SECRET_KEY
+    raise ImproperlyConfigured(
+        f"No secret key: set SECRET_KEY in the environment (or generate {SECRET_KEY_FILE} "
+        "with `make secret-key`) before starting batchsvc with DEBUG off."
+    )
+
+
+SECRET_KEY = read_secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
