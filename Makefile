@@ -45,10 +45,13 @@ test: install var/secret_key
 	$(BIN)/ruff check .
 	$(MANAGE) check --fail-level WARNING
 	$(MANAGE) makemigrations --check --dry-run
-	$(BIN)/pytest $(PYTEST_ARGS)
+	rm -rf var/test-prometheus
+	PROMETHEUS_MULTIPROC_DIR=var/test-prometheus $(BIN)/pytest $(PYTEST_ARGS)
 
 # The suite again on PostgreSQL (DATABASE_URL defaults to the local server).
 test-pg: install var/secret_key
+	rm -rf var/test-prometheus
+	PROMETHEUS_MULTIPROC_DIR=var/test-prometheus \
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres} $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install

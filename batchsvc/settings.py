@@ -13,6 +13,12 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 (VAR_DIR / "static").mkdir(parents=True, exist_ok=True)
+# Metrics of every process on this machine (gunicorn workers, db_worker) meet here;
+# see batchsvc.metrics. Set before prometheus_client is imported, which reads it then.
+PROMETHEUS_MULTIPROC_DIR = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")
+)
+Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -91,8 +97,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: its request id is on every log line and error body the others write.
+    "batchsvc.middleware.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After WhiteNoise, which serves static files compressed ahead of time, and before
+    # every middleware that writes a body (the JSON errors), so it compresses theirs.
+    "django.middleware.gzip.GZipMiddleware",
     "batchsvc.errors.ApiErrorMiddleware",
     "batchsvc.errors.RefuseNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -289,12 +300,20 @@ SPECTACULAR_SETTINGS = {
     "APPEND_COMPONENTS": {},  # filled by batchsvc.openapi from the msgspec schemas
 }
 
+# Operations: /metrics (see batchsvc.metrics) needs this Bearer token when set, and is
+# served only to connections from this machine when it is not.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
+# Log lines: readable text, or one JSON object a line for a log collector.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "structured": {"()": "batchsvc.logs.formatter", "json": LOG_FORMAT == "json"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }

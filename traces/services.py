@@ -37,6 +37,13 @@ class IngestResult:
     def failed(self) -> int:
         return self.counts[FAILED]
 
+    def stored_counts(self) -> dict[str, int]:
+        """The counts by what the database holds now: a rolled-back batch created
+        nothing, and its would-be-created items are ``rolled_back``."""
+        if not self.rolled_back:
+            return dict(self.counts)
+        return {**self.counts, CREATED: 0, "rolled_back": self.counts[CREATED]}
+
     def as_dict(self, *, errors_only: bool = False) -> dict[str, Any]:
         body = {
             "runs": [i for i in self.items if i["result"] == FAILED] if errors_only else self.items,

@@ -11,6 +11,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from batchsvc import metrics
 from batchsvc.bulk import describe, read_items
 from batchsvc.errors import ApiError
 from batchsvc.fields import FieldSelectionMixin
@@ -122,6 +123,8 @@ class RunBatchView(APIView):
         dry_run, errors_only = query_flag(request, "dry_run"), query_flag(request, "errors_only")
         items = read_items(request.data, "runs", RunIn, settings.RUNS_BATCH_MAX)
         result = services.runs_ingest(items=items, atomic=self.atomic, dry_run=dry_run)
+        if not dry_run:
+            metrics.observe_bulk(resource="runs", size=len(items), counts=result.stored_counts())
         return Response(result.as_dict(errors_only=errors_only), status=self._status(result))
 
     def _status(self, result: services.IngestResult) -> int:
@@ -197,7 +200,10 @@ class TraceWriteBatchView(APIView):
         items = read_items(
             request.data, "files", TraceFileIn, settings.TRACES_BATCH_MAX, details=FILES_DETAILS
         )
-        return Response(files.trace_files_write(items=items).as_dict())
+        result = files.trace_files_write(items=items)
+        counts = {"created": result.summary["successful"], "failed": result.summary["failed"]}
+        metrics.observe_bulk(resource="trace_files", size=len(items), counts=counts)
+        return Response(result.as_dict())
 
 
 class TraceFileViewSet(

@@ -1,0 +1,69 @@
+"""gunicorn, started by a test with gunicorn.conf.py on a spare port."""
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gunicorn:
+    """``gunicorn --config gunicorn.conf.py`` in a subprocess; ``args`` override it."""
+
+    def __init__(self, *args: str, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = args
+        self.env = {
+            **os.environ,
+            "SECRET_KEY": "test",
+            "LOG_LEVEL": "WARNING",
+            "PORT": str(self.port),
+            **env,
+        }
+        self.process = None
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
+
+    def __enter__(self) -> "Gunicorn":
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", *self.args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{self.url}/healthz", timeout=1)
+                return self
+            except httpx.TransportError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.1)
+        self.__exit__()
+        raise AssertionError("gunicorn did not start")
+
+    def __exit__(self, *exc) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.log.seek(0)
+        sys.stderr.write(self.log.read().decode(errors="replace"))
+        self.log.close()
