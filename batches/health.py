@@ -5,14 +5,14 @@ import dataclasses
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.db.models import Count, Max
 from django.utils import timezone
-from health_check.base import HealthCheck
 from health_check.exceptions import ServiceUnavailable
 from prometheus_client.core import GaugeMetricFamily
 
 from batches.models import PENDING_SQL, Batch, BatchStatus, Interaction, Worker
+from batchsvc.health import RequestThreadCheck
 from batchsvc.metrics import gauge
 
 
@@ -21,15 +21,14 @@ def live_since():
 
 
 @dataclasses.dataclass
-class Workers(HealthCheck):
+class Workers(RequestThreadCheck):
     """While batches wait or run, some worker has sent a heartbeat within
     BATCH_STALE_AFTER; with nothing to do, no worker is needed to be ready."""
 
-    def run(self):
+    def check(self):
         try:
-            with connection.temporary_connection():
-                waiting = Batch.objects.active().exists()
-                live = Worker.objects.live(since=live_since()).exists()
+            waiting = Batch.objects.active().exists()
+            live = Worker.objects.live(since=live_since()).exists()
         except DatabaseError as exc:
             raise ServiceUnavailable("the database cannot be read") from exc
         if waiting and not live:

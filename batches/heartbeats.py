@@ -40,13 +40,12 @@ class Heartbeat:
 
     def stop(self) -> None:
         self.stopped.set()
-        self.thread.join(timeout=5)
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)
         try:
             Worker.objects.filter(name=self.name).delete()
         except Exception:
             logger.warning("Could not remove worker %s's heartbeat row", self.name, exc_info=True)
-        finally:
-            connection.close()
 
     def run(self) -> None:
         forget_old_workers()

@@ -11,6 +11,7 @@ could use (no host names, no paths, no versions).
 import asyncio
 import dataclasses
 
+from asgiref.sync import sync_to_async
 from django.db import DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import JsonResponse
@@ -29,19 +30,30 @@ def register_check(name: str, check: type[HealthCheck], **options) -> None:
     _checks[name] = (check, options)
 
 
+class RequestThreadCheck(HealthCheck):
+    """A check that runs ``check()`` on the request's own thread, and so on its
+    database connection, kept between probes like any request's; django-health-check
+    runs plain sync checks on a thread pool, each with a connection of its own."""
+
+    async def run(self):
+        await sync_to_async(self.check)()
+
+    def check(self) -> None:
+        raise NotImplementedError
+
+
 @dataclasses.dataclass
-class Migrations(HealthCheck):
+class Migrations(RequestThreadCheck):
     """Every migration on disk is applied: a process started before ``migrate`` ran
     (or a database restored from an older backup) is not ready."""
 
     alias: str = "default"
 
-    def run(self):
+    def check(self):
         connection = connections[self.alias]
         try:
-            with connection.temporary_connection():
-                executor = MigrationExecutor(connection)
-                plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+            executor = MigrationExecutor(connection)
+            plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
         except DatabaseError as exc:
             raise ServiceUnavailable("the database cannot be read") from exc
         if plan:

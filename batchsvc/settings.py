@@ -316,4 +316,9 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # One line per request, straight to the console: a handler on the root logger
+        # (batchsvc.client's log handler in a process that also serves) gets none.
+        "batchsvc.requests": {"handlers": ["console"], "propagate": False},
+    },
 }
