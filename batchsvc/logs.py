@@ -31,6 +31,10 @@ def formatter(*, json: bool = False) -> logging.Formatter:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.stdlib.ExtraAdder(),
+        # Which of the web or worker processes wrote it, as gunicorn's own lines say.
+        structlog.processors.CallsiteParameterAdder(
+            [structlog.processors.CallsiteParameter.PROCESS]
+        ),
     ]
     if json:
         # A traceback as text: structured tracebacks carry each frame's local

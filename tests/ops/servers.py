@@ -56,6 +56,13 @@ class Gunicorn:
         self.__exit__()
         raise AssertionError("gunicorn did not start")
 
+    def output(self) -> str:
+        """What the server has printed so far."""
+        self.log.flush()
+        with open(self.log.fileno(), "rb", closefd=False) as log:
+            log.seek(0)
+            return log.read().decode(errors="replace")
+
     def __exit__(self, *exc) -> None:
         if self.process.poll() is None:
             self.process.terminate()
