@@ -74,3 +74,36 @@ class Gunicorn:
         self.log.seek(0)
         sys.stderr.write(self.log.read().decode(errors="replace"))
         self.log.close()
+
+
+def manage(env: dict, *args: str) -> str:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def served_app(var_dir: Path, *args: str, **env: str) -> tuple[Gunicorn, str]:
+    """A gunicorn (not started yet) on a fresh, migrated SQLite database in
+    ``var_dir`` with metrics of its own there, and an API token for it."""
+    server = Gunicorn(
+        *args,
+        VAR_DIR=str(var_dir),
+        DATABASE_URL=f"sqlite:///{var_dir / 'db.sqlite3'}",
+        PROMETHEUS_MULTIPROC_DIR=str(var_dir / "prometheus"),
+        BATCH_THROTTLE_RATE="",
+        **env,
+    )
+    manage(server.env, "migrate", "--noinput", "-v0")
+    token = manage(
+        server.env,
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User; from rest_framework.authtoken.models "
+        "import Token; print(Token.objects.create(user=User.objects.create(username='u')).key)",
+    ).split()[-1]
+    return server, token

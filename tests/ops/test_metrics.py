@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 import uuid
 
 import httpx
@@ -10,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from batches.heartbeats import Heartbeat
 from tests.batches.factories import make_batch
 from tests.conftest import error_body, make_run
-from tests.ops.servers import ROOT, Gunicorn
+from tests.ops.servers import served_app
 
 pytestmark = pytest.mark.django_db
 
@@ -97,33 +95,8 @@ def test_with_a_token_metrics_need_it_from_anywhere(anonymous, settings):
     assert response.status_code == 200
 
 
-def manage(env, *args) -> str:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-
-
 def test_metrics_add_up_the_items_of_two_gunicorn_processes(tmp_path):
-    env = {
-        "VAR_DIR": str(tmp_path),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
-        "BATCH_THROTTLE_RATE": "",
-    }
-    server = Gunicorn("--workers", "2", LOG_LEVEL="INFO", LOG_FORMAT="json", **env)
-    manage(server.env, "migrate", "--noinput", "-v0")
-    token = manage(
-        server.env,
-        "shell",
-        "-c",
-        "from django.contrib.auth.models import User; from rest_framework.authtoken.models "
-        "import Token; print(Token.objects.create(user=User.objects.create(username='m')).key)",
-    ).split()[-1]
+    server, token = served_app(tmp_path, "--workers", "2", LOG_LEVEL="INFO", LOG_FORMAT="json")
     created = 0
     with server:
         headers = {"Authorization": f"Token {token}"}
