@@ -26,8 +26,14 @@ threads = int(os.environ.get("WEB_THREADS", "8"))
 # loop keeps beating while requests run, so this bounds a hung process, not a request.
 timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
 graceful_timeout = 30
-# Idle kept-alive connections are closed after this many seconds.
-keepalive = 5
+# A process takes no more connections than it has threads: the others wait in the
+# listening socket for whichever process has a thread free. (gthread would otherwise
+# accept up to 1000 and queue them behind its busy threads, a GET stuck behind slow
+# uploads while another process idles.) A kept-alive connection would hold one of
+# those places while idle, so there is none: each request brings its connection,
+# and the proxy in front keeps its clients' connections alive.
+worker_connections = threads
+keepalive = 0
 # gunicorn's runtime control socket sits at one path per user: several servers on one
 # machine (tests, benchmarks, a second checkout) would take it from each other.
 control_socket_disable = True
@@ -39,9 +45,7 @@ errorlog = "-"
 # gunicorn's own lines (workers starting, timing out) in the format of ours.
 logconfig_dict = {
     # Not passed on to the root logger too, which (Django's or gunicorn's) prints them again.
-    "loggers": {
-        "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False}
-    },
+    "loggers": {"gunicorn.error": {"handlers": ["error_console"], "propagate": False}},
     "formatters": {
         "generic": {
             "()": "batchsvc.logs.formatter",
