@@ -60,6 +60,7 @@ bench: install
 	$(BIN)/python bench/traces.py
 	$(BIN)/python bench/logs.py
 	$(BIN)/python bench/batches.py
+	$(BIN)/python bench/slow_clients.py
 
 clean:
 	rm -rf $(VENV) var/test.sqlite3*
