@@ -3,11 +3,13 @@ import sys
 
 import httpx
 import pytest
+from django.db import connection
 
 from batches.heartbeats import Heartbeat
 from batches.models import Worker
 from tests.batches.factories import Worker as WorkerProcess
-from tests.batches.factories import make_batch, wait_until
+from tests.batches.factories import database_url, make_batch, wait_until
+from tests.e2e.proxy import Proxy
 from tests.ops.servers import ROOT, Gunicorn, free_port
 
 pytestmark = pytest.mark.django_db
@@ -118,3 +120,26 @@ def migrate_in(database: str, var_dir) -> None:
         env={**Gunicorn().env, "DATABASE_URL": database, "VAR_DIR": str(var_dir)},
         check=True,
     )
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_readyz_turns_503_while_the_database_is_cut_off_and_200_once_it_is_back():
+    settings = connection.settings_dict
+    proxy = Proxy(f"tcp://{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}").start()
+    through_proxy = database_url().replace(
+        f"@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}/",
+        f"@127.0.0.1:{proxy.port}/",
+    )
+    try:
+        with Gunicorn(DATABASE_URL=through_proxy) as server:
+            assert httpx.get(f"{server.url}/readyz", timeout=30).status_code == 200
+            proxy.stop()
+            response = httpx.get(f"{server.url}/readyz", timeout=30)
+            assert response.status_code == 503
+            assert response.json()["checks"]["database"].startswith("Unavailable")
+            assert httpx.get(f"{server.url}/healthz").status_code == 200
+            proxy.start()
+            assert httpx.get(f"{server.url}/readyz", timeout=30).status_code == 200
+    finally:
+        proxy.stop()
