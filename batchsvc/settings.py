@@ -4,11 +4,14 @@ Every variable is listed in .env.example. Nothing here needs a value to start:
 the defaults give an embedded SQLite database under var/ and DEBUG off.
 """
 
+import hashlib
 import os
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from batchsvc.flags import parse_bool
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -23,14 +26,10 @@ Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
 
 def env_bool(name: str, default: bool) -> bool:
     """Read a boolean; anything but true/false (any case) is a mistake, not False."""
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    if value.lower() in ("true", "1", "yes", "on"):
-        return True
-    if value.lower() in ("false", "0", "no", "off"):
-        return False
-    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}.")
+    try:
+        return parse_bool(os.environ.get(name), default=default)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} {exc}.") from None
 
 
 def env_int(name: str, default: int) -> int:
@@ -165,6 +164,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": os.environ.get("TEST_DB_NAME", str(VAR_DIR / "test.sqlite3"))
     }
+else:
+    # Checkouts that share one server (CI beside other work, several work trees)
+    # each test in a database of their own rather than dropping each other's.
+    checkout = hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:8]
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("TEST_DB_NAME", f"test_batchsvc_{checkout}")
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -193,6 +199,10 @@ MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 16 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 
 RUNS_BATCH_MAX = env_int("RUNS_BATCH_MAX", 1000)
+
+# Who owns the runs and trace files stored before objects had owners: read once,
+# by the migration that gives them one (default: the oldest superuser).
+MIGRATE_OWNER = os.environ.get("MIGRATE_OWNER", "")
 
 # Batch GET and field selection (issue 6): how many ids one POST /api/v1/batch/get may ask for.
 BATCH_GET_MAX_IDS = env_int("BATCH_GET_MAX_IDS", 100)

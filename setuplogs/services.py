@@ -19,8 +19,8 @@ from batchsvc.bulk import (
 from batchsvc.errors import ApiError
 from setuplogs.models import CLIENT_ID_MAX, LogEntry, LogLevel
 from setuplogs.schemas import RESERVED_CLIENT_ID_PREFIX, LogLineIn
-from setuplogs.selectors import run_not_found
 from traces.models import Run
+from traces.selectors import run_not_found
 
 
 @dataclass

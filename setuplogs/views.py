@@ -61,7 +61,9 @@ class SetupLogsView(FieldSelectionMixin, generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular, no request
             return LogEntry.objects.none()
-        return LogEntry.objects.of_run(run_for_logs(self.kwargs["run_id"]))
+        return LogEntry.objects.of_run(
+            run_for_logs(self.request, self.kwargs["run_id"], write=False)
+        )
 
     @extend_schema(
         request=json_body(batch_schema()),
@@ -74,7 +76,7 @@ class SetupLogsView(FieldSelectionMixin, generics.ListAPIView):
         "are counted in `duplicates`.",
     )
     def post(self, request, run_id):
-        run = run_for_logs(run_id)
+        run = run_for_logs(request, run_id, write=True)
         lines = read_items(request.data, "logs", LogLineIn, settings.LOGS_BATCH_MAX)
         dropped = _dropped(request.data)
         result = services.log_lines_append(run=run, lines=lines, dropped=dropped)
@@ -113,7 +115,9 @@ class SetupLogView(APIView):
         "is stored already.",
     )
     def post(self, request, run_id):
-        entry, created = services.log_line_append(run=run_for_logs(run_id), raw=request.data)
+        entry, created = services.log_line_append(
+            run=run_for_logs(request, run_id, write=True), raw=request.data
+        )
         return Response(
             LogEntrySerializer(entry).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

@@ -30,6 +30,7 @@ from traces.schemas import (
     TraceFileIn,
     TraceWriteResult,
 )
+from traces.selectors import run_for
 from traces.serializers import RunSerializer, TraceFileSerializer
 
 BATCH_FLAGS = [
@@ -42,6 +43,11 @@ BATCH_FLAGS = [
         description="List only failed items in `runs`; the counts still cover every item.",
     ),
 ]
+OWNER_PARAMETER = OpenApiParameter(
+    "owner",
+    OpenApiTypes.STR,
+    description="Staff only: whose run, by username, when several owners use the run_id.",
+)
 EXAMPLE_RUN = {
     "event_id": "0b7b6f3e-3f5e-4a53-9d2c-6d1c1f0a9b11",
     "run_id": "nightly-2026-01-28-001",
@@ -63,7 +69,6 @@ class RunViewSet(
 ):
     """Telemetry runs: one at a time here, many at a time with the batch endpoints."""
 
-    queryset = Run.objects.all()
     serializer_class = RunSerializer
     lookup_field = "run_id"
     lookup_value_regex = "[^/]+"
@@ -73,16 +78,33 @@ class RunViewSet(
     ordering = ["-start_time"]
     http_method_names = ["get", "post", "patch", "head", "options"]
 
+    def get_queryset(self):
+        return Run.objects.visible_to(self.request.user).select_related("owner")
+
+    def get_object(self):
+        write = self.request.method not in ("GET", "HEAD", "OPTIONS")
+        return run_for(
+            self.request.user,
+            self.kwargs["run_id"],
+            owner=None if write else self.request.query_params.get("owner"),
+            write=write,
+            runs=Run.objects.select_related("owner"),
+        )
+
+    @extend_schema(parameters=[OWNER_PARAMETER])
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
+
     @extend_schema(
         request=json_body(schema_ref(RunIn)),
         responses={201: RunSerializer, 200: RunSerializer},
         description="Store one run: 201, or 200 with the stored run when its event_id exists.",
     )
     def create(self, request, *args, **kwargs):
-        result = services.runs_ingest(items=[request.data], atomic=True)
+        result = services.runs_ingest(owner=request.user, items=[request.data], atomic=True)
         if result.failed:
             raise ApiError(f"Run not stored: {result.errors[0]['error']}.")
-        run = Run.objects.get(event_id=request.data["event_id"])
+        run = self.get_queryset().owned_by(request.user).get(event_id=request.data["event_id"])
         created = result.items[0]["result"] == services.CREATED
         return Response(
             self.get_serializer(run).data,
@@ -122,7 +144,9 @@ class RunBatchView(APIView):
     def post(self, request):
         dry_run, errors_only = query_flag(request, "dry_run"), query_flag(request, "errors_only")
         items = read_items(request.data, "runs", RunIn, settings.RUNS_BATCH_MAX)
-        result = services.runs_ingest(items=items, atomic=self.atomic, dry_run=dry_run)
+        result = services.runs_ingest(
+            owner=request.user, items=items, atomic=self.atomic, dry_run=dry_run
+        )
         if not dry_run:
             metrics.observe_bulk(resource="runs", size=len(items), counts=result.stored_counts())
         return Response(result.as_dict(errors_only=errors_only), status=self._status(result))
@@ -173,7 +197,7 @@ class TraceWriteView(APIView):
         examples=[OpenApiExample("A JSON trace", value=EXAMPLE_FILES[0], request_only=True)],
     )
     def post(self, request):
-        outcome = files.trace_files_write(items=[request.data]).outcomes[0]
+        outcome = files.trace_files_write(owner=request.user, items=[request.data]).outcomes[0]
         if not outcome.success:
             raise ApiError(f"Trace file not written: {outcome.error}.", details=outcome.as_dict())
         body = {"success": True, **outcome.as_dict()}
@@ -200,7 +224,7 @@ class TraceWriteBatchView(APIView):
         items = read_items(
             request.data, "files", TraceFileIn, settings.TRACES_BATCH_MAX, details=FILES_DETAILS
         )
-        result = files.trace_files_write(items=items)
+        result = files.trace_files_write(owner=request.user, items=items)
         counts = {"created": result.summary["successful"], "failed": result.summary["failed"]}
         metrics.observe_bulk(resource="trace_files", size=len(items), counts=counts)
         return Response(result.as_dict())
@@ -211,7 +235,6 @@ class TraceFileViewSet(
 ):
     """Trace files written so far, newest first; ``content`` streams one."""
 
-    queryset = TraceFile.objects.all()
     serializer_class = TraceFileSerializer
     # Digits only: "traces/write-batch/" must not look like a file's URL (on a
     # server without that endpoint, APPEND_SLASH would answer 301, not 404).
@@ -219,15 +242,18 @@ class TraceFileViewSet(
     filterset_class = TraceFileFilter
     ordering_fields = ["created_at"]
 
+    def get_queryset(self):
+        return TraceFile.objects.visible_to(self.request.user).select_related("owner")
+
 
 class TraceFileContentView(APIView):
     """The bytes of one trace file, streamed from the storage."""
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request, pk: int):
-        trace_file = get_object_or_404(TraceFile, pk=pk)
+        trace_file = get_object_or_404(TraceFile.objects.visible_to(request.user), pk=pk)
         try:
-            stream = files.trace_storage().open(trace_file.path, "rb")
+            stream = files.trace_storage().open(trace_file.storage_name, "rb")
         except (OSError, SuspiciousFileOperation):
             raise ApiError(
                 "The trace file is recorded but missing from the storage.",

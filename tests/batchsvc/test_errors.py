@@ -16,7 +16,10 @@ def test_an_unknown_api_url_is_a_json_404(api):
 def test_an_unknown_run_is_a_json_404(api):
     response = api.get("/api/v1/runs/missing/")
     assert response.status_code == 404
-    assert error_body(response) == {"error": "No Run matches the given query."}
+    assert error_body(response) == {
+        "error": "No run with run_id 'missing'.",
+        "details": {"run_id": "missing"},
+    }
 
 
 def test_a_method_not_allowed_is_a_json_405(api):

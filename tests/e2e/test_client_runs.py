@@ -9,13 +9,13 @@ from traces.models import Run
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_upload_runs_chunks_and_adds_up_the_results(client):
+def test_upload_runs_chunks_and_adds_up_the_results(client, alice):
     runs = [make_run() for _ in range(25)]
     runs[13]["status"] = "exploded"
     summary = client.upload_runs(runs, chunk_size=10)
     assert (summary["total"], summary["created"], summary["failed"]) == (25, 24, 1)
     assert [e["index"] for e in summary["errors"]] == [13]
-    assert Run.objects.count() == 24
+    assert Run.objects.filter(owner=alice).count() == Run.objects.count() == 24  # the token's user
 
 
 def test_upload_runs_again_is_idempotent(client):

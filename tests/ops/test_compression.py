@@ -47,11 +47,11 @@ def test_gzipped_log_lines_are_appended(api, run):
     assert LogEntry.objects.filter(run=run).count() == 2
 
 
-def test_gzipped_trace_files_are_written(api, trace_root):
+def test_gzipped_trace_files_are_written(api, alice_root):
     files = [{"trace_data": "hello", "file_name": "a.txt", "output_directory": "gz"}]
     response = post_gzip(api, "/api/v1/traces/write-batch", gzipped({"files": files}))
     assert response.json()["summary"]["successful"] == 1
-    assert (trace_root / "gz" / "a.txt").read_text() == "hello"
+    assert (alice_root / "gz" / "a.txt").read_text() == "hello"
 
 
 def test_several_gzip_members_are_one_body(api, run_factory):
