@@ -40,6 +40,12 @@ class IngestResult:
     def failed(self) -> int:
         return self.counts[FAILED]
 
+    def stored_counts(self) -> dict[str, int]:
+        """The counts by what the database holds now: a rolled-back batch created
+        nothing, and its would-be-created items are ``rolled_back``."""
+        rolled_back = sum(item["result"] == ROLLED_BACK for item in self.items)
+        return {**self.counts, ROLLED_BACK: rolled_back} if rolled_back else dict(self.counts)
+
     def as_dict(self, *, errors_only: bool = False) -> dict[str, Any]:
         body = {
             "runs": [i for i in self.items if i["result"] == FAILED] if errors_only else self.items,

@@ -10,6 +10,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from batchsvc import metrics
 from batchsvc.bulk import describe, read_items
 from batchsvc.errors import ApiError
 from batchsvc.fields import FieldSelectionMixin
@@ -129,6 +130,8 @@ class RunViewSet(
         result = services.runs_ingest(
             owner=request.user, items=items, atomic=atomic, dry_run=dry_run
         )
+        if not dry_run:
+            metrics.observe_bulk(resource="runs", size=len(items), counts=result.stored_counts())
         if result.failed:
             code = status.HTTP_400_BAD_REQUEST if atomic else status.HTTP_200_OK
         else:
@@ -253,7 +256,10 @@ class TraceFileViewSet(
         items = read_items(
             request.data, "files", TraceFileIn, settings.TRACES_BATCH_MAX, details=FILES_DETAILS
         )
-        return Response(files.trace_files_write(owner=request.user, items=items).as_dict())
+        result = files.trace_files_write(owner=request.user, items=items)
+        counts = {"created": result.summary["successful"], "failed": result.summary["failed"]}
+        metrics.observe_bulk(resource="trace_files", size=len(items), counts=counts)
+        return Response(result.as_dict())
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     @action(detail=True)

@@ -4,6 +4,7 @@ from django.contrib.auth.models import User
 from batchsvc import fields
 from batchsvc.errors import ApiError
 from tests.batchsvc.conftest import UserSerializer
+from tests.conftest import error_body
 from traces.serializers import RunSerializer
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +56,7 @@ def test_an_unknown_field_is_a_400_naming_it_and_listing_the_valid_ones(api, pat
     # No run exists: the names are checked before the database is asked.
     response = api.get(f"{path}?fields=run_id,colour,size")
     assert response.status_code == 400
-    assert response.json() == {
+    assert error_body(response) == {
         "error": f"Unknown fields 'colour', 'size'; valid fields: {', '.join(RUN_FIELDS)}.",
         "details": {"unknown": ["colour", "size"], "valid": RUN_FIELDS},
     }
@@ -71,7 +72,7 @@ def test_an_unknown_field_is_refused_before_the_database_is_asked(
 def test_an_empty_fields_parameter_is_a_400(api):
     response = api.get("/api/v1/runs/?fields=,")
     assert response.status_code == 400
-    assert response.json() == {"error": "Query parameter fields must name at least one field."}
+    assert error_body(response) == {"error": "Query parameter fields must name at least one field."}
 
 
 def test_writes_ignore_the_fields_parameter(api, run_factory):

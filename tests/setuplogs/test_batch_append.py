@@ -5,6 +5,7 @@ import pytest
 
 from setuplogs.models import LogEntry
 from setuplogs.schemas import LogBatchResult
+from tests.conftest import error_body
 from tests.setuplogs.conftest import batch_url, line
 
 pytestmark = pytest.mark.django_db
@@ -157,7 +158,10 @@ def test_more_lines_than_the_limit_is_a_400_naming_the_limit(api, run, settings)
 def test_an_unknown_run_is_a_404_naming_it(api):
     response = api.post("/api/v1/runs/nope/setup_logs", {"logs": [line()]}, format="json")
     assert response.status_code == 404
-    assert response.json() == {"error": "No run with run_id 'nope'.", "details": {"run_id": "nope"}}
+    assert error_body(response) == {
+        "error": "No run with run_id 'nope'.",
+        "details": {"run_id": "nope"},
+    }
 
 
 def test_dropped_lines_are_recorded_as_a_warning_before_the_batch(api, run):

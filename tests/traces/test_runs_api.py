@@ -1,5 +1,6 @@
 import pytest
 
+from tests.conftest import error_body
 from traces.models import Run
 
 pytestmark = pytest.mark.django_db
@@ -19,7 +20,7 @@ def test_posting_one_run_answers_201_then_200_with_the_stored_run(api, run_facto
 def test_posting_an_invalid_run_is_a_400_saying_why(api, run_factory):
     response = api.post("/api/v1/runs/", run_factory(start_time=5), format="json")
     assert response.status_code == 400
-    assert response.json() == {
+    assert error_body(response) == {
         "error": "Run not stored: start_time: Expected `datetime`, got `int`."
     }
     assert Run.objects.count() == 0

@@ -3,6 +3,7 @@ import uuid
 import msgspec
 import pytest
 
+from tests.conftest import error_body
 from traces.models import Run
 from traces.schemas import RunBatchResult
 
@@ -174,7 +175,7 @@ def test_errors_only_lists_failed_items_and_keeps_the_counts(api, run_factory, u
 def test_a_malformed_envelope_is_a_400_and_writes_nothing(api, url, body, message):
     response = api.post(url, body, format="json")
     assert response.status_code == 400
-    assert response.json() == {"error": message}
+    assert error_body(response) == {"error": message}
     assert Run.objects.count() == 0
 
 
@@ -287,7 +288,7 @@ def test_a_retried_batch_costs_one_insert_and_one_select(
 def test_the_batch_endpoints_need_authentication(anonymous, run_factory):
     response = anonymous.post(LENIENT, {"runs": [run_factory()]}, format="json")
     assert response.status_code == 401
-    assert response.json() == {"error": "Authentication credentials were not provided."}
+    assert error_body(response) == {"error": "Authentication credentials were not provided."}
     assert Run.objects.count() == 0
 
 
