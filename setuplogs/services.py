@@ -9,14 +9,10 @@ import msgspec
 from django.db import connection, transaction
 from django.utils import timezone
 
-from batchsvc.bulk import (
-    ItemError,
-    describe,
-    first_occurrences,
-    insert_ignoring_conflicts,
-    validate_items,
-)
+from batchsvc.bulk import ItemError, first_occurrences, validate_items
 from batchsvc.errors import ApiError
+from batchsvc.inserts import insert_ignoring_conflicts
+from batchsvc.schemas import describe
 from setuplogs.models import CLIENT_ID_MAX, LogEntry, LogLevel
 from setuplogs.schemas import RESERVED_CLIENT_ID_PREFIX, LogLineIn
 from traces.models import Run
@@ -109,7 +105,7 @@ def log_line_append(*, run: Run, raw: Any) -> tuple[LogEntry, bool]:
     try:
         line = msgspec.convert(raw, LogLineIn)
     except msgspec.ValidationError as exc:
-        raise ApiError(f"Log line not stored: {describe(exc)}.") from None
+        raise ApiError(f"Log line not stored: {describe(exc, LogLineIn)}.") from None
     result = log_lines_append(run=run, lines=[line])
     if result.added:
         return LogEntry.objects.get(run=run, seq=result.seqs[0]), True
