@@ -15,6 +15,7 @@ from batchsvc.inserts import insert_ignoring_conflicts
 from batchsvc.schemas import describe
 from setuplogs.models import CLIENT_ID_MAX, LogEntry, LogLevel
 from setuplogs.schemas import RESERVED_CLIENT_ID_PREFIX, LogLineIn
+from setuplogs.selectors import stored_client_ids
 from traces.models import Run
 from traces.selectors import run_not_found
 
@@ -65,7 +66,8 @@ def log_lines_append(*, run: Run, lines: Sequence, dropped: int = 0) -> AppendRe
     now = timezone.now()
     with transaction.atomic():
         last = _lock_and_last_seq(run)
-        stored = _stored_client_ids(run, batch)
+        # A resend after a lost answer: its stored lines get no seq, so none is skipped.
+        stored = stored_client_ids(run, [line.client_id for line in batch if line.client_id])
         new = [line for line in batch if not (line.client_id and line.client_id in stored)]
         rows = [
             {
@@ -86,17 +88,6 @@ def log_lines_append(*, run: Run, lines: Sequence, dropped: int = 0) -> AppendRe
     ]
     result.duplicates += len(batch) - (1 if dropped else 0) - result.added
     return result
-
-
-def _stored_client_ids(run: Run, batch: list[LogLineIn]) -> set[str]:
-    """Which of the batch's client_ids the run holds already: those lines are not
-    numbered at all, so a resent batch leaves no gap in the run's seqs."""
-    ids = [line.client_id for line in batch if line.client_id]
-    if not ids:
-        return set()
-    return set(
-        LogEntry.objects.of_run(run).filter(client_id__in=ids).values_list("client_id", flat=True)
-    )
 
 
 def log_line_append(*, run: Run, raw: Any) -> tuple[LogEntry, bool]:
