@@ -44,3 +44,16 @@ def stored_client_ids(run: Run, client_ids: list[str]) -> set[str]:
             [run.pk, *params],
         )
         return {client_id for (client_id,) in cursor.fetchall()}
+
+
+def log_text(run: Run, *, chunk_size: int = 2000):
+    """The run's whole log as lines of text, ``seq timestamp LEVEL message``, read
+    in chunks (bounded memory however long the log)."""
+    lines = (
+        LogEntry.objects.of_run(run)
+        .order_by("seq")
+        .values_list("seq", "timestamp", "level", "message")
+        .iterator(chunk_size=chunk_size)
+    )
+    for seq, timestamp, level, message in lines:
+        yield f"{seq}\t{timestamp.isoformat()}\t{level.upper()}\t{message}\n"
