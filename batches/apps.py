@@ -6,4 +6,4 @@ class BatchesConfig(AppConfig):
     verbose_name = "Batches"
 
     def ready(self):
-        from batches import resources  # noqa: F401  (registers the batch GET resources)
+        from batches import checks, resources  # noqa: F401  (register checks and batch GET resources)

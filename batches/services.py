@@ -47,6 +47,7 @@ def upload_read(*, upload, filename: str | None = None) -> Sheet:
             # How far an XLSX may inflate; see batches.parsing for why.
             max_uncompressed=settings.BATCH_MAX_UNCOMPRESSED_BYTES,
             max_shared_strings=settings.BATCH_MAX_SHARED_STRINGS_BYTES,
+            aliases=settings.BATCH_COLUMN_ALIASES,
         )
     except UploadError as exc:
         raise ApiError(str(exc), details={"file": filename}) from None
