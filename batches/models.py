@@ -108,6 +108,12 @@ class Batch(models.Model):
     cancelled_items = models.PositiveIntegerField(default=0)
     source_name = models.CharField("source file name", max_length=NAME_MAX, blank=True)
     columns = models.JSONField(default=list, blank=True, help_text="the upload's columns")
+    skipped_count = models.PositiveIntegerField(
+        default=0, help_text="rows of the upload skipped because they had no question"
+    )
+    skipped_rows = models.JSONField(
+        default=list, blank=True, help_text='the first skipped rows: [{"row": 5, "error": ...}]'
+    )
     error = models.TextField(blank=True, help_text="why the whole batch failed, if it did")
     idempotency_key = models.CharField(max_length=NAME_MAX, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

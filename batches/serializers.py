@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from batches.models import Batch, Interaction
+from batches.parsing import MAX_SKIPPED_LISTED
 
 
 class BatchSerializer(serializers.ModelSerializer):
@@ -21,6 +22,8 @@ class BatchSerializer(serializers.ModelSerializer):
             "processed_items",
             "failed_items",
             "cancelled_items",
+            "skipped_count",
+            "skipped_rows",
             "source_name",
             "columns",
             "error",
@@ -32,10 +35,19 @@ class BatchSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class SkippedRowSerializer(serializers.Serializer):
+    row = serializers.IntegerField(help_text="row number in the file (header = 1)")
+    error = serializers.CharField(help_text='why it was skipped: "no question"')
+
+
 class BatchCreatedSerializer(serializers.Serializer):
     batch_id = serializers.UUIDField(source="id")
     status = serializers.CharField()
-    total_items = serializers.IntegerField()
+    total_items = serializers.IntegerField(help_text="the rows with a question")
+    skipped_count = serializers.IntegerField(help_text="the rows without one, skipped")
+    skipped_rows = SkippedRowSerializer(
+        many=True, help_text=f"the first {MAX_SKIPPED_LISTED} skipped rows"
+    )
 
 
 class BatchUploadSerializer(serializers.Serializer):

@@ -106,6 +106,8 @@ def batch_create(
                 options=options,
                 columns=sheet.columns,
                 total_items=len(sheet.rows),
+                skipped_count=sheet.skipped_count,
+                skipped_rows=sheet.skipped_rows,
                 source_name=source,
                 idempotency_key=idempotency_key,
             )

@@ -28,7 +28,13 @@ def test_an_upload_creates_a_queued_batch_with_one_interaction_per_row_and_queue
 
     assert response.status_code == 202
     body = response.json()
-    assert body == {"batch_id": body["batch_id"], "status": "queued", "total_items": 3}
+    assert body == {
+        "batch_id": body["batch_id"],
+        "status": "queued",
+        "total_items": 3,
+        "skipped_count": 0,
+        "skipped_rows": [],
+    }
     batch = Batch.objects.get(pk=body["batch_id"])
     assert (batch.owner, batch.name, batch.processor, batch.options) == (
         alice,
@@ -60,10 +66,57 @@ def test_an_xlsx_upload_keeps_its_other_columns_in_the_input(api):
     assert item.input == {"question": "Hi?", "chat_id": "c1", "url": "https://x.test", "lang": "fr"}
 
 
+def test_a_seed_spreadsheet_is_read_with_its_column_names_and_groups_by_chat_id(api):
+    data = xlsx_bytes(
+        [("First?", "c1", "https://x.test/a"), ("Then?", "c1", None), ("Alone?", None, None)],
+        ("REDACTEDQUESTION", "chatId", "URL"),
+    )
+    upload = io.BytesIO(data)
+    upload.name = "seed.xlsx"
+    response = post_batch(api, upload)
+    assert response.status_code == 202
+    batch = Batch.objects.get()
+    assert batch.columns == ["question", "chat_id", "url"]
+    items = list(batch.interactions.order_by("row_number"))
+    assert [(i.chat_id, i.input["question"]) for i in items] == [
+        ("c1", "First?"),
+        ("c1", "Then?"),
+        ("", "Alone?"),
+    ]
+    assert items[0].conversation == items[1].conversation != items[2].conversation
+
+
+def test_rows_without_a_question_are_skipped_and_reported_in_the_answer_and_the_batch(api):
+    rows = [("One?", "a"), ("", "a"), ("Two?", "b"), ("", ""), ("", "c")]
+    response = post_batch(api, csv_upload(rows))
+    assert response.status_code == 202
+    body = response.json()
+    skipped = [{"row": 3, "error": "no question"}, {"row": 6, "error": "no question"}]
+    assert (body["total_items"], body["skipped_count"], body["skipped_rows"]) == (2, 2, skipped)
+    batch = Batch.objects.get()
+    assert sorted(batch.interactions.values_list("row_number", flat=True)) == [2, 4]
+    detail = api.get(f"/api/v1/batches/{batch.pk}/").json()
+    assert (detail["total_items"], detail["skipped_count"], detail["skipped_rows"]) == (
+        2,
+        2,
+        skipped,
+    )
+
+
+def test_the_dry_run_reports_the_skipped_rows_too(api):
+    response = post_batch(api, csv_upload([("One?", "a"), ("", "a")]), query="?dry_run=true")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["total_items"], body["skipped_count"]) == (1, 1)
+    assert body["skipped_rows"] == [{"row": 3, "error": "no question"}]
+    assert not Batch.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("upload", "says"),
     [
         (csv_upload([("x",)], header=("prompt",)), "no 'question' column"),
+        (csv_upload([("", "a"), ("", "b")]), "None of the file's 2 rows has a question"),
         (csv_upload([], header=("question",)), "no rows"),
         (csv_upload(ROWS, name="questions.txt"), ".csv or .xlsx"),
         (csv_upload(ROWS, name="questions.xlsx"), "not a valid XLSX"),
