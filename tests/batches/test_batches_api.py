@@ -179,7 +179,10 @@ def test_a_missing_file_an_unknown_processor_or_bad_options_is_a_400(api):
     assert "field 'file'" in api.post("/api/v1/batches/", {"name": "x"}).json()["error"]
     unknown = post_batch(api, csv_upload(ROWS), processor="gpt-17")
     assert unknown.status_code == 400
-    assert "Unknown processor 'gpt-17'" in unknown.json()["error"]
+    assert unknown.json()["error"] == (
+        "Form field processor names no registered processor ('gpt-17'); "
+        "choose one of: echo, http, openai."
+    )
     bad = post_batch(api, csv_upload(ROWS), options="[1, 2]")
     assert bad.status_code == 400
     assert "options must be a JSON object" in bad.json()["error"]
