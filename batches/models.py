@@ -116,6 +116,12 @@ class Batch(models.Model):
     )
     error = models.TextField(blank=True, help_text="why the whole batch failed, if it did")
     idempotency_key = models.CharField(max_length=NAME_MAX, blank=True)
+    request_fingerprint = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="sha256 of the upload request, to tell its retries from other requests "
+        "with the same Idempotency-Key",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

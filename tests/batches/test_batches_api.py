@@ -201,26 +201,6 @@ def test_a_dry_run_summarises_the_file_and_creates_nothing(api):
     assert not Batch.objects.exists()
 
 
-def test_the_same_idempotency_key_gives_the_same_batch(api, django_capture_on_commit_callbacks):
-    headers = {"HTTP_IDEMPOTENCY_KEY": "upload-1"}
-    with django_capture_on_commit_callbacks(execute=True):
-        first = post_batch(api, csv_upload(ROWS), headers=headers)
-        again = post_batch(api, csv_upload(ROWS), headers=headers)
-    assert first.status_code == again.status_code == 202
-    assert again.json()["batch_id"] == first.json()["batch_id"]
-    assert again["Idempotent-Replayed"] == "true"
-    assert Batch.objects.count() == 1
-    assert Interaction.objects.count() == 3
-    assert DBTaskResult.objects.count() == 1
-
-
-def test_another_user_with_the_same_key_gets_a_batch_of_their_own(api, bob):
-    make_batch(bob, ROWS, idempotency_key="shared-key")
-    response = post_batch(api, csv_upload(ROWS), headers={"HTTP_IDEMPOTENCY_KEY": "shared-key"})
-    assert response.status_code == 202
-    assert Batch.objects.count() == 2
-
-
 def test_the_list_shows_own_batches_newest_first_and_filters_by_status(api, alice, bob):
     older, newer = make_batch(alice, ROWS), make_batch(alice, ROWS)
     make_batch(bob, ROWS)
@@ -378,24 +358,3 @@ def test_retry_failed_requeues_the_failed_items_of_a_completed_batch(
 
 def test_anonymous_requests_are_refused(anonymous):
     assert anonymous.get("/api/v1/batches/").status_code == 401
-
-
-def test_two_uploads_racing_with_one_key_make_one_batch(api, alice, monkeypatch):
-    from batches import services
-
-    earlier = make_batch(alice, ROWS, idempotency_key="race")
-    looked_up = []
-
-    def not_found_the_first_time(owner, key):
-        looked_up.append(key)
-        if len(looked_up) == 1:
-            return None  # as if the other request had not committed yet
-        return Batch.objects.get(owner=owner, idempotency_key=key)
-
-    monkeypatch.setattr(services, "_by_key", not_found_the_first_time)
-    response = post_batch(api, csv_upload(ROWS), headers={"HTTP_IDEMPOTENCY_KEY": "race"})
-
-    assert response.status_code == 202
-    assert response.json()["batch_id"] == str(earlier.pk)
-    assert Batch.objects.count() == 1
-    assert Interaction.objects.count() == 3
