@@ -40,6 +40,7 @@ class BatchStatus(models.TextChoices):
 
 ACTIVE_BATCH = (BatchStatus.QUEUED, BatchStatus.PROCESSING)
 RETRYABLE_BATCH = (BatchStatus.COMPLETED_WITH_ERRORS, BatchStatus.FAILED)
+RAN_TO_THE_END = (BatchStatus.PROCESSED, *RETRYABLE_BATCH)
 
 
 class InteractionStatus(models.TextChoices):
@@ -166,11 +167,21 @@ class Batch(models.Model):
 
     @property
     def progress(self) -> int:
-        """Whole percent of items that have ended (succeeded, failed or cancelled)."""
+        """Whole percent of items that ran (succeeded or failed). Cancelled items do
+        not count: a cancelled batch shows how far it got, never 100 for work not done."""
         if not self.total_items:
-            return 100 if not self.is_active else 0
-        done = self.processed_items + self.failed_items + self.cancelled_items
-        return min(100, done * 100 // self.total_items)
+            return 100 if self.status in RAN_TO_THE_END else 0
+        ran = self.processed_items + self.failed_items
+        return min(100, ran * 100 // self.total_items)
+
+    @property
+    def ended_progress(self) -> int:
+        """Whole percent of items that have ended, ran or cancelled: 100 once nothing
+        is left to do, however the batch ended."""
+        if not self.total_items:
+            return 0 if self.is_active else 100
+        ended = self.processed_items + self.failed_items + self.cancelled_items
+        return min(100, ended * 100 // self.total_items)
 
     # State changes: conditional UPDATEs of the fields they change, because workers,
     # the API and the admin change one batch at the same time (a cancel must not be

@@ -12,7 +12,17 @@ from batchsvc.flags import parse_bool
 
 class BatchSerializer(serializers.ModelSerializer):
     owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    progress = serializers.IntegerField(read_only=True, help_text="0-100")
+    progress = serializers.IntegerField(
+        read_only=True,
+        help_text="0-100: whole percent of the items that ran (succeeded or failed). "
+        "Cancelled items do not count, so a cancelled batch shows how far it got; 100 "
+        "only when every item ran.",
+    )
+    ended_progress = serializers.IntegerField(
+        read_only=True,
+        help_text="0-100: whole percent of the items that have ended, ran or cancelled; "
+        "100 once nothing is left to do. ended_progress - progress is the cancelled share.",
+    )
 
     class Meta:
         model = Batch
@@ -24,6 +34,7 @@ class BatchSerializer(serializers.ModelSerializer):
             "options",
             "status",
             "progress",
+            "ended_progress",
             "total_items",
             "processed_items",
             "failed_items",
@@ -228,6 +239,7 @@ class InteractionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Interaction
         fields = [
+            "id",
             "row_number",
             "chat_id",
             "input",
@@ -242,8 +254,8 @@ class InteractionSerializer(serializers.ModelSerializer):
 
 
 class InteractionDetailSerializer(InteractionSerializer):
-    """An item on its own (batch GET): with its id and its batch's."""
+    """An item on its own (batch GET): with its batch's id too."""
 
     class Meta(InteractionSerializer.Meta):
-        fields = ["id", "batch_id", *InteractionSerializer.Meta.fields]
+        fields = ["id", "batch_id", *InteractionSerializer.Meta.fields[1:]]
         read_only_fields = fields

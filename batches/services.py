@@ -244,11 +244,7 @@ def batch_retry_failed(*, batch: Batch) -> int:
     with transaction.atomic():
         locked = Batch.objects.select_for_update().get(pk=batch.pk)
         if locked.status not in RETRYABLE_BATCH:
-            raise Conflict(
-                f"The batch is {locked.get_status_display().lower()}; failed items can be "
-                "retried once it has completed.",
-                details={"status": locked.status},
-            )
+            raise Conflict(_not_retryable(locked), details={"status": locked.status})
         retried = locked.interactions.filter(status=InteractionStatus.FAILED).update(
             status=InteractionStatus.PENDING,
             error="",
@@ -270,3 +266,14 @@ def batch_retry_failed(*, batch: Batch) -> int:
         transaction.on_commit(partial(_enqueue, batch.pk))
     batch.refresh_from_db()
     return retried
+
+
+def _not_retryable(batch: Batch) -> str:
+    if batch.status == BatchStatus.PROCESSED:
+        return "The batch has no failed items to retry: every item succeeded."
+    if batch.status == BatchStatus.CANCELLED:
+        return "The batch was cancelled; the failed items of a cancelled batch are not retried."
+    return (
+        f"The batch is still {batch.get_status_display().lower()}; failed items can be "
+        "retried once it has completed."
+    )

@@ -240,6 +240,48 @@ def test_the_detail_has_every_field_and_the_progress(api, alice):
         assert name in body
 
 
+def test_a_cancelled_batch_shows_how_far_it_got_not_100_percent(api, alice):
+    batch = make_batch(alice, ROWS)
+    assert api.post(f"/api/v1/batches/{batch.pk}/cancel").status_code == 200
+    body = api.get(f"/api/v1/batches/{batch.pk}/").json()
+    assert (body["status"], body["processed_items"], body["cancelled_items"]) == (
+        "cancelled",
+        0,
+        3,
+    )
+    assert (body["progress"], body["ended_progress"]) == (0, 100)
+
+
+def test_progress_counts_the_items_that_ran_and_ended_progress_the_cancelled_too(api, alice):
+    batch = make_batch(alice, ROWS * 4)
+    Batch.objects.filter(pk=batch.pk).update(
+        status=BatchStatus.CANCELLED, processed_items=3, failed_items=3, cancelled_items=6
+    )
+    body = api.get(f"/api/v1/batches/{batch.pk}/").json()
+    assert (body["progress"], body["ended_progress"]) == (50, 100)
+    Batch.objects.filter(pk=batch.pk).update(
+        status=BatchStatus.PROCESSING, processed_items=3, failed_items=0, cancelled_items=0
+    )
+    body = api.get(f"/api/v1/batches/{batch.pk}/").json()
+    assert (body["progress"], body["ended_progress"]) == (25, 25)
+
+
+def test_an_interaction_id_from_the_list_reads_the_item_in_the_batch_get(api, alice):
+    batch = make_batch(alice, ROWS)
+    listed = api.get(f"/api/v1/batches/{batch.pk}/interactions/").json()["results"]
+    ids = [item["id"] for item in listed]
+    assert ids == list(batch.interactions.order_by("row_number").values_list("pk", flat=True))
+    got = api.post(
+        "/api/v1/batch/get",
+        {"resource_type": "interactions", "ids": ids[:2], "fields": ["id", "row_number"]},
+        format="json",
+    ).json()
+    assert [result["data"] for result in got["results"]] == [
+        {"id": ids[0], "row_number": 2},
+        {"id": ids[1], "row_number": 3},
+    ]
+
+
 def test_interactions_are_paginated_in_row_order_and_filter_by_status(api, alice):
     batch = make_batch(alice, [(f"q{n}", "") for n in range(5)])
     batch.interactions.filter(row_number=4).update(status=InteractionStatus.FAILED)
@@ -354,6 +396,38 @@ def test_retry_failed_requeues_the_failed_items_of_a_completed_batch(
     item = batch.interactions.get(row_number=3)
     assert (item.status, item.error) == ("pending", "")
     assert queued_tasks(batch.pk) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (BatchStatus.PROCESSED, "The batch has no failed items to retry: every item succeeded."),
+        (
+            BatchStatus.QUEUED,
+            "The batch is still queued; failed items can be retried once it has completed.",
+        ),
+        (
+            BatchStatus.PROCESSING,
+            "The batch is still processing; failed items can be retried once it has completed.",
+        ),
+        (
+            BatchStatus.CANCELLED,
+            "The batch was cancelled; the failed items of a cancelled batch are not retried.",
+        ),
+    ],
+)
+def test_retry_failed_says_why_a_batch_cannot_be_retried_and_changes_nothing(
+    api, alice, status, error
+):
+    batch = make_batch(alice, ROWS)
+    Batch.objects.filter(pk=batch.pk).update(status=status)
+    before = list(batch.interactions.values_list("row_number", "status"))
+    response = api.post(f"/api/v1/batches/{batch.pk}/retry-failed")
+    assert response.status_code == 409
+    assert response.json() == {"error": error, "details": {"status": status}}
+    assert Batch.objects.get(pk=batch.pk).status == status
+    assert list(batch.interactions.values_list("row_number", "status")) == before
+    assert not DBTaskResult.objects.exists()
 
 
 def test_anonymous_requests_are_refused(anonymous):
