@@ -21,7 +21,7 @@ from batchsvc.fields import FieldSelectionMixin
 from batchsvc.pagination import CursorPagination
 from batchsvc.parsers import JSONParser
 from batchsvc.throttling import ScopedThrottle
-from batchsvc.views import query_flag
+from batchsvc.views import ERROR_SCHEMA, query_flag
 
 
 class InteractionPagination(CursorPagination):
@@ -67,10 +67,23 @@ class BatchViewSet(
     @extend_schema(
         request={"multipart/form-data": BatchUploadSerializer},
         parameters=[
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER),
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="The same key and request again: the same 202 with "
+                "Idempotent-Replayed: true. The key with another request: 422. While the "
+                "first request with the key is being created: 409 with Retry-After.",
+            ),
             OpenApiParameter("dry_run", OpenApiTypes.BOOL, description="Validate only."),
         ],
-        responses={202: BatchCreatedSerializer, 200: OpenApiTypes.OBJECT},
+        responses={
+            202: BatchCreatedSerializer,
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="The dry run's summary."),
+            400: OpenApiResponse(ERROR_SCHEMA, description="A bad form field or file."),
+            409: OpenApiResponse(ERROR_SCHEMA, description="The key's first request is running."),
+            422: OpenApiResponse(ERROR_SCHEMA, description="The key was used for another request."),
+        },
     )
     def create(self, request):
         form = upload_form(request.data)
