@@ -147,11 +147,11 @@ class BatchUploadSerializer(serializers.Serializer):
         },
     )
     name = _text("name", "the batch's name (default: the file name)")
-    batchName = _text("batchName", "seed 004's name for name")
+    batchName = _text("batchName", "the same as name (seed 004's form calls it batchName)")
     processor = _text(
         "processor", "a processor of BATCH_PROCESSORS: echo, http, openai (default: echo)"
     )
-    aiProvider = _text("aiProvider", "seed 004's name for processor")
+    aiProvider = _text("aiProvider", "the same as processor (seed 004's form calls it aiProvider)")
     options = JSONObjectTextField(
         required=False, help_text="the processor's options, a JSON object as text"
     )
@@ -257,5 +257,5 @@ class InteractionDetailSerializer(InteractionSerializer):
     """An item on its own (batch GET): with its batch's id too."""
 
     class Meta(InteractionSerializer.Meta):
-        fields = ["id", "batch_id", *InteractionSerializer.Meta.fields[1:]]
+        fields = ["id", "batch_id", *InteractionSerializer.Meta.fields[1:]]  # [0] is "id"
         read_only_fields = fields
