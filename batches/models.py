@@ -305,3 +305,29 @@ class Interaction(models.Model):
 
     def __str__(self):
         return f"{self.batch_id} row {self.row_number}"
+
+
+class WorkerQuerySet(models.QuerySet):
+    def live(self, *, since):
+        """Workers that have sent a heartbeat since ``since``."""
+        return self.filter(beat_at__gte=since)
+
+
+class Worker(models.Model):
+    """A ``db_worker`` process and its last heartbeat, sent every few seconds whether it
+    works or idles (a batch's own heartbeat only moves while someone works on it), so
+    that readiness and metrics can tell an idle worker from a dead one."""
+
+    name = models.CharField(max_length=200, unique=True, help_text="host:pid:random")
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField(db_index=True)
+
+    objects = WorkerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-beat_at"]
+
+    def __str__(self):
+        return self.name

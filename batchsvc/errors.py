@@ -17,6 +17,8 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig, Suspicio
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from rest_framework import exceptions, status
 
+from batchsvc.logs import current_request_id
+
 logger = logging.getLogger(__name__)
 
 
@@ -45,6 +47,8 @@ def error_body(message: str, details=None) -> dict:
     body = {"error": message}
     if details is not None:
         body["details"] = details
+    if request_id := current_request_id():
+        body["request_id"] = request_id
     return body
 
 

@@ -16,6 +16,12 @@ from batchsvc.flags import parse_bool
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 (VAR_DIR / "static").mkdir(parents=True, exist_ok=True)
+# Metrics of every process on this machine (gunicorn workers, db_worker) meet here;
+# see batchsvc.metrics. Set before prometheus_client is imported, which reads it then.
+PROMETHEUS_MULTIPROC_DIR = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")
+)
+Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -51,11 +57,29 @@ def env_map(name: str, default: str) -> dict[str, str]:
     return mapping
 
 
-# A fixed key so that `make run` works out of the box; the system check
-# batchsvc.W001 warns when it is used with DEBUG off.
-DEVELOPMENT_SECRET_KEY = "django-insecure-batchsvc-development-key-do-not-use-in-production"
-SECRET_KEY = os.environ.get("SECRET_KEY") or DEVELOPMENT_SECRET_KEY
 DEBUG = env_bool("DEBUG", False)
+# Where `make run` (and `make test`) generate a key once, for a machine that sets none.
+SECRET_KEY_FILE = VAR_DIR / "secret_key"
+# Only ever used with DEBUG on; the system check batchsvc.W001 warns if it is set by hand.
+DEVELOPMENT_SECRET_KEY = "django-insecure-batchsvc-development-key-do-not-use-in-production"
+
+
+def read_secret_key() -> str:
+    """SECRET_KEY from the environment, else the generated file, else (DEBUG only) the
+    development key. Serving without one would sign sessions with a public key."""
+    if key := os.environ.get("SECRET_KEY"):
+        return key
+    if SECRET_KEY_FILE.is_file() and (key := SECRET_KEY_FILE.read_text().strip()):
+        return key
+    if DEBUG:
+        return DEVELOPMENT_SECRET_KEY
+    raise ImproperlyConfigured(
+        f"No secret key: set SECRET_KEY in the environment (or generate {SECRET_KEY_FILE} "
+        "with `make secret-key`) before starting batchsvc with DEBUG off."
+    )
+
+
+SECRET_KEY = read_secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -83,8 +107,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: its request id is on every log line and error body the others write.
+    "batchsvc.middleware.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After WhiteNoise, which serves static files compressed ahead of time, and before
+    # every middleware that writes a body (the JSON errors), so it compresses theirs.
+    "django.middleware.gzip.GZipMiddleware",
     "batchsvc.errors.ApiErrorMiddleware",
     "batchsvc.errors.RefuseNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -257,7 +286,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 100),
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "batchsvc.pagination.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Scoped throttles for the batch endpoints (views set throttle_scope).
@@ -293,14 +322,31 @@ SPECTACULAR_SETTINGS = {
     "OAS_VERSION": "3.1.0",
     "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "traces.models.RunStatus"},
     "APPEND_COMPONENTS": {},  # filled by batchsvc.openapi from the msgspec schemas
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "batchsvc.openapi.without_trailing_slashes",
+    ],
 }
 
+# Operations: /metrics (see batchsvc.metrics) needs this Bearer token when set, and is
+# served only to connections from this machine when it is not.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
+# Log lines: readable text, or one JSON object a line for a log collector.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "structured": {"()": "batchsvc.logs.formatter", "json": LOG_FORMAT == "json"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # One line per request, straight to the console: a handler on the root logger
+        # (batchsvc.client's log handler in a process that also serves) gets none.
+        "batchsvc.requests": {"handlers": ["console"], "propagate": False},
+    },
 }

@@ -6,12 +6,14 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from batchsvc.bulk import describe, read_items
+from batchsvc import metrics
+from batchsvc.bulk import read_items
 from batchsvc.errors import ApiError
 from batchsvc.fields import FieldSelectionMixin
 from batchsvc.openapi import envelope_schema, json_body, schema_ref
 from batchsvc.pagination import CursorPagination
 from batchsvc.parsers import BulkJSONParser, JSONParser
+from batchsvc.schemas import describe
 from batchsvc.throttling import ScopedThrottle
 from setuplogs import services
 from setuplogs.filters import LogEntryFilter
@@ -79,6 +81,12 @@ class SetupLogsView(FieldSelectionMixin, generics.ListAPIView):
         lines = read_items(request.data, "logs", LogLineIn, settings.LOGS_BATCH_MAX)
         dropped = _dropped(request.data)
         result = services.log_lines_append(run=run, lines=lines, dropped=dropped)
+        counts = {
+            "created": result.added,
+            "existing": result.duplicates,
+            "failed": len(result.skipped),
+        }
+        metrics.observe_bulk(resource="log_lines", size=len(lines), counts=counts)
         return Response(result.as_dict(), status=status.HTTP_200_OK)
 
 

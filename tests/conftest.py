@@ -100,3 +100,10 @@ def trace_root(settings, tmp_path):
 def alice_root(trace_root, alice):
     """Where alice's trace files land: her namespace under the storage root."""
     return trace_root / "owners" / str(alice.pk)
+
+
+def error_body(response) -> dict:
+    """An error body without its ``request_id``, which must be the response's own."""
+    body = response.json()
+    assert body.pop("request_id") == response["X-Request-ID"]
+    return body

@@ -2,6 +2,7 @@
 ``POST /traces/write-batch``. It talks to ``storages["traces"]`` only, so the
 files go wherever that storage keeps them (a directory, a bucket)."""
 
+import contextvars
 import hashlib
 import logging
 import time
@@ -184,7 +185,11 @@ def _stage_files(storage: Storage, files: list[_File]) -> None:
             return
         # A pool per request: nothing shared between requests or processes.
         with ThreadPoolExecutor(max_workers=helpers, thread_name_prefix="trace-write") as pool:
-            pending = [pool.submit(stage, file) for file in files[1:]]
+            # Each helper runs in a copy of the request's context: its log lines
+            # carry the request id.
+            pending = [
+                pool.submit(contextvars.copy_context().run, stage, file) for file in files[1:]
+            ]
             stage(files[0])
             for future in pending:
                 future.result()

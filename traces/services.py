@@ -10,11 +10,14 @@ from django.db.models import Q
 from django.utils import timezone
 from msgspec.structs import astuple
 
-from batchsvc.bulk import first_occurrences, insert_ignoring_conflicts, validate_items
+from batchsvc.bulk import first_occurrences, validate_items
+from batchsvc.errors import ApiError
+from batchsvc.inserts import insert_ignoring_conflicts
 from traces.models import Run
-from traces.schemas import RunChanges, RunIn
+from traces.schemas import RunChanges, RunIn, check_times
 
 CREATED, EXISTING, FAILED = "created", "existing", "failed"
+ROLLED_BACK = "rolled_back"  # valid and new, but not stored: another item failed the batch
 _COLUMNS = [*RunIn.__struct_fields__, "owner", "created_at", "updated_at"]
 
 
@@ -31,11 +34,18 @@ class IngestResult:
     def __post_init__(self):
         self.counts = {CREATED: 0, EXISTING: 0, FAILED: 0}
         for item in self.items:
-            self.counts[item["result"]] += 1
+            if item["result"] != ROLLED_BACK:  # the body's rolled_back flag says why
+                self.counts[item["result"]] += 1
 
     @property
     def failed(self) -> int:
         return self.counts[FAILED]
+
+    def stored_counts(self) -> dict[str, int]:
+        """The counts by what the database holds now: a rolled-back batch created
+        nothing, and its would-be-created items are ``rolled_back``."""
+        rolled_back = sum(item["result"] == ROLLED_BACK for item in self.items)
+        return {**self.counts, ROLLED_BACK: rolled_back} if rolled_back else dict(self.counts)
 
     def as_dict(self, *, errors_only: bool = False) -> dict[str, Any]:
         body = {
@@ -93,6 +103,8 @@ def runs_ingest(*, owner, items: list, atomic: bool, dry_run: bool = False) -> I
     for index, first in repeats.items():
         if first in failures:
             failures[index] = failures[first]
+    if rolled_back:
+        outcomes = {i: ROLLED_BACK if o == CREATED else o for i, o in outcomes.items()}
     results = _results(items, failures, outcomes, repeats)
     return IngestResult(
         items=results[0], errors=results[1], rolled_back=rolled_back, dry_run=dry_run
@@ -193,6 +205,11 @@ def run_update(*, run: Run, changes: RunChanges) -> Run:
     """Apply a PATCH. Saves only the fields sent, so two agents updating different
     fields of one run do not overwrite each other."""
     fields = changes.as_fields()
+    if "end_time" in fields:
+        try:
+            check_times(run.start_time, fields["end_time"])
+        except ValueError as exc:
+            raise ApiError(f"Run not changed: {exc}.") from None
     for name, value in fields.items():
         setattr(run, name, value)
     run.save(update_fields=[*fields, "updated_at"])

@@ -4,18 +4,19 @@ import msgspec
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.http import FileResponse
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from batchsvc.bulk import describe, read_items
+from batchsvc import metrics
+from batchsvc.bulk import read_items
 from batchsvc.errors import ApiError
 from batchsvc.fields import FieldSelectionMixin
 from batchsvc.openapi import envelope_schema, json_body, schema_ref
 from batchsvc.parsers import BulkJSONParser, JSONParser
+from batchsvc.schemas import describe
 from batchsvc.throttling import ScopedThrottle
 from batchsvc.views import query_flag
 from traces import files, services
@@ -58,6 +59,23 @@ EXAMPLE_RUN = {
 }
 
 
+BATCH_ACTION = {
+    "parser_classes": [BulkJSONParser],
+    "throttle_classes": [ScopedThrottle],
+    "throttle_scope": "batch",
+}
+BATCH_SCHEMA = extend_schema(
+    request=json_body(envelope_schema("runs", RunIn, settings.RUNS_BATCH_MAX)),
+    responses={
+        200: schema_ref(RunBatchResult),
+        201: schema_ref(RunBatchResult),
+        400: schema_ref(RunBatchResult),
+    },
+    parameters=BATCH_FLAGS,
+    examples=[OpenApiExample("Two runs", value={"runs": [EXAMPLE_RUN]}, request_only=True)],
+)
+
+
 class RunViewSet(
     FieldSelectionMixin,
     mixins.CreateModelMixin,
@@ -76,6 +94,7 @@ class RunViewSet(
     ordering_fields = ["start_time", "created_at", "updated_at"]
     ordering = ["-start_time"]
     http_method_names = ["get", "post", "patch", "head", "options"]
+    throttle_scope = None  # the batch actions have theirs
 
     def get_queryset(self):
         return Run.objects.visible_to(self.request.user).select_related("owner")
@@ -93,6 +112,32 @@ class RunViewSet(
     @extend_schema(parameters=[OWNER_PARAMETER])
     def retrieve(self, request, *args, **kwargs):
         return super().retrieve(request, *args, **kwargs)
+
+    @BATCH_SCHEMA
+    @action(detail=False, methods=["post"], url_path="batch", **BATCH_ACTION)
+    def batch(self, request):
+        """Many runs in one request: each valid run stored, each invalid one reported."""
+        return self._batch(request, atomic=False)
+
+    @BATCH_SCHEMA
+    @action(detail=False, methods=["post"], url_path="batch-transactional", **BATCH_ACTION)
+    def batch_transactional(self, request):
+        """Many runs in one request, all or nothing."""
+        return self._batch(request, atomic=True)
+
+    def _batch(self, request, *, atomic: bool):
+        dry_run, errors_only = query_flag(request, "dry_run"), query_flag(request, "errors_only")
+        items = read_items(request.data, "runs", RunIn, settings.RUNS_BATCH_MAX)
+        result = services.runs_ingest(
+            owner=request.user, items=items, atomic=atomic, dry_run=dry_run
+        )
+        if not dry_run:
+            metrics.observe_bulk(resource="runs", size=len(items), counts=result.stored_counts())
+        if result.failed:
+            code = status.HTTP_400_BAD_REQUEST if atomic else status.HTTP_200_OK
+        else:
+            code = status.HTTP_200_OK if result.dry_run else status.HTTP_201_CREATED
+        return Response(result.as_dict(errors_only=errors_only), status=code)
 
     @extend_schema(
         request=json_body(schema_ref(RunIn)),
@@ -112,46 +157,24 @@ class RunViewSet(
 
     @extend_schema(request=json_body(schema_ref(RunChanges)), responses=RunSerializer)
     def partial_update(self, request, *args, **kwargs):
-        try:
-            changes = msgspec.convert(request.data, RunChanges)
-        except msgspec.ValidationError as exc:
-            raise ApiError(f"Run not changed: {describe(exc)}.") from None
-        run = services.run_update(run=self.get_object(), changes=changes)
+        run = services.run_update(run=self.get_object(), changes=read_changes(request.data))
         return Response(self.get_serializer(run).data)
 
 
-class RunBatchView(APIView):
-    """Many runs in one request, leniently or all-or-nothing (``atomic``)."""
-
-    atomic = False
-    parser_classes = [BulkJSONParser]
-    throttle_classes = [ScopedThrottle]
-    throttle_scope = "batch"
-
-    @extend_schema(
-        request=json_body(envelope_schema("runs", RunIn, settings.RUNS_BATCH_MAX)),
-        responses={
-            200: schema_ref(RunBatchResult),
-            201: schema_ref(RunBatchResult),
-            400: schema_ref(RunBatchResult),
-        },
-        parameters=BATCH_FLAGS,
-        examples=[
-            OpenApiExample("Two runs", value={"runs": [EXAMPLE_RUN]}, request_only=True),
-        ],
-    )
-    def post(self, request):
-        dry_run, errors_only = query_flag(request, "dry_run"), query_flag(request, "errors_only")
-        items = read_items(request.data, "runs", RunIn, settings.RUNS_BATCH_MAX)
-        result = services.runs_ingest(
-            owner=request.user, items=items, atomic=self.atomic, dry_run=dry_run
-        )
-        return Response(result.as_dict(errors_only=errors_only), status=self._status(result))
-
-    def _status(self, result: services.IngestResult) -> int:
-        if result.failed:
-            return status.HTTP_400_BAD_REQUEST if self.atomic else status.HTTP_200_OK
-        return status.HTTP_200_OK if result.dry_run else status.HTTP_201_CREATED
+def read_changes(data) -> RunChanges:
+    """A PATCH body as :class:`RunChanges`, or a 400 naming the fields it takes."""
+    allowed = ", ".join(RunChanges.__struct_fields__)
+    try:
+        changes = msgspec.convert(data, RunChanges)
+    except msgspec.ValidationError as exc:
+        problem = describe(exc)
+        if problem.startswith("Object contains unknown field"):
+            field = problem.rpartition(" ")[2].strip("`")
+            problem = f"{field} cannot be changed; a PATCH takes {allowed}"
+        raise ApiError(f"Run not changed: {problem}.") from None
+    if not changes.as_fields():
+        raise ApiError(f"Run not changed: the body names no field; a PATCH takes {allowed}.")
+    return changes
 
 
 # Trace files ----------------------------------------------------------------
@@ -183,17 +206,29 @@ class TraceBulkJSONParser(BulkJSONParser):
     limit_setting = "TRACES_MAX_REQUEST_BYTES"
 
 
-class TraceWriteView(APIView):
-    """Write one trace file under the storage root."""
+class TraceFileViewSet(
+    FieldSelectionMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Trace files: write one or several, list them newest first, stream one."""
 
-    parser_classes = [TraceJSONParser]
+    serializer_class = TraceFileSerializer
+    lookup_value_regex = "[0-9]+"
+    filterset_class = TraceFileFilter
+    ordering_fields = ["created_at"]
+    field_selection_exempt = ("content",)  # a file, not the serializer's data
+    throttle_scope = None  # write-batch has its own
+
+    def get_queryset(self):
+        return TraceFile.objects.visible_to(self.request.user).select_related("owner")
 
     @extend_schema(
         request=json_body(schema_ref(TraceFileIn)),
         responses={201: schema_ref(TraceWriteResult)},
         examples=[OpenApiExample("A JSON trace", value=EXAMPLE_FILES[0], request_only=True)],
     )
-    def post(self, request):
+    @action(detail=False, methods=["post"], parser_classes=[TraceJSONParser])
+    def write(self, request):
+        """Write one trace file under the storage root."""
         outcome = files.trace_files_write(owner=request.user, items=[request.data]).outcomes[0]
         if not outcome.success:
             raise ApiError(f"Trace file not written: {outcome.error}.", details=outcome.as_dict())
@@ -203,49 +238,35 @@ class TraceWriteView(APIView):
             status=status.HTTP_201_CREATED,
         )
 
-
-class TraceWriteBatchView(APIView):
-    """Write several trace files in one request, in parallel; each file succeeds
-    or fails on its own. 200 with per-file results whenever the envelope is valid."""
-
-    parser_classes = [TraceBulkJSONParser]
-    throttle_classes = [ScopedThrottle]
-    throttle_scope = "batch"
-
     @extend_schema(
         request=json_body(envelope_schema("files", TraceFileIn, settings.TRACES_BATCH_MAX)),
         responses={200: schema_ref(TraceBatchResult)},
         examples=[OpenApiExample("Two files", value={"files": EXAMPLE_FILES}, request_only=True)],
     )
-    def post(self, request):
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="write-batch",
+        parser_classes=[TraceBulkJSONParser],
+        throttle_classes=[ScopedThrottle],
+        throttle_scope="batch",
+    )
+    def write_batch(self, request):
+        """Write several trace files in one request, in parallel; each file succeeds
+        or fails on its own. 200 with per-file results whenever the envelope is valid."""
         items = read_items(
             request.data, "files", TraceFileIn, settings.TRACES_BATCH_MAX, details=FILES_DETAILS
         )
-        return Response(files.trace_files_write(owner=request.user, items=items).as_dict())
-
-
-class TraceFileViewSet(
-    FieldSelectionMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
-    """Trace files written so far, newest first; ``content`` streams one."""
-
-    serializer_class = TraceFileSerializer
-    # Digits only: "traces/write-batch/" must not look like a file's URL (on a
-    # server without that endpoint, APPEND_SLASH would answer 301, not 404).
-    lookup_value_regex = "[0-9]+"
-    filterset_class = TraceFileFilter
-    ordering_fields = ["created_at"]
-
-    def get_queryset(self):
-        return TraceFile.objects.visible_to(self.request.user).select_related("owner")
-
-
-class TraceFileContentView(APIView):
-    """The bytes of one trace file, streamed from the storage."""
+        result = files.trace_files_write(owner=request.user, items=items)
+        counts = {"created": result.summary["successful"], "failed": result.summary["failed"]}
+        metrics.observe_bulk(resource="trace_files", size=len(items), counts=counts)
+        return Response(result.as_dict())
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
-    def get(self, request, pk: int):
-        trace_file = get_object_or_404(TraceFile.objects.visible_to(request.user), pk=pk)
+    @action(detail=True)
+    def content(self, request, pk=None):
+        """The bytes of one trace file, streamed from the storage."""
+        trace_file = self.get_object()
         try:
             stream = files.trace_storage().open(trace_file.storage_name, "rb")
         except (OSError, SuspiciousFileOperation):

@@ -8,6 +8,7 @@ from openpyxl import load_workbook
 
 from batches.models import Batch, BatchStatus, Interaction, InteractionStatus
 from tests.batches.factories import csv_upload, make_batch, post_batch, xlsx_bytes
+from tests.conftest import error_body
 
 pytestmark = pytest.mark.django_db
 
@@ -424,7 +425,7 @@ def test_retry_failed_says_why_a_batch_cannot_be_retried_and_changes_nothing(
     before = list(batch.interactions.values_list("row_number", "status"))
     response = api.post(f"/api/v1/batches/{batch.pk}/retry-failed")
     assert response.status_code == 409
-    assert response.json() == {"error": error, "details": {"status": status}}
+    assert error_body(response) == {"error": error, "details": {"status": status}}
     assert Batch.objects.get(pk=batch.pk).status == status
     assert list(batch.interactions.values_list("row_number", "status")) == before
     assert not DBTaskResult.objects.exists()

@@ -11,6 +11,7 @@ from django_tasks_db.models import DBTaskResult
 from batches import services
 from batches.models import Batch, Interaction
 from tests.batches.factories import csv_bytes, csv_upload, make_batch, post_batch
+from tests.conftest import error_body
 
 ROWS = [("What is 2+2?", "a"), ("And times 3?", "a"), ("", "b"), ("Capital of France?", "")]
 KEY = {"HTTP_IDEMPOTENCY_KEY": "upload-1"}
@@ -69,7 +70,7 @@ def test_the_same_key_with_a_different_request_is_a_422_and_changes_nothing(api,
     fields = {"name": "Quiz", **change}
     response = post_batch(api, fields.pop("upload", csv_upload(ROWS)), headers=KEY, **fields)
     assert response.status_code == 422
-    assert response.json() == {
+    assert error_body(response) == {
         "error": "This Idempotency-Key was already used for a different request (another "
         "file, name, processor or options); use a new key for a new request.",
         "details": {"batch_id": first.json()["batch_id"]},
@@ -116,7 +117,7 @@ def test_a_request_racing_the_first_with_its_key_is_a_409_and_makes_nothing(
     pretend_not_committed_yet(monkeypatch)
     response = post_batch(api, csv_upload(ROWS), headers=KEY)
     assert response.status_code == 409
-    assert response.json() == {
+    assert error_body(response) == {
         "error": "A request with this Idempotency-Key was being processed at the same time; "
         "send it again to get its answer.",
         "details": {"batch_id": str(earlier.pk)},

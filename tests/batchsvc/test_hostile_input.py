@@ -8,6 +8,7 @@ from django_tasks_db.models import DBTaskResult
 from batches.models import Batch, Interaction
 from setuplogs.models import LogEntry
 from tests.batches.factories import csv_upload, make_batch
+from tests.conftest import error_body
 from traces.models import Run
 
 pytestmark = pytest.mark.django_db
@@ -59,7 +60,7 @@ def test_json_nested_too_deeply_is_a_400(api, url):
     body = '{"runs": [' + "[" * 100_000 + "]" * 100_000 + "]}"
     response = api.post(url, body, content_type="application/json")
     assert response.status_code == 400
-    assert response.json() == {"error": "Request body is nested too deeply to be read."}
+    assert error_body(response) == {"error": "Request body is nested too deeply to be read."}
 
 
 def test_a_run_nested_too_deeply_refuses_the_request_and_stores_nothing(api, run_factory):
@@ -86,7 +87,7 @@ def test_a_run_nested_too_deeply_refuses_the_request_and_stores_nothing(api, run
 def test_a_nul_character_in_the_url_is_a_json_400(api, url):
     response = api.get(url)
     assert response.status_code == 400
-    assert response.json() == {"error": "The URL must not contain the NUL character (%00)."}
+    assert error_body(response) == {"error": "The URL must not contain the NUL character (%00)."}
 
 
 def test_a_nul_character_in_an_admin_search_is_a_400(admin_client):
@@ -170,7 +171,7 @@ def post_upload(api, fields, query="", headers=None):
 
 def assert_refused(response, status, says):
     assert response.status_code == status
-    body = response.json()
+    body = error_body(response)
     assert set(body) <= {"error", "details"}
     assert says in body["error"]
     assert body["error"].endswith(".")
@@ -209,7 +210,7 @@ def test_an_idempotency_key_reused_for_another_request_is_a_422_and_changes_noth
     items = list(Interaction.objects.values_list("pk", "row_number", "status"))
     response = post_upload(api, {"name": "Other quiz"}, headers=headers)
     assert response.status_code == 422
-    assert set(response.json()) == {"error", "details"}
+    assert set(error_body(response)) == {"error", "details"}
     assert "Idempotency-Key was already used for a different request" in response.json()["error"]
     assert list(Batch.objects.values_list("pk", "name")) == [(batch.pk, "Quiz")]
     assert list(Interaction.objects.values_list("pk", "row_number", "status")) == items
@@ -234,3 +235,38 @@ def test_a_refused_batch_action_is_a_409_and_changes_nothing(api, alice, status,
     assert Batch.objects.get(pk=batch.pk).status == status
     assert list(batch.interactions.values_list("pk", "status")) == items
     assert not DBTaskResult.objects.exists()
+
+
+# List parameters and PATCH keys that used to be ignored: each a 400 naming the
+# parameter and what it takes, and nothing changes.
+REFUSED_QUERIES = [
+    ({"ordering": "bogus"}, "Query parameter ordering cannot be bogus; it takes"),
+    ({"ordering": "-password"}, "Query parameter ordering cannot be -password"),
+    ({"page_size": "0"}, "Query parameter page_size must be a whole number from 1 to 1000"),
+    ({"page_size": "-1"}, "Query parameter page_size must be a whole number from 1 to 1000"),
+    ({"page_size": "abc"}, "Query parameter page_size must be a whole number from 1 to 1000"),
+    ({"cursor": "garbage"}, "Query parameter cursor is not a cursor of this list"),
+    ({"cursor": "cD0lNUIxJTVE"}, "Query parameter cursor belongs to another ordering"),
+]
+
+
+@pytest.mark.parametrize(("query", "error"), REFUSED_QUERIES)
+@pytest.mark.parametrize("url", ["/api/v1/runs", "/api/v1/traces", "/api/v1/batches"])
+def test_a_list_parameter_it_does_not_know_is_a_400(api, url, query, error):
+    response = api.get(url, query)
+    assert response.status_code == 400
+    assert error_body(response)["error"].startswith(error)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"event_id": "0b7b6f3e-3f5e-4a53-9d2c-6d1c1f0a9b11"}, {"run_id": "other"}, {"colour": 1}, {}],
+)
+def test_a_patch_of_what_cannot_change_is_a_400_and_changes_nothing(api, run_factory, body):
+    run = run_factory()
+    api.post("/api/v1/runs", run, format="json")
+    before = Run.objects.values().get()
+    response = api.patch(f"/api/v1/runs/{run['run_id']}", body, format="json")
+    assert response.status_code == 400
+    assert "a PATCH takes status, end_time" in error_body(response)["error"]
+    assert Run.objects.values().get() == before

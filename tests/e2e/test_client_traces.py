@@ -142,13 +142,15 @@ def test_nothing_to_write_is_false(client, transport):
     assert transport.paths == []
 
 
-def test_connection_errors_are_retried_twice_then_reported(caplog, alice_root):
+def test_a_server_unreachable_past_the_deadline_gets_no_single_writes(caplog, alice_root):
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     transport = RecordingTransport()
-    with Client(f"http://127.0.0.1:{port}", "t", backoff=0.001, transport=transport) as client:
-        assert TraceWriter(client, "out").write_formatted_traces(traces(2)) is False
-    # the batch: 1 + 2 retries; then each file: 1 + 2 retries
-    assert transport.paths == [BATCH] * 3 + [SINGLE] * 6
-    assert "Batch write request failed for 2 files" in caplog.text
+    url = f"http://127.0.0.1:{port}"
+    with Client(url, "t", backoff=0.001, retry_deadline=0.3, transport=transport) as client:
+        assert TraceWriter(client, "out").write_formatted_traces(traces(4)) is False
+    # Retried until the deadline; then one file at a time would only fail the same way.
+    assert len(transport.paths) > 3
+    assert set(transport.paths) == {BATCH}
+    assert "Trace files not written: the server is unavailable" in caplog.text

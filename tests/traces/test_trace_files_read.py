@@ -3,6 +3,7 @@
 import pytest
 from django.urls import reverse
 
+from tests.conftest import error_body
 from traces.models import TraceFile
 
 pytestmark = pytest.mark.django_db
@@ -89,7 +90,7 @@ def test_content_is_never_served_as_active_content(
 def test_content_of_an_unknown_file_is_a_json_404(api, alice_root):
     response = api.get("/api/v1/traces/999/content")
     assert response.status_code == 404
-    assert response.json() == {"error": "No TraceFile matches the given query."}
+    assert error_body(response) == {"error": "No TraceFile matches the given query."}
 
 
 def test_content_of_a_file_gone_from_the_storage_is_a_json_404(api, alice_root):

@@ -8,7 +8,9 @@ hook for:
    :func:`batches.processing.batches_recover`: django-tasks-db leaves the task of a
    SIGKILLed worker RUNNING forever (django-tasks issue 46);
 2. a graceful stop that does not wait for a whole batch: on SIGTERM/SIGINT the batch
-   task ends its conversations after their current row and queues the batch again.
+   task ends its conversations after their current row and queues the batch again;
+3. a heartbeat of the process itself (batches.heartbeats), idle or not, for /readyz
+   and /metrics.
 """
 
 import logging
@@ -19,6 +21,7 @@ from django.conf import settings
 from django.db import connection
 from django_tasks_db.management.commands import db_worker as upstream
 
+from batches.heartbeats import Heartbeat
 from batches.processing import batches_recover, stopping
 
 logger = logging.getLogger("batches.worker")
@@ -59,7 +62,11 @@ class Command(upstream.Command):
         # upstream.Command.handle builds its Worker by this module-level name; ours
         # only adds the stop flag to its signal handler.
         upstream.Worker = Worker
-        return super().handle(*args, **options)
+        heartbeat = Heartbeat().start()
+        try:
+            return super().handle(*args, **options)
+        finally:
+            heartbeat.stop()
 
 
 def _recover_forever(every: float) -> None:

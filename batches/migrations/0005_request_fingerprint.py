@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('batches', '0003_skipped_rows'),
+        ('batches', '0004_skipped_rows'),
     ]
 
     operations = [

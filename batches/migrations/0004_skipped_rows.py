@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('batches', '0002_owner_kept_when_user_deleted'),
+        ('batches', '0003_worker'),
     ]
 
     operations = [
