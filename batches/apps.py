@@ -7,6 +7,7 @@ class BatchesConfig(AppConfig):
 
     def ready(self):
         from batches import (
+            checks,  # noqa: F401  (registers the system checks)
             health,
             resources,  # noqa: F401  (registers the batch GET resources)
         )

@@ -40,6 +40,7 @@ class BatchStatus(models.TextChoices):
 
 ACTIVE_BATCH = (BatchStatus.QUEUED, BatchStatus.PROCESSING)
 RETRYABLE_BATCH = (BatchStatus.COMPLETED_WITH_ERRORS, BatchStatus.FAILED)
+RAN_TO_THE_END = (BatchStatus.PROCESSED, *RETRYABLE_BATCH)
 
 
 class InteractionStatus(models.TextChoices):
@@ -108,8 +109,20 @@ class Batch(models.Model):
     cancelled_items = models.PositiveIntegerField(default=0)
     source_name = models.CharField("source file name", max_length=NAME_MAX, blank=True)
     columns = models.JSONField(default=list, blank=True, help_text="the upload's columns")
+    skipped_count = models.PositiveIntegerField(
+        default=0, help_text="rows of the upload skipped because they had no question"
+    )
+    skipped_rows = models.JSONField(
+        default=list, blank=True, help_text='the first skipped rows: [{"row": 5, "error": ...}]'
+    )
     error = models.TextField(blank=True, help_text="why the whole batch failed, if it did")
     idempotency_key = models.CharField(max_length=NAME_MAX, blank=True)
+    request_fingerprint = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="sha256 of the upload request, to tell its retries from other requests "
+        "with the same Idempotency-Key",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -154,11 +167,21 @@ class Batch(models.Model):
 
     @property
     def progress(self) -> int:
-        """Whole percent of items that have ended (succeeded, failed or cancelled)."""
+        """Whole percent of items that ran (succeeded or failed). Cancelled items do
+        not count: a cancelled batch shows how far it got, never 100 for work not done."""
         if not self.total_items:
-            return 100 if not self.is_active else 0
-        done = self.processed_items + self.failed_items + self.cancelled_items
-        return min(100, done * 100 // self.total_items)
+            return 100 if self.status in RAN_TO_THE_END else 0
+        ran = self.processed_items + self.failed_items
+        return min(100, ran * 100 // self.total_items)
+
+    @property
+    def ended_progress(self) -> int:
+        """Whole percent of items that have ended, ran or cancelled: 100 once nothing
+        is left to do, however the batch ended."""
+        if not self.total_items:
+            return 0 if self.is_active else 100
+        ended = self.processed_items + self.failed_items + self.cancelled_items
+        return min(100, ended * 100 // self.total_items)
 
     # State changes: conditional UPDATEs of the fields they change, because workers,
     # the API and the admin change one batch at the same time (a cancel must not be

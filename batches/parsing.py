@@ -37,6 +37,14 @@ Limits, and why:
   The declared sizes can be trusted because zipfile never inflates a member past its
   declared size (it stops there and fails the CRC check), and openpyxl reads through it.
 
+Column names: ``question``, ``chat_id`` and ``url`` are found whatever their case and
+whatever spaces, underscores and hyphens they carry (``Chat ID``, ``chatId``,
+``chat-id``), and under the aliases the caller passes (settings.BATCH_COLUMN_ALIASES,
+e.g. ``REDACTEDQUESTION`` for question). Other columns keep the name they were given.
+
+A row without a question is skipped and reported by its row number; only a file
+without a single row that has one is refused.
+
 Text that PostgreSQL cannot store is refused with the row it is in: a NUL character
 anywhere (a text column and JSON both refuse it), and a chat_id longer than
 ``MAX_CHAT_ID`` (cutting it would merge two conversations whose ids share a prefix).
@@ -45,9 +53,11 @@ anywhere (a text column and JSON both refuse it), and a chat_id longer than
 import csv
 import io
 import itertools
+import re
 import tempfile
 import zipfile
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -74,6 +84,9 @@ SHARED_STRINGS_TYPE = (
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
 )
 MAX_CHAT_ID = 255  # batches.models.NAME_MAX, the length of Interaction.chat_id
+# How many skipped rows an answer lists; skipped_count says how many there were.
+MAX_SKIPPED_LISTED = 100
+NO_QUESTION = "no question"
 # Delimiters tried on the header line, in order; Excel writes ";" in many locales.
 DELIMITERS = (",", ";", "\t")
 ZIP_MAGIC = b"PK\x03\x04"
@@ -99,17 +112,66 @@ class Row:
 class Sheet:
     columns: list[str]
     rows: list[Row] = field(default_factory=list)
+    skipped_count: int = 0
+    """Rows with values but no question; the first MAX_SKIPPED_LISTED are in skipped_rows."""
+    skipped_rows: list[dict] = field(default_factory=list)
+
+    def skip(self, number: int, error: str) -> None:
+        self.skipped_count += 1
+        if len(self.skipped_rows) < MAX_SKIPPED_LISTED:
+            self.skipped_rows.append({"row": number, "error": error})
 
     def summary(self) -> dict:
-        """What a dry run reports: items, columns and conversations (blank chat_id =
-        a conversation of its own)."""
+        """What a dry run reports: items, skipped rows, columns and conversations
+        (blank chat_id = a conversation of its own)."""
         groups = Counter(row.values.get(CHAT_ID) or f"row {row.number}" for row in self.rows)
         return {
             "total_items": len(self.rows),
+            "skipped_count": self.skipped_count,
+            "skipped_rows": list(self.skipped_rows),
             "columns": list(self.columns),
             "chat_groups": len(groups),
             "largest_chat_group": max(groups.values(), default=0),
         }
+
+
+def column_key(name: str) -> str:
+    """A column name as it is matched: lower case, without spaces, underscores or
+    hyphens (``Chat ID``, ``chatId`` and ``chat-id`` are all ``chatid``)."""
+    return re.sub(r"[\s_-]+", "", name.lower())
+
+
+@dataclass(frozen=True)
+class ColumnNames:
+    """How header cells are read: ``known`` maps a matched name (see column_key) to
+    a known column; ``aliases`` are the extra names as configured, for messages."""
+
+    known: dict[str, str]
+    aliases: dict[str, str]
+
+    def column(self, name: str) -> str:
+        return self.known.get(column_key(name), name)
+
+    def question_aliases(self) -> list[str]:
+        return [alias for alias, column in self.aliases.items() if column == QUESTION]
+
+
+def column_names(aliases: Mapping[str, str] | None = None) -> ColumnNames:
+    """The known columns and ``aliases`` (alias -> known column). ValueError for an
+    alias of something that is not a known column, or one that would take another
+    known column's name."""
+    known = {column_key(name): name for name in KNOWN_COLUMNS}
+    for alias, column in (aliases or {}).items():
+        if column not in KNOWN_COLUMNS:
+            raise ValueError(
+                f"The column alias {alias!r} names {column!r}, which is not one of "
+                f"{', '.join(KNOWN_COLUMNS)}."
+            )
+        key = column_key(alias)
+        if known.get(key, column) != column:
+            raise ValueError(f"The column alias {alias!r} is already the name of {known[key]!r}.")
+        known[key] = column
+    return ColumnNames(known=known, aliases=dict(aliases or {}))
 
 
 def read_upload(
@@ -120,17 +182,21 @@ def read_upload(
     max_bytes: int,
     max_uncompressed: int = MAX_UNCOMPRESSED,
     max_shared_strings: int = MAX_SHARED_STRINGS,
+    aliases: Mapping[str, str] | None = None,
 ) -> Sheet:
     """Read an uploaded .csv or .xlsx file (a binary file-like object) into a Sheet.
     ``max_uncompressed`` and ``max_shared_strings`` bound an XLSX file's inflated size
-    (see the module docstring).
+    (see the module docstring); ``aliases`` maps other column names to question,
+    chat_id or url.
 
     1. Refuse by name: only .csv and .xlsx.
     2. Refuse by size when the size is known up front; otherwise while reading.
     3. Refuse by content: an .xlsx must be a zip archive, a .csv must not be one, nor
        binary, and must be UTF-8 (with or without BOM).
-    4. Read the header, then the rows up to ``max_rows``.
+    4. Read the header, then the rows up to ``max_rows``, skipping those without a
+       question; refuse a file where that leaves no row.
     """
+    names = column_names(aliases)
     extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
     if extension not in ("csv", "xlsx"):
         raise UploadError("Upload a .csv or .xlsx file; other file types are not supported.")
@@ -140,7 +206,7 @@ def read_upload(
     if size == 0:
         raise UploadError("The file is empty.")
     if extension == "csv":
-        sheet = _read_csv(file, max_rows=max_rows, max_bytes=max_bytes)
+        sheet = _read_csv(file, names=names, max_rows=max_rows, max_bytes=max_bytes)
     else:
         file = _seekable(file, max_bytes)
         check_zip(
@@ -149,18 +215,29 @@ def read_upload(
             max_uncompressed=max_uncompressed,
             max_shared_strings=max_shared_strings,
         )
-        sheet = _read_xlsx(file, max_rows=max_rows)
+        sheet = _read_xlsx(file, names=names, max_rows=max_rows)
     if not sheet.rows:
-        raise UploadError("The file has a header but no rows with a question.")
+        raise UploadError(_no_rows(sheet))
     return sheet
+
+
+def _no_rows(sheet: Sheet) -> str:
+    if not sheet.skipped_count:
+        return "The file has a header but no rows with a question."
+    first = sheet.skipped_rows[0]["row"]
+    return (
+        f"None of the file's {sheet.skipped_count:,} rows has a question (the first is row "
+        f"{first}); fill in the question column."
+    )
 
 
 # Rows, whatever the format ----------------------------------------------------
 
 
-def _build_sheet(lines, *, max_rows: int) -> Sheet:
+def _build_sheet(lines, *, names: ColumnNames, max_rows: int) -> Sheet:
     """Turn ``(number, cells)`` pairs into a Sheet: the first non-blank line is the
-    header; blank lines are skipped (up to max_rows of them)."""
+    header; blank lines are skipped (up to max_rows of them), and so are rows
+    without a question (reported, and counted against max_rows)."""
     columns = None
     sheet = None
     blank = 0
@@ -172,38 +249,50 @@ def _build_sheet(lines, *, max_rows: int) -> Sheet:
             continue
         _check_nul(cells, number)
         if columns is None:
-            columns = _header(cells, number)
+            columns = _header(cells, number, names)
             sheet = Sheet(columns=columns)
             continue
-        if len(sheet.rows) >= max_rows:
+        if len(sheet.rows) + sheet.skipped_count >= max_rows:
             raise UploadError(
                 f"The file has more than {max_rows:,} rows; split it into smaller files."
             )
-        sheet.rows.append(Row(number=number, values=_row_values(columns, cells, number)))
+        values = _row_values(columns, cells, number)
+        if values is None:
+            sheet.skip(number, NO_QUESTION)
+        else:
+            sheet.rows.append(Row(number=number, values=values))
     if sheet is None:
         raise UploadError("The file has no header row and no rows.")
     return sheet
 
 
-def _header(cells: list, number: int) -> list[str]:
-    names = [_text(cell) for cell in cells]
-    while names and not names[-1]:
-        names.pop()
-    columns = []
-    for position, name in enumerate(names, start=1):
+def _header(cells: list, number: int, names: ColumnNames) -> list[str]:
+    """The column names: known columns under their own name, others as written."""
+    written = [_text(cell) for cell in cells]
+    while written and not written[-1]:
+        written.pop()
+    columns: dict[str, str] = {}  # column -> the name it was written as
+    for position, name in enumerate(written, start=1):
         if not name:
             raise UploadError(f"Column {position} of the header (row {number}) has no name.")
-        if name.lower() in KNOWN_COLUMNS:
-            name = name.lower()
-        if name in columns:
-            raise UploadError(f"The header has the column {name!r} twice.")
-        columns.append(name)
+        column = names.column(name)
+        if column in columns:
+            raise UploadError(_twice(column, columns[column], name))
+        columns[column] = name
     if QUESTION not in columns:
+        aliases = names.question_aliases()
+        also = f" (nor {', '.join(aliases)})" if aliases else ""
         raise UploadError(
-            f"The file has no 'question' column; the header (row {number}) has: "
-            f"{', '.join(columns)}."
+            f"The file has no 'question' column{also}; the header (row {number}) has: "
+            f"{', '.join(written)}."
         )
-    return columns
+    return list(columns)
+
+
+def _twice(column: str, first: str, second: str) -> str:
+    if first == second:
+        return f"The header has the column {column!r} twice."
+    return f"The header has the column {column!r} twice: as {first!r} and as {second!r}."
 
 
 def _check_nul(cells, number: int) -> None:
@@ -216,7 +305,8 @@ def _check_nul(cells, number: int) -> None:
         )
 
 
-def _row_values(columns: list[str], cells: list, number: int) -> dict[str, Any]:
+def _row_values(columns: list[str], cells: list, number: int) -> dict[str, Any] | None:
+    """The row's values by column, or None when it has no question."""
     extra = cells[len(columns) :]
     if any(not _is_blank(cell) for cell in extra):
         raise UploadError(f"Row {number} has more values than the header has columns.")
@@ -225,7 +315,7 @@ def _row_values(columns: list[str], cells: list, number: int) -> dict[str, Any]:
         cell = cells[position] if position < len(cells) else None
         values[name] = _text(cell) if name in KNOWN_COLUMNS else _json_value(cell)
     if not values[QUESTION]:
-        raise UploadError(f"Row {number} has no question.")
+        return None
     if len(values.get(CHAT_ID) or "") > MAX_CHAT_ID:
         raise UploadError(f"Row {number} has a chat_id longer than {MAX_CHAT_ID} characters.")
     return values
@@ -299,7 +389,7 @@ class _LimitedReader(io.RawIOBase):
 # CSV ---------------------------------------------------------------------------
 
 
-def _read_csv(file, *, max_rows: int, max_bytes: int) -> Sheet:
+def _read_csv(file, *, names: ColumnNames, max_rows: int, max_bytes: int) -> Sheet:
     stream = io.BufferedReader(_LimitedReader(file, max_bytes), CHUNK)
     _check_csv_start(stream.peek(CHUNK)[:CHUNK])
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
@@ -310,9 +400,9 @@ def _read_csv(file, *, max_rows: int, max_bytes: int) -> Sheet:
         # strict: a quote never closed is an error, not a cell that swallows every
         # row after it.
         reader = csv.reader(
-            itertools.chain([first], text), delimiter=_delimiter(first), strict=True
+            itertools.chain([first], text), delimiter=_delimiter(first, names), strict=True
         )
-        return _build_sheet(_counted(reader, rows), max_rows=max_rows)
+        return _build_sheet(_counted(reader, rows), names=names, max_rows=max_rows)
     except UnicodeDecodeError:
         raise UploadError("The CSV file is not UTF-8 text; save it as CSV UTF-8.") from None
     except csv.Error as exc:
@@ -347,11 +437,11 @@ def _check_csv_start(head: bytes) -> None:
         raise UploadError("The file is binary, not CSV text.")
 
 
-def _delimiter(header_line: str) -> str:
+def _delimiter(header_line: str, names: ColumnNames) -> str:
     """Comma, unless only another delimiter makes a 'question' column appear."""
     for delimiter in DELIMITERS:
-        names = next(csv.reader([header_line], delimiter=delimiter), [])
-        if any(name.strip().lower() == QUESTION for name in names):
+        written = next(csv.reader([header_line], delimiter=delimiter), [])
+        if any(names.column(name) == QUESTION for name in written):
             return delimiter
     return ","
 
@@ -359,7 +449,7 @@ def _delimiter(header_line: str) -> str:
 # XLSX --------------------------------------------------------------------------
 
 
-def _read_xlsx(file, *, max_rows: int) -> Sheet:
+def _read_xlsx(file, *, names: ColumnNames, max_rows: int) -> Sheet:
     """Read a workbook that check_zip has let through."""
     file.seek(0)
     try:
@@ -376,7 +466,7 @@ def _read_xlsx(file, *, max_rows: int) -> Sheet:
         # is padded to thousands of cells); the rows themselves say how wide they are.
         sheet.reset_dimensions()
         rows = enumerate(sheet.iter_rows(values_only=True), start=1)
-        return _build_sheet(rows, max_rows=max_rows)
+        return _build_sheet(rows, names=names, max_rows=max_rows)
     except UploadError:
         raise
     except Exception:

@@ -112,10 +112,19 @@ def results_write(*, batch: Batch, format: str, path: str) -> int:
     handle, temporary = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".export-")
     try:
         with os.fdopen(handle, "wb") as out:
-            for chunk in results_stream(batch, format):
-                out.write(chunk)
+            results_copy(batch=batch, format=format, out=out)
         os.replace(temporary, target)
     except BaseException:
         os.unlink(temporary)
         raise
     return os.path.getsize(target)
+
+
+def results_copy(*, batch: Batch, format: str, out) -> int:
+    """Write the results file to the binary stream ``out``; returns its size in bytes."""
+    size = 0
+    for chunk in results_stream(batch, format):
+        out.write(chunk)
+        size += len(chunk)
+    out.flush()
+    return size

@@ -1,5 +1,7 @@
 """Writes for batches. The API, the admin and the management commands all call these."""
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from functools import partial
@@ -27,6 +29,8 @@ from batches.processors import get_processor
 from batchsvc.errors import ApiError, Conflict
 from batchsvc.inserts import insert_ignoring_conflicts
 
+FINGERPRINT_CHUNK = 1024 * 1024
+
 
 @dataclass
 class Created:
@@ -47,6 +51,7 @@ def upload_read(*, upload, filename: str | None = None) -> Sheet:
             # How far an XLSX may inflate; see batches.parsing for why.
             max_uncompressed=settings.BATCH_MAX_UNCOMPRESSED_BYTES,
             max_shared_strings=settings.BATCH_MAX_SHARED_STRINGS_BYTES,
+            aliases=settings.BATCH_COLUMN_ALIASES,
         )
     except UploadError as exc:
         raise ApiError(str(exc), details={"file": filename}) from None
@@ -81,41 +86,93 @@ def batch_create(
 ) -> Created:
     """Create a batch from an uploaded spreadsheet and queue it.
 
-    1. With an idempotency key this owner has used before, return that batch.
-    2. Check the processor and options, then parse and validate the whole file
-       (outside any transaction): any problem is a 400 and nothing is created.
-    3. Insert the batch and its rows in one transaction; queue the task when it commits.
+    1. Check the name, the key, the processor and its options (400).
+    2. With an Idempotency-Key this owner has used before: the same request (same
+       fingerprint) gets that batch back; a different one is a 422.
+    3. Parse and validate the whole file (outside any transaction): any problem is
+       a 400 and nothing is created.
+    4. Insert the batch and its rows in one transaction; queue the task when it commits.
     """
     options = {} if options is None else options
     if len(idempotency_key) > NAME_MAX:
         raise ApiError(f"The Idempotency-Key header is longer than {NAME_MAX} characters.")
     if len(name) > NAME_MAX:
         raise ApiError(f"name is longer than {NAME_MAX} characters.")
-    if idempotency_key and (earlier := _by_key(owner, idempotency_key)):
-        return Created(earlier, created=False)
     processor_check(processor=processor, options=options)
-    sheet = upload_read(upload=upload, filename=filename)
     source = os.path.basename(filename or getattr(upload, "name", "") or "")[:NAME_MAX]
+    fingerprint = ""
+    if idempotency_key:
+        fingerprint = request_fingerprint(
+            upload=upload, source=source, name=name, processor=processor, options=options
+        )
+        if earlier := _by_key(owner, idempotency_key):
+            return _replayed(earlier, fingerprint)
+    sheet = upload_read(upload=upload, filename=filename)
+    batch = Batch(
+        owner=owner,
+        name=name or source,
+        processor=processor,
+        options=options,
+        columns=sheet.columns,
+        total_items=len(sheet.rows),
+        skipped_count=sheet.skipped_count,
+        skipped_rows=sheet.skipped_rows,
+        source_name=source,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
+    )
+    _batch_insert(batch, sheet)
+    return Created(batch, created=True)
+
+
+def _batch_insert(batch: Batch, sheet: Sheet) -> None:
+    """The batch and its rows in one transaction, so no one ever sees half of it.
+    A request with the same key that got there first was being created while this
+    one was: the unique constraint refuses this one, which is a 409 (a 422 if that
+    request was a different one), as Stripe answers a concurrent retry."""
     try:
         with transaction.atomic():
-            batch = Batch.objects.create(
-                owner=owner,
-                name=name or source,
-                processor=processor,
-                options=options,
-                columns=sheet.columns,
-                total_items=len(sheet.rows),
-                source_name=source,
-                idempotency_key=idempotency_key,
-            )
+            batch.save(force_insert=True)
             _insert_rows(batch, sheet)
             transaction.on_commit(partial(_enqueue, batch.pk))
     except IntegrityError:
-        # Two requests with one key at the same time: the constraint chose one.
-        if idempotency_key and (earlier := _by_key(owner, idempotency_key)):
-            return Created(earlier, created=False)
-        raise
-    return Created(batch, created=True)
+        key = batch.idempotency_key
+        if not (key and (earlier := _by_key(batch.owner, key))):
+            raise
+        _replayed(earlier, batch.request_fingerprint)
+        conflict = Conflict(
+            "A request with this Idempotency-Key was being processed at the same time; "
+            "send it again to get its answer.",
+            details={"batch_id": str(earlier.pk)},
+        )
+        conflict.wait = 1  # Retry-After, in seconds
+        raise conflict from None
+
+
+def request_fingerprint(*, upload, source: str, name: str, processor: str, options) -> str:
+    """sha256 over what makes an upload request: the file's name and bytes, the
+    batch name, the processor and its options (as canonical JSON)."""
+    fields = {"file": source, "name": name, "processor": processor, "options": options}
+    head = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    digest = hashlib.sha256(len(head).to_bytes(8, "big") + head)
+    position = upload.tell()
+    while chunk := upload.read(FINGERPRINT_CHUNK):
+        digest.update(chunk)
+    upload.seek(position)
+    return digest.hexdigest()
+
+
+def _replayed(earlier: Batch, fingerprint: str) -> Created:
+    """The earlier batch of the same request; 422 for a different request. (A batch
+    made before fingerprints were kept has none, and answers any request.)"""
+    if earlier.request_fingerprint and earlier.request_fingerprint != fingerprint:
+        raise ApiError(
+            "This Idempotency-Key was already used for a different request (another "
+            "file, name, processor or options); use a new key for a new request.",
+            status_code=422,
+            details={"batch_id": str(earlier.pk)},
+        )
+    return Created(earlier, created=False)
 
 
 def _by_key(owner, key: str) -> Batch | None:
@@ -187,11 +244,7 @@ def batch_retry_failed(*, batch: Batch) -> int:
     with transaction.atomic():
         locked = Batch.objects.select_for_update().get(pk=batch.pk)
         if locked.status not in RETRYABLE_BATCH:
-            raise Conflict(
-                f"The batch is {locked.get_status_display().lower()}; failed items can be "
-                "retried once it has completed.",
-                details={"status": locked.status},
-            )
+            raise Conflict(_not_retryable(locked), details={"status": locked.status})
         retried = locked.interactions.filter(status=InteractionStatus.FAILED).update(
             status=InteractionStatus.PENDING,
             error="",
@@ -213,3 +266,14 @@ def batch_retry_failed(*, batch: Batch) -> int:
         transaction.on_commit(partial(_enqueue, batch.pk))
     batch.refresh_from_db()
     return retried
+
+
+def _not_retryable(batch: Batch) -> str:
+    if batch.status == BatchStatus.PROCESSED:
+        return "The batch has no failed items to retry: every item succeeded."
+    if batch.status == BatchStatus.CANCELLED:
+        return "The batch was cancelled; the failed items of a cancelled batch are not retried."
+    return (
+        f"The batch is still {batch.get_status_display().lower()}; failed items can be "
+        "retried once it has completed."
+    )

@@ -1,4 +1,3 @@
-import msgspec
 from django.http import StreamingHttpResponse
 from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
@@ -22,7 +21,7 @@ from batchsvc.fields import FieldSelectionMixin
 from batchsvc.pagination import CursorPagination
 from batchsvc.parsers import JSONParser
 from batchsvc.throttling import ScopedThrottle
-from batchsvc.views import flag, query_flag
+from batchsvc.views import ERROR_SCHEMA, query_flag
 
 
 class InteractionPagination(CursorPagination):
@@ -68,29 +67,36 @@ class BatchViewSet(
     @extend_schema(
         request={"multipart/form-data": BatchUploadSerializer},
         parameters=[
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER),
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="The same key and request again: the same 202 with "
+                "Idempotent-Replayed: true. The key with another request: 422. While the "
+                "first request with the key is being created: 409 with Retry-After.",
+            ),
             OpenApiParameter("dry_run", OpenApiTypes.BOOL, description="Validate only."),
         ],
-        responses={202: BatchCreatedSerializer, 200: OpenApiTypes.OBJECT},
+        responses={
+            202: BatchCreatedSerializer,
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="The dry run's summary."),
+            400: OpenApiResponse(ERROR_SCHEMA, description="A bad form field or file."),
+            409: OpenApiResponse(ERROR_SCHEMA, description="The key's first request is running."),
+            422: OpenApiResponse(ERROR_SCHEMA, description="The key was used for another request."),
+        },
     )
     def create(self, request):
-        upload = request.FILES.get("file")
-        if upload is None:
-            raise ApiError("Attach the spreadsheet (.csv or .xlsx) as the form field 'file'.")
-        processor = request.data.get("processor") or "echo"
-        options = _options(request.data.get("options"))
-        if query_flag(request, "dry_run") or flag(
-            request.data.get("dry_run"), "Form field dry_run"
-        ):
-            summary = services.batch_dry_run(upload=upload, processor=processor, options=options)
+        form = upload_form(request.data)
+        upload = {key: form[key] for key in ("processor", "options")}
+        if query_flag(request, "dry_run") or form["dry_run"]:
+            summary = services.batch_dry_run(upload=form["file"], **upload)
             return Response(summary, status=status.HTTP_200_OK)
         result = services.batch_create(
             owner=request.user,
-            upload=upload,
-            name=request.data.get("name") or "",
-            processor=processor,
-            options=options,
+            upload=form["file"],
+            name=form["name"],
             idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
+            **upload,
         )
         body = BatchCreatedSerializer(result.batch).data
         headers = {"Location": result.batch.get_absolute_url()}
@@ -160,15 +166,11 @@ def results_response(batch: Batch, format: str) -> StreamingHttpResponse:
     return response
 
 
-def _options(raw) -> dict:
-    if raw in (None, ""):
-        return {}
-    if hasattr(raw, "read"):
-        raw = raw.read()
-    try:
-        options = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, TypeError):
-        raise ApiError("options must be a JSON object given as text.") from None
-    if not isinstance(options, dict):
-        raise ApiError("options must be a JSON object given as text.")
-    return options
+def upload_form(data) -> dict:
+    """The upload form validated by BatchUploadSerializer, or a 400 whose sentence is
+    the first refusal (every refusal in details)."""
+    form = BatchUploadSerializer(data=data)
+    if not form.is_valid():
+        first = next(iter(form.errors.values()))
+        raise ApiError(str(first[0]), details=form.errors)
+    return form.validated_data

@@ -46,6 +46,17 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_map(name: str, default: str) -> dict[str, str]:
+    """Read ``key=value,key=value``; an entry without "=" is a mistake."""
+    mapping = {}
+    for item in env_list(name, default):
+        key, equals, value = item.partition("=")
+        if not (equals and key.strip() and value.strip()):
+            raise ImproperlyConfigured(f"{name} must be name=column pairs, not {item!r}.")
+        mapping[key.strip()] = value.strip()
+    return mapping
+
+
 DEBUG = env_bool("DEBUG", False)
 # Where `make run` (and `make test`) generate a key once, for a machine that sets none.
 SECRET_KEY_FILE = VAR_DIR / "secret_key"
@@ -245,6 +256,9 @@ BATCH_PROCESSOR_TIMEOUT = env_int("BATCH_PROCESSOR_TIMEOUT", 60)  # seconds per 
 BATCH_PROCESSOR_RETRIES = env_int("BATCH_PROCESSOR_RETRIES", 3)  # extra tries when transient
 BATCH_PROCESSOR_BACKOFF_MS = env_int("BATCH_PROCESSOR_BACKOFF_MS", 500)  # doubles per retry
 BATCH_MAX_ROWS = env_int("BATCH_MAX_ROWS", 100_000)
+# Other names for the question, chat_id and url columns, matched like them (any case,
+# spaces, underscores and hyphens ignored); the default reads seed 004's spreadsheets.
+BATCH_COLUMN_ALIASES = env_map("BATCH_COLUMN_ALIASES", "REDACTEDQUESTION=question")
 BATCH_MAX_UPLOAD_BYTES = env_int("BATCH_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 # How far an uploaded XLSX (a zip of XML) may inflate, checked before it is parsed.
 BATCH_MAX_UNCOMPRESSED_BYTES = env_int("BATCH_MAX_UNCOMPRESSED_BYTES", 256 * 1024 * 1024)

@@ -202,7 +202,8 @@ class Client:
         dry_run: bool = False,
     ) -> dict[str, Any]:
         """Upload a .csv or .xlsx file as a batch: ``{"batch_id", "status",
-        "total_items"}`` (or the file's summary with ``dry_run``).
+        "total_items", "skipped_count", "skipped_rows"}`` (or the file's summary with
+        ``dry_run``).
 
         The upload carries an Idempotency-Key (a new one unless given), so a retry
         after a lost answer gets the same batch, never a second one.
@@ -223,7 +224,8 @@ class Client:
         )
 
     def batch(self, batch_id: str) -> dict[str, Any]:
-        """The batch's fields, its status and ``progress`` (0-100)."""
+        """The batch's fields: its status, ``progress`` (0-100, the items that ran) and
+        ``ended_progress`` (0-100, the cancelled ones too)."""
         return self.json("GET", f"/api/v1/batches/{batch_id}/")
 
     def wait_for_batch(

@@ -8,6 +8,7 @@ from openpyxl import load_workbook
 
 from batches.models import Batch, BatchStatus, Interaction, InteractionStatus
 from tests.batches.factories import csv_upload, make_batch, post_batch, xlsx_bytes
+from tests.conftest import error_body
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +29,13 @@ def test_an_upload_creates_a_queued_batch_with_one_interaction_per_row_and_queue
 
     assert response.status_code == 202
     body = response.json()
-    assert body == {"batch_id": body["batch_id"], "status": "queued", "total_items": 3}
+    assert body == {
+        "batch_id": body["batch_id"],
+        "status": "queued",
+        "total_items": 3,
+        "skipped_count": 0,
+        "skipped_rows": [],
+    }
     batch = Batch.objects.get(pk=body["batch_id"])
     assert (batch.owner, batch.name, batch.processor, batch.options) == (
         alice,
@@ -60,10 +67,57 @@ def test_an_xlsx_upload_keeps_its_other_columns_in_the_input(api):
     assert item.input == {"question": "Hi?", "chat_id": "c1", "url": "https://x.test", "lang": "fr"}
 
 
+def test_a_seed_spreadsheet_is_read_with_its_column_names_and_groups_by_chat_id(api):
+    data = xlsx_bytes(
+        [("First?", "c1", "https://x.test/a"), ("Then?", "c1", None), ("Alone?", None, None)],
+        ("REDACTEDQUESTION", "chatId", "URL"),
+    )
+    upload = io.BytesIO(data)
+    upload.name = "seed.xlsx"
+    response = post_batch(api, upload)
+    assert response.status_code == 202
+    batch = Batch.objects.get()
+    assert batch.columns == ["question", "chat_id", "url"]
+    items = list(batch.interactions.order_by("row_number"))
+    assert [(i.chat_id, i.input["question"]) for i in items] == [
+        ("c1", "First?"),
+        ("c1", "Then?"),
+        ("", "Alone?"),
+    ]
+    assert items[0].conversation == items[1].conversation != items[2].conversation
+
+
+def test_rows_without_a_question_are_skipped_and_reported_in_the_answer_and_the_batch(api):
+    rows = [("One?", "a"), ("", "a"), ("Two?", "b"), ("", ""), ("", "c")]
+    response = post_batch(api, csv_upload(rows))
+    assert response.status_code == 202
+    body = response.json()
+    skipped = [{"row": 3, "error": "no question"}, {"row": 6, "error": "no question"}]
+    assert (body["total_items"], body["skipped_count"], body["skipped_rows"]) == (2, 2, skipped)
+    batch = Batch.objects.get()
+    assert sorted(batch.interactions.values_list("row_number", flat=True)) == [2, 4]
+    detail = api.get(f"/api/v1/batches/{batch.pk}/").json()
+    assert (detail["total_items"], detail["skipped_count"], detail["skipped_rows"]) == (
+        2,
+        2,
+        skipped,
+    )
+
+
+def test_the_dry_run_reports_the_skipped_rows_too(api):
+    response = post_batch(api, csv_upload([("One?", "a"), ("", "a")]), query="?dry_run=true")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["total_items"], body["skipped_count"]) == (1, 1)
+    assert body["skipped_rows"] == [{"row": 3, "error": "no question"}]
+    assert not Batch.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("upload", "says"),
     [
         (csv_upload([("x",)], header=("prompt",)), "no 'question' column"),
+        (csv_upload([("", "a"), ("", "b")]), "None of the file's 2 rows has a question"),
         (csv_upload([], header=("question",)), "no rows"),
         (csv_upload(ROWS, name="questions.txt"), ".csv or .xlsx"),
         (csv_upload(ROWS, name="questions.xlsx"), "not a valid XLSX"),
@@ -126,7 +180,10 @@ def test_a_missing_file_an_unknown_processor_or_bad_options_is_a_400(api):
     assert "field 'file'" in api.post("/api/v1/batches/", {"name": "x"}).json()["error"]
     unknown = post_batch(api, csv_upload(ROWS), processor="gpt-17")
     assert unknown.status_code == 400
-    assert "Unknown processor 'gpt-17'" in unknown.json()["error"]
+    assert unknown.json()["error"] == (
+        "Form field processor names no registered processor ('gpt-17'); "
+        "choose one of: echo, http, openai."
+    )
     bad = post_batch(api, csv_upload(ROWS), options="[1, 2]")
     assert bad.status_code == 400
     assert "options must be a JSON object" in bad.json()["error"]
@@ -143,26 +200,6 @@ def test_a_dry_run_summarises_the_file_and_creates_nothing(api):
         ["question", "chat_id"],
     )
     assert not Batch.objects.exists()
-
-
-def test_the_same_idempotency_key_gives_the_same_batch(api, django_capture_on_commit_callbacks):
-    headers = {"HTTP_IDEMPOTENCY_KEY": "upload-1"}
-    with django_capture_on_commit_callbacks(execute=True):
-        first = post_batch(api, csv_upload(ROWS), headers=headers)
-        again = post_batch(api, csv_upload(ROWS), headers=headers)
-    assert first.status_code == again.status_code == 202
-    assert again.json()["batch_id"] == first.json()["batch_id"]
-    assert again["Idempotent-Replayed"] == "true"
-    assert Batch.objects.count() == 1
-    assert Interaction.objects.count() == 3
-    assert DBTaskResult.objects.count() == 1
-
-
-def test_another_user_with_the_same_key_gets_a_batch_of_their_own(api, bob):
-    make_batch(bob, ROWS, idempotency_key="shared-key")
-    response = post_batch(api, csv_upload(ROWS), headers={"HTTP_IDEMPOTENCY_KEY": "shared-key"})
-    assert response.status_code == 202
-    assert Batch.objects.count() == 2
 
 
 def test_the_list_shows_own_batches_newest_first_and_filters_by_status(api, alice, bob):
@@ -202,6 +239,48 @@ def test_the_detail_has_every_field_and_the_progress(api, alice):
         assert name in body
     for name in ("created_at", "started_at", "finished_at", "updated_at"):
         assert name in body
+
+
+def test_a_cancelled_batch_shows_how_far_it_got_not_100_percent(api, alice):
+    batch = make_batch(alice, ROWS)
+    assert api.post(f"/api/v1/batches/{batch.pk}/cancel").status_code == 200
+    body = api.get(f"/api/v1/batches/{batch.pk}/").json()
+    assert (body["status"], body["processed_items"], body["cancelled_items"]) == (
+        "cancelled",
+        0,
+        3,
+    )
+    assert (body["progress"], body["ended_progress"]) == (0, 100)
+
+
+def test_progress_counts_the_items_that_ran_and_ended_progress_the_cancelled_too(api, alice):
+    batch = make_batch(alice, ROWS * 4)
+    Batch.objects.filter(pk=batch.pk).update(
+        status=BatchStatus.CANCELLED, processed_items=3, failed_items=3, cancelled_items=6
+    )
+    body = api.get(f"/api/v1/batches/{batch.pk}/").json()
+    assert (body["progress"], body["ended_progress"]) == (50, 100)
+    Batch.objects.filter(pk=batch.pk).update(
+        status=BatchStatus.PROCESSING, processed_items=3, failed_items=0, cancelled_items=0
+    )
+    body = api.get(f"/api/v1/batches/{batch.pk}/").json()
+    assert (body["progress"], body["ended_progress"]) == (25, 25)
+
+
+def test_an_interaction_id_from_the_list_reads_the_item_in_the_batch_get(api, alice):
+    batch = make_batch(alice, ROWS)
+    listed = api.get(f"/api/v1/batches/{batch.pk}/interactions/").json()["results"]
+    ids = [item["id"] for item in listed]
+    assert ids == list(batch.interactions.order_by("row_number").values_list("pk", flat=True))
+    got = api.post(
+        "/api/v1/batch/get",
+        {"resource_type": "interactions", "ids": ids[:2], "fields": ["id", "row_number"]},
+        format="json",
+    ).json()
+    assert [result["data"] for result in got["results"]] == [
+        {"id": ids[0], "row_number": 2},
+        {"id": ids[1], "row_number": 3},
+    ]
 
 
 def test_interactions_are_paginated_in_row_order_and_filter_by_status(api, alice):
@@ -320,26 +399,37 @@ def test_retry_failed_requeues_the_failed_items_of_a_completed_batch(
     assert queued_tasks(batch.pk) == 1
 
 
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (BatchStatus.PROCESSED, "The batch has no failed items to retry: every item succeeded."),
+        (
+            BatchStatus.QUEUED,
+            "The batch is still queued; failed items can be retried once it has completed.",
+        ),
+        (
+            BatchStatus.PROCESSING,
+            "The batch is still processing; failed items can be retried once it has completed.",
+        ),
+        (
+            BatchStatus.CANCELLED,
+            "The batch was cancelled; the failed items of a cancelled batch are not retried.",
+        ),
+    ],
+)
+def test_retry_failed_says_why_a_batch_cannot_be_retried_and_changes_nothing(
+    api, alice, status, error
+):
+    batch = make_batch(alice, ROWS)
+    Batch.objects.filter(pk=batch.pk).update(status=status)
+    before = list(batch.interactions.values_list("row_number", "status"))
+    response = api.post(f"/api/v1/batches/{batch.pk}/retry-failed")
+    assert response.status_code == 409
+    assert error_body(response) == {"error": error, "details": {"status": status}}
+    assert Batch.objects.get(pk=batch.pk).status == status
+    assert list(batch.interactions.values_list("row_number", "status")) == before
+    assert not DBTaskResult.objects.exists()
+
+
 def test_anonymous_requests_are_refused(anonymous):
     assert anonymous.get("/api/v1/batches/").status_code == 401
-
-
-def test_two_uploads_racing_with_one_key_make_one_batch(api, alice, monkeypatch):
-    from batches import services
-
-    earlier = make_batch(alice, ROWS, idempotency_key="race")
-    looked_up = []
-
-    def not_found_the_first_time(owner, key):
-        looked_up.append(key)
-        if len(looked_up) == 1:
-            return None  # as if the other request had not committed yet
-        return Batch.objects.get(owner=owner, idempotency_key=key)
-
-    monkeypatch.setattr(services, "_by_key", not_found_the_first_time)
-    response = post_batch(api, csv_upload(ROWS), headers={"HTTP_IDEMPOTENCY_KEY": "race"})
-
-    assert response.status_code == 202
-    assert response.json()["batch_id"] == str(earlier.pk)
-    assert Batch.objects.count() == 1
-    assert Interaction.objects.count() == 3

@@ -1,13 +1,16 @@
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from django.core.management import CommandError, call_command
 from openpyxl import load_workbook
 
 from batches.models import Batch, BatchStatus
-from tests.batches.factories import Worker, csv_bytes, make_batch
+from tests.batches.factories import ROOT, Worker, csv_bytes, database_url, make_batch
 
 ROWS = [("first", "a"), ("second", "a"), ("=2+2", "")]
 
@@ -109,5 +112,81 @@ def test_export_batch_writes_the_results_file(alice, tmp_path, format):
 def test_export_batch_refuses_an_unknown_batch(tmp_path):
     with pytest.raises(CommandError, match="There is no batch"):
         call_command(
-            "export_batch", "00000000-0000-0000-0000-000000000000", "-o", str(tmp_path / "x")
+            "export_batch", "00000000-0000-0000-0000-000000000000", "-o", str(tmp_path / "x.csv")
         )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("format", ["csv", "xlsx", "json"])
+def test_export_batch_writes_the_format_of_the_file_extension(alice, tmp_path, format):
+    batch = make_batch(alice, ROWS)
+    target = tmp_path / f"results.{format.upper() if format == 'json' else format}"
+    call_command("export_batch", str(batch.pk), "-o", str(target), stdout=io.StringIO())
+    data = target.read_bytes()
+    if format == "xlsx":
+        assert data.startswith(b"PK\x03\x04")
+        assert load_workbook(target).active["A2"].value == 2
+    elif format == "json":
+        assert json.loads(data)[0]["row_number"] == 2
+    else:
+        assert data.decode("utf-8-sig").startswith("row_number,chat_id,question")
+
+
+@pytest.mark.django_db
+def test_export_batch_refuses_a_format_the_extension_contradicts_and_writes_nothing(
+    alice, tmp_path
+):
+    batch = make_batch(alice, ROWS)
+    with pytest.raises(CommandError) as caught:
+        call_command(
+            "export_batch", str(batch.pk), "--format", "csv", "-o", str(tmp_path / "r.xlsx")
+        )
+    assert str(caught.value) == (
+        f"--format csv does not match the extension of {tmp_path / 'r.xlsx'} (.xlsx); "
+        "name the file .csv or leave --format out."
+    )
+    with pytest.raises(CommandError, match="Cannot tell the format from the name"):
+        call_command("export_batch", str(batch.pk), "-o", str(tmp_path / "results"))
+    assert list(tmp_path.iterdir()) == []
+    call_command(
+        "export_batch",
+        str(batch.pk),
+        "--format",
+        "csv",
+        "-o",
+        str(tmp_path / "r.txt"),
+        stdout=io.StringIO(),
+    )
+    assert (tmp_path / "r.txt").read_text("utf-8-sig").startswith("row_number")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("args", [["-o", "-"], []])
+def test_export_batch_writes_csv_to_stdout_and_its_summary_to_stderr(alice, args):
+    batch = make_batch(alice, ROWS)
+    out, err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), io.StringIO()
+    call_command("export_batch", str(batch.pk), *args, stdout=out, stderr=err)
+    out.flush()
+    text = out.buffer.getvalue().decode("utf-8-sig")
+    assert [row["question"] for row in csv.DictReader(io.StringIO(text))] == [
+        "first",
+        "second",
+        "'=2+2",
+    ]
+    assert f"Wrote 3 items of batch {batch.pk} (queued) to stdout" in err.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_export_batch_writes_an_xlsx_to_a_real_stdout_as_bytes(alice):
+    batch = make_batch(alice, ROWS)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "export_batch", str(batch.pk), "--format", "xlsx"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url(), "SECRET_KEY": "test"},
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    sheet = load_workbook(io.BytesIO(done.stdout)).active
+    assert [cell.value for cell in sheet[4]][:3] == [4, None, "'=2+2"]
+    assert b"to stdout" in done.stderr

@@ -112,9 +112,115 @@ def test_it_reads_a_semicolon_separated_csv_as_excel_writes_it_in_many_locales()
     assert sheet.rows[0].values == {"question": "Bonjour, ca va ?", "chat_id": "7"}
 
 
-def test_it_refuses_a_row_with_values_but_no_question_naming_its_row():
-    message = refusal(b"question,chat_id\nok,1\n,2\n")
-    assert message == "Row 3 has no question."
+def test_it_skips_a_row_with_values_but_no_question_and_reports_its_row():
+    sheet = read(b"question,chat_id\nok,1\n,2\nnext,3\n")
+    assert [row.number for row in sheet.rows] == [2, 4]
+    assert (sheet.skipped_count, sheet.skipped_rows) == (1, [{"row": 3, "error": "no question"}])
+
+
+def test_it_lists_the_first_hundred_skipped_rows_and_counts_them_all():
+    data = b"question,chat_id\nok,1\n" + b",x\n" * 250
+    sheet = read(data)
+    assert sheet.skipped_count == 250
+    assert len(sheet.skipped_rows) == parsing.MAX_SKIPPED_LISTED == 100
+    assert sheet.skipped_rows[-1] == {"row": 102, "error": "no question"}
+
+
+def test_it_refuses_a_file_where_no_row_has_a_question_naming_the_first():
+    message = refusal(b"question,chat_id\n,1\n,2\n")
+    assert message == (
+        "None of the file's 2 rows has a question (the first is row 2); "
+        "fill in the question column."
+    )
+
+
+def test_skipped_rows_count_against_the_row_limit():
+    assert "more than 3 rows" in refusal(b"question,chat_id\nq,1\n,2\n,3\nq,4\n", max_rows=3)
+
+
+@pytest.mark.parametrize(
+    ("header", "columns"),
+    [
+        ("question,chat_id,url", ["question", "chat_id", "url"]),
+        ("Question,chatId,URL", ["question", "chat_id", "url"]),
+        ("QUESTION,Chat ID,Url", ["question", "chat_id", "url"]),
+        ("question,chat-id,url", ["question", "chat_id", "url"]),
+        (" Ques_tion ,CHAT__ID, U-R-L ", ["question", "chat_id", "url"]),
+    ],
+)
+def test_known_columns_match_ignoring_case_spaces_underscores_and_hyphens(header, columns):
+    sheet = read(header.encode() + b"\nHi?,c1,https://x.test\n")
+    assert sheet.columns == columns
+    assert sheet.rows[0].values == {"question": "Hi?", "chat_id": "c1", "url": "https://x.test"}
+
+
+def test_other_columns_keep_the_name_they_were_written_with():
+    assert read(b"question,Chat Room\nq,a\n").columns == ["question", "Chat Room"]
+
+
+def test_the_seed_spreadsheet_columns_are_read_with_the_default_alias():
+    data = b"REDACTEDQUESTION,chatId,URL\nFirst?,c1,https://x.test/a\nSecond?,c1,\n"
+    sheet = read_upload(
+        io.BytesIO(data),
+        filename="seed.csv",
+        max_rows=10,
+        max_bytes=MiB,
+        aliases={"REDACTEDQUESTION": "question"},
+    )
+    assert sheet.columns == ["question", "chat_id", "url"]
+    assert [row.values["chat_id"] for row in sheet.rows] == ["c1", "c1"]
+    assert sheet.summary()["chat_groups"] == 1
+
+
+def test_an_alias_matches_like_a_known_column_and_finds_the_csv_delimiter():
+    sheet = read_upload(
+        io.BytesIO(b"Redacted Question;Chat ID\nBonjour, ca va ?;7\n"),
+        filename="q.csv",
+        max_rows=10,
+        max_bytes=MiB,
+        aliases={"REDACTEDQUESTION": "question"},
+    )
+    assert sheet.rows[0].values == {"question": "Bonjour, ca va ?", "chat_id": "7"}
+
+
+def test_the_missing_question_column_message_names_its_aliases():
+    with pytest.raises(UploadError) as caught:
+        read_upload(
+            io.BytesIO(b"prompt\nhi\n"),
+            filename="q.csv",
+            max_rows=10,
+            max_bytes=MiB,
+            aliases={"REDACTEDQUESTION": "question"},
+        )
+    assert str(caught.value) == (
+        "The file has no 'question' column (nor REDACTEDQUESTION); the header (row 1) has: prompt."
+    )
+
+
+def test_a_column_and_its_alias_or_two_spellings_of_one_column_are_refused():
+    assert refusal(b"question,chat_id,Chat ID\na,b,c\n") == (
+        "The header has the column 'chat_id' twice: as 'chat_id' and as 'Chat ID'."
+    )
+    with pytest.raises(UploadError, match="twice: as 'question' and as 'REDACTEDQUESTION'"):
+        read_upload(
+            io.BytesIO(b"question,REDACTEDQUESTION\na,b\n"),
+            filename="q.csv",
+            max_rows=10,
+            max_bytes=MiB,
+            aliases={"REDACTEDQUESTION": "question"},
+        )
+
+
+@pytest.mark.parametrize(
+    ("aliases", "says"),
+    [
+        ({"prompt": "answer"}, "names 'answer', which is not one of question, chat_id, url"),
+        ({"Chat-Id": "question"}, "is already the name of 'chat_id'"),
+    ],
+)
+def test_an_alias_of_an_unknown_column_or_of_another_known_name_is_refused(aliases, says):
+    with pytest.raises(ValueError, match=says):
+        parsing.column_names(aliases)
 
 
 def test_it_refuses_a_file_without_a_question_column_listing_the_columns_found():
@@ -218,9 +324,11 @@ def test_it_reads_a_django_uploaded_file():
 
 
 def test_the_summary_counts_items_columns_and_conversations_blank_chat_id_alone():
-    sheet = read(b"question,chat_id,Topic\na,c1,\nb,c1,\nc,,\nd,c2,\ne,,\nf,c1,\n")
+    sheet = read(b"question,chat_id,Topic\na,c1,\nb,c1,\nc,,\nd,c2,\ne,,\nf,c1,\n,c1,x\n")
     assert sheet.summary() == {
         "total_items": 6,
+        "skipped_count": 1,
+        "skipped_rows": [{"row": 8, "error": "no question"}],
         "columns": ["question", "chat_id", "Topic"],
         "chat_groups": 4,  # c1, c2 and two rows without a chat id
         "largest_chat_group": 3,
@@ -277,10 +385,13 @@ def test_it_reads_the_first_worksheet_of_a_workbook():
     assert read(data, "q.xlsx").rows[0].values["question"] == "from the first"
 
 
-def test_it_refuses_an_xlsx_row_without_a_question():
-    assert refusal(xlsx_bytes([["question", "x"], ["q", 1], [None, 2]]), "q.xlsx") == (
-        "Row 3 has no question."
-    )
+def test_it_skips_an_xlsx_row_without_a_question():
+    sheet = read(xlsx_bytes([["question", "x"], ["q", 1], [None, 2], ["  ", 3]]), "q.xlsx")
+    assert [row.number for row in sheet.rows] == [2]
+    assert sheet.skipped_rows == [
+        {"row": 3, "error": "no question"},
+        {"row": 4, "error": "no question"},
+    ]
 
 
 def test_it_refuses_an_xlsx_without_a_question_column():

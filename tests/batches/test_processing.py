@@ -188,7 +188,7 @@ def test_cancel_stops_a_conversation_before_its_next_item_starts(alice, settings
     assert batch.interactions.get(row_number=3).started_at is None
     batch.refresh_from_db()
     assert (batch.status, batch.processed_items, batch.cancelled_items) == ("cancelled", 1, 2)
-    assert batch.progress == 100
+    assert (batch.progress, batch.ended_progress) == (33, 100)
 
 
 def test_counters_are_written_while_the_batch_runs(alice, settings):

@@ -3,8 +3,11 @@
 import json
 
 import pytest
+from django_tasks_db.models import DBTaskResult
 
+from batches.models import Batch, Interaction
 from setuplogs.models import LogEntry
+from tests.batches.factories import csv_upload, make_batch
 from tests.conftest import error_body
 from traces.models import Run
 
@@ -97,6 +100,141 @@ def test_a_form_body_on_a_json_endpoint_is_a_json_415(api, url):
     assert response.status_code == 415
     assert "application/x-www-form-urlencoded" in response.json()["error"]
     assert Run.objects.count() == 0
+
+
+# Batch uploads: every refusal names the parameter and what it may be, and creates
+# nothing (no batch, no item, no task).
+
+ROWS = [("What is 2+2?", "a"), ("And times 3?", "a")]
+UPLOAD_REFUSALS = {
+    "unknown field": ({"batch_name": "Quiz"}, 400, "Unknown form field batch_name; the accepted"),
+    "unregistered aiProvider": (
+        {"aiProvider": "anthropic"},
+        400,
+        "aiProvider names no registered processor ('anthropic'); choose one of: echo, http",
+    ),
+    "unregistered processor": ({"processor": "gpt"}, 400, "processor names no registered"),
+    "applyOverrides not a boolean": (
+        {"applyOverrides": "maybe"},
+        400,
+        "applyOverrides must be true or false (also 1/0, yes/no, on/off), not 'maybe'",
+    ),
+    "dry_run not a boolean": ({"dry_run": "maybe"}, 400, "dry_run must be true or false"),
+    "name and batchName differ": (
+        {"name": "A", "batchName": "B"},
+        400,
+        "Form fields name and batchName are the same field and differ",
+    ),
+    "aiProvider and processor differ": (
+        {"processor": "echo", "aiProvider": "http"},
+        400,
+        "Form fields processor and aiProvider are the same field",
+    ),
+    "lang and options.lang differ": (
+        {"lang": "fr", "options": '{"lang": "de"}'},
+        400,
+        "Form field lang and options.lang differ",
+    ),
+    "options not an object": ({"options": "[1]"}, 400, "options must be a JSON object"),
+    "a bad option": ({"options": '{"delay": "slow"}'}, 400, "delay must be a number of seconds"),
+    "a field twice": ({"name": ["A", "B"]}, 400, "Form field name is given 2 times"),
+    "batchName too long": ({"batchName": "x" * 256}, 400, "batchName is longer than 255"),
+    "no file": ({"file": None}, 400, "as the form field 'file'"),
+    "file as text": ({"file": "question\nq\n"}, 400, "Form field file must be a file"),
+    "not a spreadsheet": (
+        {"file": lambda: csv_upload(ROWS, name="q.txt")},
+        400,
+        "Upload a .csv or .xlsx file",
+    ),
+    "no question column": (
+        {"file": lambda: csv_upload(ROWS, header=("prompt", "chat_id"))},
+        400,
+        "no 'question' column (nor REDACTEDQUESTION)",
+    ),
+    "no row with a question": (
+        {"file": lambda: csv_upload([("", "a"), ("", "b")])},
+        400,
+        "None of the file's 2 rows has a question",
+    ),
+}
+
+
+def post_upload(api, fields, query="", headers=None):
+    """POST the form; a file given as a function is made for this request (a file is
+    read once)."""
+    fields = {"file": csv_upload(ROWS), **fields}
+    fields = {name: value() if callable(value) else value for name, value in fields.items()}
+    if fields["file"] is None:
+        del fields["file"]
+    return api.post(f"/api/v1/batches/{query}", fields, format="multipart", **(headers or {}))
+
+
+def assert_refused(response, status, says):
+    assert response.status_code == status
+    body = error_body(response)
+    assert set(body) <= {"error", "details"}
+    assert says in body["error"]
+    assert body["error"].endswith(".")
+    assert not Batch.objects.exists()
+    assert not Interaction.objects.exists()
+    assert not DBTaskResult.objects.exists()
+
+
+@pytest.mark.parametrize("query", ["", "?dry_run=true"])
+@pytest.mark.parametrize(
+    ("fields", "status", "says"), UPLOAD_REFUSALS.values(), ids=UPLOAD_REFUSALS
+)
+def test_a_refused_upload_is_a_json_4xx_naming_the_field_and_creates_nothing(
+    api, fields, status, says, query
+):
+    assert_refused(post_upload(api, fields, query), status, says)
+
+
+def test_a_dry_run_query_parameter_that_is_not_a_boolean_is_a_400(api):
+    assert_refused(
+        post_upload(api, {}, "?dry_run=maybe"), 400, "Query parameter dry_run must be true or false"
+    )
+
+
+def test_an_idempotency_key_longer_than_its_column_is_a_400(api):
+    headers = {"HTTP_IDEMPOTENCY_KEY": "k" * 256}
+    assert_refused(
+        post_upload(api, {}, headers=headers), 400, "Idempotency-Key header is longer than 255"
+    )
+
+
+def test_an_idempotency_key_reused_for_another_request_is_a_422_and_changes_nothing(api):
+    headers = {"HTTP_IDEMPOTENCY_KEY": "reused"}
+    first = post_upload(api, {"name": "Quiz"}, headers=headers)
+    batch = Batch.objects.get()
+    items = list(Interaction.objects.values_list("pk", "row_number", "status"))
+    response = post_upload(api, {"name": "Other quiz"}, headers=headers)
+    assert response.status_code == 422
+    assert set(error_body(response)) == {"error", "details"}
+    assert "Idempotency-Key was already used for a different request" in response.json()["error"]
+    assert list(Batch.objects.values_list("pk", "name")) == [(batch.pk, "Quiz")]
+    assert list(Interaction.objects.values_list("pk", "row_number", "status")) == items
+    assert first.json()["batch_id"] == str(batch.pk)
+
+
+@pytest.mark.parametrize(
+    ("status", "action", "says"),
+    [
+        ("processed", "retry-failed", "no failed items to retry"),
+        ("queued", "retry-failed", "still queued"),
+        ("processed", "cancel", "only a queued or processing batch can be cancelled"),
+    ],
+)
+def test_a_refused_batch_action_is_a_409_and_changes_nothing(api, alice, status, action, says):
+    batch = make_batch(alice, ROWS)
+    Batch.objects.filter(pk=batch.pk).update(status=status)
+    items = list(batch.interactions.values_list("pk", "status"))
+    response = api.post(f"/api/v1/batches/{batch.pk}/{action}")
+    assert response.status_code == 409
+    assert says in response.json()["error"]
+    assert Batch.objects.get(pk=batch.pk).status == status
+    assert list(batch.interactions.values_list("pk", "status")) == items
+    assert not DBTaskResult.objects.exists()
 
 
 # List parameters and PATCH keys that used to be ignored: each a 400 naming the
