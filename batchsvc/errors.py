@@ -16,6 +16,7 @@ from http import HTTPStatus
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from rest_framework import exceptions, status
+from rest_framework.settings import api_settings
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,21 @@ def exception_handler(exc: Exception, context):
         logger.exception("Unhandled error in %s", context.get("view"), exc_info=exc)
         return JsonResponse(error_body("Internal server error."), status=500)
     response.data = _envelope(exc, response.data)
+    _render_as_json(context.get("request"))
     return response
+
+
+def _render_as_json(request) -> None:
+    """Render the error with the API's JSON renderer, whatever the view renders.
+
+    The Swagger page renders HTML: its error page ran the template context
+    processors, whose ``request.user`` authenticated the request a second time,
+    outside DRF's error handling, so a malformed token became a 500.
+    """
+    if request is not None:
+        renderer = api_settings.DEFAULT_RENDERER_CLASSES[0]()
+        request.accepted_renderer = renderer
+        request.accepted_media_type = renderer.media_type
 
 
 def _too_large_message() -> str:

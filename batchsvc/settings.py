@@ -228,6 +228,7 @@ REST_FRAMEWORK = {
     # other endpoint reads a form body past MAX_REQUEST_BYTES.
     "DEFAULT_PARSER_CLASSES": ["batchsvc.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["batchsvc.parsers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "batchsvc.parsers.ContentNegotiation",
     "EXCEPTION_HANDLER": "batchsvc.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "batchsvc.pagination.CursorPagination",
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 100),
