@@ -100,12 +100,7 @@ def retry_while_unavailable(
                 raise
             close_connections()
             delay = backoff.next()
-            logger.warning(
-                "%s: the database is unavailable (%s); trying again in %.1f s",
-                what,
-                describe(exc),
-                delay,
-            )
+            log_outage(what, exc, delay, backoff)
             if stop is None:
                 time.sleep(delay)
             elif stop.wait(delay):
@@ -115,6 +110,18 @@ def retry_while_unavailable(
         if backoff.failures:
             logger.warning("%s: the database is back after %.1f s", what, time.monotonic() - since)
         return result
+
+
+def log_outage(what: str, exc: BaseException, delay: float, backoff: Backoff) -> None:
+    """A warning when an outage starts; each retry after it, an info line."""
+    level = logging.WARNING if backoff.failures == 1 else logging.INFO
+    logger.log(
+        level,
+        "%s: the database is unavailable (%s); trying again in %.1f s",
+        what,
+        describe(exc),
+        delay,
+    )
 
 
 def _landed_or(landed: Callable, step: Callable) -> Callable:
