@@ -224,3 +224,30 @@ def test_a_worker_rides_through_a_30_s_outage_and_finishes_its_batch_each_item_o
 def task_statuses(database: str, postgres: Postgres) -> set[str]:
     rows = postgres.sql("SELECT status FROM django_tasks_database_dbtaskresult", database)
     return {status for (status,) in rows}
+
+
+def test_an_idle_worker_waits_out_an_outage_and_takes_the_next_batch(postgres, database, tmp_path):
+    proxy = Proxy(postgres.url(database)).start()
+    worker = Worker(DATABASE_URL=postgres.url(database, port=proxy.port), LOG_LEVEL="INFO")
+    worker.start()
+    upload = tmp_path / "questions.csv"
+    upload.write_bytes(csv_bytes([(f"q{n}", "") for n in range(5)]))
+
+    def retries() -> int:
+        return len(re.findall(r"Worker \w+: the database is unavailable", read_log(worker.log)))
+
+    try:
+        wait_until(lambda: "Starting worker" in read_log(worker.log), message="worker start")
+        proxy.stop()
+        wait_until(lambda: retries() >= 3, message="the worker's loop trying again")
+        assert worker.process.poll() is None
+        proxy.start()
+        manage("import_batch", upload, "--owner=staff", database_url=postgres.url(database))
+        wait_until(
+            lambda: postgres.sql("SELECT status FROM batches_batch", database)[0] == ("processed",),
+            message="the batch queued after the outage processed",
+        )
+        assert worker.process.poll() is None
+    finally:
+        proxy.stop()
+        worker.stop()
