@@ -6,6 +6,7 @@ MANAGE := $(BIN)/python manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WEB_WORKERS ?= 2
+VAR_DIR ?= $(CURDIR)/var
 
 .PHONY: run test test-pg lint bench install clean
 
@@ -20,12 +21,14 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 run: install
-	mkdir -p var
+	mkdir -p $(VAR_DIR)
 	$(MANAGE) migrate --noinput
 	$(MANAGE) collectstatic --noinput --verbosity 0
 	$(MANAGE) bootstrap --base-url http://$(HOST):$(PORT)
-	# Web (gunicorn) and background worker (db_worker) together: see Procfile.
-	HOST=$(HOST) WEB_WORKERS=$(WEB_WORKERS) $(BIN)/honcho start -f Procfile -p $(PORT)
+	# Web (gunicorn) and background worker (db_worker), each started again when it
+	# dies: supervisord runs the Procfile's lines (see supervisord.conf).
+	HOST=$(HOST) PORT=$(PORT) WEB_WORKERS=$(WEB_WORKERS) VAR_DIR=$(VAR_DIR) \
+		$(BIN)/supervisord -c supervisord.conf
 
 lint: install
 	$(BIN)/ruff check .
