@@ -286,9 +286,12 @@ class BatchRun:
                 head = cursor.fetchone()
             if head is None:
                 return None
+            pk, _, _, status, _ = head
             stamp = connection.ops.adapt_datetimefield_value(now)
-            cursor.execute(_sql(START), [token, stamp, stamp, head[0], head[3]])
-            return self.claimed(cursor, token, head)
+            cursor.execute(_sql(START), [token, stamp, stamp, pk, status])
+            claim = self.claimed(cursor, token, head)
+        self.hold(pk)  # once committed: a claim that failed holds nothing
+        return claim
 
     def taken(self, token: str) -> Claim | None:
         """The conversation this thread claimed if the claim was committed, although
@@ -296,12 +299,15 @@ class BatchRun:
         with connection.cursor() as cursor:
             cursor.execute(_sql(HELD), [self.batch_id(), token])
             head = cursor.fetchone()
-            return None if head is None else self.claimed(cursor, token, head)
+            if head is None:
+                return None
+            claim = self.claimed(cursor, token, head)
+        self.hold(claim.head.pk)
+        return claim
 
     def claimed(self, cursor, token: str, head: tuple) -> Claim:
         """The claim of a conversation whose ``head`` row now runs as ours."""
         pk, conversation, row_number, _, data = head
-        self.hold(pk)
         cursor.execute(_sql(CONVERSATION), [self.batch_id(), conversation, row_number, row_number])
         rows = cursor.fetchall()
         rest, history = [], []
@@ -382,8 +388,8 @@ class BatchRun:
                 return recorded, False
             cursor.execute(_sql(START), [token, now, now, following.pk, "pending"])
             started = cursor.rowcount == 1
-            if started:
-                self.hold(following.pk)
+        if started:
+            self.hold(following.pk)  # once committed
         return True, started
 
     def recorded(self, token, item: Item, following: Item | None):
