@@ -8,7 +8,7 @@ PORT ?= 8000
 WEB_WORKERS ?= 2
 VAR_DIR ?= $(CURDIR)/var
 
-.PHONY: run test test-pg lint bench install clean
+.PHONY: run test test-pg lint bench install secret-key clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,16 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-run: install
+# A secret key generated once for this machine, read by settings when SECRET_KEY is
+# not set; var/ is ignored by git, and the file is readable by its owner only.
+var/secret_key:
+	mkdir -p var
+	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@.tmp
+	mv $@.tmp $@
+
+secret-key: var/secret_key
+
+run: install var/secret_key
 	mkdir -p $(VAR_DIR)
 	$(MANAGE) migrate --noinput
 	$(MANAGE) collectstatic --noinput --verbosity 0
@@ -34,15 +43,18 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install
+test: install var/secret_key
 	mkdir -p var
 	$(BIN)/ruff check .
-	SECRET_KEY=test $(MANAGE) check --fail-level WARNING
-	SECRET_KEY=test $(MANAGE) makemigrations --check --dry-run
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(MANAGE) check --fail-level WARNING
+	$(MANAGE) makemigrations --check --dry-run
+	rm -rf var/test-prometheus
+	PROMETHEUS_MULTIPROC_DIR=var/test-prometheus $(BIN)/pytest $(PYTEST_ARGS)
 
 # The suite again on PostgreSQL (DATABASE_URL defaults to the local server).
-test-pg: install
+test-pg: install var/secret_key
+	rm -rf var/test-prometheus
+	PROMETHEUS_MULTIPROC_DIR=var/test-prometheus \
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres} $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install
@@ -51,6 +63,7 @@ bench: install
 	$(BIN)/python bench/traces.py
 	$(BIN)/python bench/logs.py
 	$(BIN)/python bench/batches.py
+	$(BIN)/python bench/slow_clients.py
 
 clean:
 	rm -rf $(VENV) var/test.sqlite3*

@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from batches import services
 from batches.models import Batch, BatchStatus, Interaction
 from batches.views import results_response
-from batchsvc.admin import AuditAdmin, pretty_json
+from batchsvc.admin import AuditAdmin, OwnedAdmin, pretty_json
 from batchsvc.errors import ApiError
 
 ITEMS_PER_PAGE = 50
@@ -30,7 +30,7 @@ def progress_bar(batch: Batch):
 
 
 @admin.register(Batch)
-class BatchAdmin(AuditAdmin, admin.ModelAdmin):
+class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
     list_display = [
         "display_name",
         "owner",
@@ -41,7 +41,7 @@ class BatchAdmin(AuditAdmin, admin.ModelAdmin):
         "progress",
         "created_at",
     ]
-    list_filter = ["status", "processor"]
+    list_filter = ["status", "owner", "processor"]
     list_select_related = ["owner"]
     search_fields = ["=id", "name", "owner__username", "source_name"]
     show_full_result_count = False
@@ -177,11 +177,11 @@ class BatchAdmin(AuditAdmin, admin.ModelAdmin):
 
 
 @admin.register(Interaction)
-class InteractionAdmin(AuditAdmin, admin.ModelAdmin):
-    list_display = ["row_number", "batch", "chat_id", "question", "status", "attempts"]
-    list_filter = ["status"]
-    list_select_related = ["batch"]
-    search_fields = ["=batch__id", "chat_id"]
+class InteractionAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
+    list_display = ["row_number", "batch", "owner", "chat_id", "question", "status", "attempts"]
+    list_filter = ["status", ("batch__owner", admin.RelatedFieldListFilter)]
+    list_select_related = ["batch__owner"]
+    search_fields = ["=batch__id", "chat_id", "=batch__owner__username"]
     show_full_result_count = False
     list_per_page = 100
     readonly_fields = [
@@ -199,6 +199,10 @@ class InteractionAdmin(AuditAdmin, admin.ModelAdmin):
         "heartbeat_at",
     ]
     fields = readonly_fields
+
+    @admin.display(description="owner", ordering="batch__owner")
+    def owner(self, item):
+        return item.batch.owner
 
     @admin.display(description="question")
     def question(self, item):

@@ -6,4 +6,12 @@ class BatchesConfig(AppConfig):
     verbose_name = "Batches"
 
     def ready(self):
-        from batches import resources  # noqa: F401  (registers the batch GET resources)
+        from batches import (
+            health,
+            resources,  # noqa: F401  (registers the batch GET resources)
+        )
+        from batchsvc.health import register_check
+        from batchsvc.metrics import register_collector
+
+        register_check("workers", health.Workers)
+        register_collector(health.collect)

@@ -18,6 +18,8 @@ from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import timezone
 
+from batchsvc.ownership import OwnedQuerySet
+
 NAME_MAX = 255
 
 
@@ -66,11 +68,7 @@ PENDING_SQL = _literal_status(InteractionStatus.PENDING)
 RUNNING_SQL = _literal_status(InteractionStatus.RUNNING)
 
 
-class BatchQuerySet(models.QuerySet):
-    def for_user(self, user):
-        """What ``user`` may see: their own batches, or every batch for staff."""
-        return self if user.is_staff else self.filter(owner=user)
-
+class BatchQuerySet(OwnedQuerySet):
     def active(self):
         return self.filter(status__in=ACTIVE_BATCH)
 
@@ -95,8 +93,9 @@ class Batch(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=NAME_MAX, blank=True)
+    # SET_NULL: a deleted user's batches stay for staff to read.
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="batches"
     )
     processor = models.CharField(max_length=64, default="echo")
     options = models.JSONField(default=dict, blank=True)
@@ -193,7 +192,9 @@ class Batch(models.Model):
             )
 
 
-class InteractionQuerySet(models.QuerySet):
+class InteractionQuerySet(OwnedQuerySet):
+    owner_field = "batch__owner"
+
     def pending(self):
         return self.filter(status=InteractionStatus.PENDING)
 
@@ -281,3 +282,29 @@ class Interaction(models.Model):
 
     def __str__(self):
         return f"{self.batch_id} row {self.row_number}"
+
+
+class WorkerQuerySet(models.QuerySet):
+    def live(self, *, since):
+        """Workers that have sent a heartbeat since ``since``."""
+        return self.filter(beat_at__gte=since)
+
+
+class Worker(models.Model):
+    """A ``db_worker`` process and its last heartbeat, sent every few seconds whether it
+    works or idles (a batch's own heartbeat only moves while someone works on it), so
+    that readiness and metrics can tell an idle worker from a dead one."""
+
+    name = models.CharField(max_length=200, unique=True, help_text="host:pid:random")
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField(db_index=True)
+
+    objects = WorkerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-beat_at"]
+
+    def __str__(self):
+        return self.name

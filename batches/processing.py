@@ -28,6 +28,7 @@ the connection broke is recognised by its claim token rather than done twice. An
 item is never failed because the database was away.
 """
 
+import contextvars
 import json
 import logging
 import threading
@@ -49,6 +50,7 @@ from batches.models import (
     InteractionStatus,
 )
 from batches.processors import Processor, ProcessorError, get_processor
+from batchsvc import metrics
 from batchsvc.outages import DATABASE_ERRORS, retry_while_unavailable
 
 logger = logging.getLogger("batches.processing")
@@ -176,10 +178,21 @@ class BatchRun:
 
     def run(self) -> None:
         self.invite_helper()
-        heartbeat = threading.Thread(target=self.heartbeat, name="batch-heartbeat", daemon=True)
+        # Each thread runs in a copy of this context, so its log lines name the batch.
+        heartbeat = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(self.heartbeat,),
+            name="batch-heartbeat",
+            daemon=True,
+        )
         heartbeat.start()
         threads = [
-            threading.Thread(target=self.work, args=(n,), name=f"batch-{n}", daemon=True)
+            threading.Thread(
+                target=contextvars.copy_context().run,
+                args=(self.work, n),
+                name=f"batch-{n}",
+                daemon=True,
+            )
             for n in range(self.concurrency)
         ]
         try:
@@ -334,7 +347,9 @@ class BatchRun:
         item, rest = claim.head, claim.rest
         try:
             while item is not None:
+                started = time.perf_counter()
                 output, error = call(processor, item.input, claim.history)
+                seconds = time.perf_counter() - started
                 following = rest.pop(0) if rest and not stopping.is_set() else None
                 try:
                     output, error = storable(output, error)
@@ -356,6 +371,9 @@ class BatchRun:
                 if not recorded:
                     return
                 self.counter.add(ok=not error)
+                metrics.observe_batch_item(
+                    processor=self.batch.processor, ok=not error, seconds=seconds
+                )
                 if not error:
                     claim.history.append({"input": item.input, "output": output})
                 if self.counter.succeeded + self.counter.failed >= FLUSH_ITEMS:

@@ -10,13 +10,11 @@ from batchsvc.resources import register
 register(
     "batches",
     serializer_class=BatchSerializer,
-    visible_to=lambda user: Batch.objects.for_user(user).select_related("owner"),
+    visible_to=lambda user: Batch.objects.visible_to(user).select_related("owner"),
     id_type=uuid.UUID,
 )
 register(
     "interactions",
     serializer_class=InteractionDetailSerializer,
-    visible_to=lambda user: Interaction.objects.filter(
-        batch__in=Batch.objects.for_user(user).values("pk")
-    ),
+    visible_to=lambda user: Interaction.objects.visible_to(user),
 )

@@ -14,7 +14,7 @@ EXPORT_CHUNK = 2000
 
 
 def batches_for(user):
-    return Batch.objects.for_user(user).select_related("owner")
+    return Batch.objects.visible_to(user).select_related("owner")
 
 
 def result_columns(batch: Batch) -> list[str]:

@@ -1,6 +1,12 @@
 """The background task of a batch, run by ``python manage.py db_worker``."""
 
+import logging
+import time
+
 from django_tasks import task
+from structlog.contextvars import bound_contextvars
+
+logger = logging.getLogger("batches.worker")
 
 
 @task(takes_context=True)
@@ -8,7 +14,19 @@ def process_batch(context, batch_id: str) -> dict:
     """Work on one batch until no conversation is left for this worker to claim."""
     from batches.processing import batch_process
 
-    return batch_process(batch_id=batch_id, worker_id=str(context.task_result.id))
+    task_id = str(context.task_result.id)
+    # Every line this task writes, from any of its threads, names the batch and task.
+    with bound_contextvars(batch_id=batch_id, task_id=task_id):
+        logger.info("batch %s: task started", batch_id)
+        started = time.perf_counter()
+        result = batch_process(batch_id=batch_id, worker_id=task_id)
+        logger.info(
+            "batch %s: task ended, %s",
+            batch_id,
+            result["status"],
+            extra={**result, "duration_ms": round((time.perf_counter() - started) * 1000, 1)},
+        )
+    return result
 
 
 def enqueue_batch(batch_id) -> str:

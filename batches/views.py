@@ -22,7 +22,7 @@ from batchsvc.fields import FieldSelectionMixin
 from batchsvc.pagination import CursorPagination
 from batchsvc.parsers import JSONParser
 from batchsvc.throttling import ScopedThrottle
-from batchsvc.views import query_flag
+from batchsvc.views import flag, query_flag
 
 
 class InteractionPagination(CursorPagination):
@@ -79,7 +79,9 @@ class BatchViewSet(
             raise ApiError("Attach the spreadsheet (.csv or .xlsx) as the form field 'file'.")
         processor = request.data.get("processor") or "echo"
         options = _options(request.data.get("options"))
-        if query_flag(request, "dry_run") or _form_flag(request.data.get("dry_run")):
+        if query_flag(request, "dry_run") or flag(
+            request.data.get("dry_run"), "Form field dry_run"
+        ):
             summary = services.batch_dry_run(upload=upload, processor=processor, options=options)
             return Response(summary, status=status.HTTP_200_OK)
         result = services.batch_create(
@@ -170,13 +172,3 @@ def _options(raw) -> dict:
     if not isinstance(options, dict):
         raise ApiError("options must be a JSON object given as text.")
     return options
-
-
-def _form_flag(value) -> bool:
-    if value in (None, ""):
-        return False
-    if str(value).lower() in ("true", "1", "yes"):
-        return True
-    if str(value).lower() in ("false", "0", "no"):
-        return False
-    raise ApiError(f"dry_run must be true or false, not {value!r}.")

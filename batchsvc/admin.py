@@ -20,3 +20,11 @@ class AuditAdmin:
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class OwnedAdmin:
+    """Mixin for models with an owner: the admin starts from ``visible_to`` as the
+    API does, and every list shows the owner and filters by it."""
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).visible_to(request.user)

@@ -17,12 +17,14 @@ from batchsvc.bulk import describe, parse_envelope
 from batchsvc.errors import ApiError
 
 NOT_FOUND = "Not found."
+AMBIGUOUS = "Several owners use this id; add owner to the request to choose one."
 
 
 class BatchGetRequest(msgspec.Struct, forbid_unknown_fields=True):
     resource_type: str
     ids: list[int | str]
     fields: list[str] | None = None
+    owner: str | None = None
 
 
 class BatchGetItem(msgspec.Struct):
@@ -30,7 +32,9 @@ class BatchGetItem(msgspec.Struct):
     status: Literal["success", "error"]
     # An int, not Literal[200, 404]: drf-spectacular's enum hook needs a "type" that
     # batchsvc.openapi only adds to string enums.
-    status_code: Annotated[int, msgspec.Meta(description="200 or 404, as a single GET would")]
+    status_code: Annotated[
+        int, msgspec.Meta(description="200, 404 or 409 (ambiguous), as a single GET would")
+    ]
     data: dict[str, Any] | None
     error: str | None
 
@@ -70,9 +74,12 @@ def batch_get(*, user, request: BatchGetRequest, context: dict) -> BatchGetRespo
     if request.fields is not None:
         fields.restrict(serializer, request.fields)
 
-    found = resource.fetch(user, ids)
+    found, ambiguous = resource.fetch(user, ids, owner=request.owner)
     data_by_id = dict(zip(found, serializer.to_representation(found.values()), strict=True))
-    results = [_result(raw, data_by_id.get(key)) for raw, key in zip(request.ids, ids, strict=True)]
+    results = [
+        _result(raw, data_by_id.get(key), ambiguous=key in ambiguous)
+        for raw, key in zip(request.ids, ids, strict=True)
+    ]
     succeeded = sum(1 for item in results if item.data is not None)
     return BatchGetResponse(
         results=results,
@@ -83,8 +90,10 @@ def batch_get(*, user, request: BatchGetRequest, context: dict) -> BatchGetRespo
     )
 
 
-def _result(raw_id, data) -> BatchGetItem:
+def _result(raw_id, data, *, ambiguous: bool) -> BatchGetItem:
     # The id is echoed as the caller sent it, so that it can match it as it is.
+    if ambiguous:
+        return BatchGetItem(raw_id, "error", 409, None, AMBIGUOUS)
     if data is None:
         return BatchGetItem(raw_id, "error", 404, None, NOT_FOUND)
     return BatchGetItem(raw_id, "success", 200, data, None)
@@ -108,6 +117,11 @@ def request_schema() -> dict:
                 "items": {"type": ["integer", "string"]},
                 "description": f"What each id is matched against: {kinds}. "
                 "A repeated id is answered each time.",
+            },
+            "owner": {
+                "type": ["string", "null"],
+                "description": "Only objects of this owner (a username). Staff see every "
+                "owner's objects; an id several owners use answers 409 without it.",
             },
             "fields": {
                 "type": ["array", "null"],

@@ -25,6 +25,7 @@ from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.settings import api_settings
 
+from batchsvc.logs import current_request_id
 from batchsvc.outages import DATABASE_ERRORS, close_connections, describe, is_disk_full
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ def error_body(message: str, details=None) -> dict:
     body = {"error": message}
     if details is not None:
         body["details"] = details
+    if request_id := current_request_id():
+        body["request_id"] = request_id
     return body
 
 

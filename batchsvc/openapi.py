@@ -64,3 +64,10 @@ def _schema_hook(cls: type) -> dict:
     if isinstance(cls, type) and issubclass(cls, enum.Enum):
         return resolve_type_hint(cls)
     raise NotImplementedError(f"No JSON schema for {cls!r}.")
+
+
+def without_trailing_slashes(result, generator, request, public):
+    """Every route answers with or without its trailing slash; the schema spells
+    each path one way, without, as the README does."""
+    result["paths"] = {path.rstrip("/"): item for path, item in result["paths"].items()}
+    return result

@@ -17,7 +17,7 @@ from its ``AppConfig.ready()``::
     register(
         "batches",
         serializer_class=BatchSerializer,
-        visible_to=lambda user: Batch.objects.for_user(user),
+        visible_to=lambda user: Batch.objects.visible_to(user),
         id_type=uuid.UUID,
     )
 
@@ -42,6 +42,7 @@ The arguments:
   for a text key.
 """
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ from rest_framework import serializers
 
 from batchsvc.bulk import describe
 from batchsvc.errors import ApiError
+from batchsvc.ownership import Ambiguous, choose
 
 PositiveId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 """An integer primary key: a positive number a bigint column can hold."""
@@ -83,11 +85,24 @@ class Resource:
                 details={"resource_type": self.name, "lookup_field": self.lookup_field},
             ) from None
 
-    def fetch(self, user, ids: Sequence) -> dict:
+    def fetch(self, user, ids: Sequence, *, owner: str | None = None) -> tuple[dict, set]:
         """The objects ``user`` may see among ``ids``, keyed by their lookup value,
-        in one query (plus the prefetches ``visible_to`` declares)."""
+        in one query (plus the prefetches ``visible_to`` declares); and the ids that
+        name objects of several owners (a run_id is unique per owner only): staff
+        get their own object, or choose an ``owner``, or are told it is ambiguous."""
         matching = self.visible_to(user).filter(**{f"{self.lookup_field}__in": set(ids)})
-        return {getattr(obj, self.lookup_field): obj for obj in matching}
+        if owner is not None:
+            matching = matching.of_owner(owner)
+        by_key = defaultdict(list)
+        for obj in matching:
+            by_key[getattr(obj, self.lookup_field)].append(obj)
+        found, ambiguous = {}, set()
+        for key, candidates in by_key.items():
+            try:
+                found[key] = choose(user, candidates)
+            except Ambiguous:
+                ambiguous.add(key)
+        return found, ambiguous
 
 
 def _digits_to_int(value):

@@ -4,27 +4,32 @@ Every variable is listed in .env.example. Nothing here needs a value to start:
 the defaults give an embedded SQLite database under var/ and DEBUG off.
 """
 
+import hashlib
 import os
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from batchsvc.flags import parse_bool
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 (VAR_DIR / "static").mkdir(parents=True, exist_ok=True)
+# Metrics of every process on this machine (gunicorn workers, db_worker) meet here;
+# see batchsvc.metrics. Set before prometheus_client is imported, which reads it then.
+PROMETHEUS_MULTIPROC_DIR = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")
+)
+Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
 
 
 def env_bool(name: str, default: bool) -> bool:
     """Read a boolean; anything but true/false (any case) is a mistake, not False."""
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    if value.lower() in ("true", "1", "yes", "on"):
-        return True
-    if value.lower() in ("false", "0", "no", "off"):
-        return False
-    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}.")
+    try:
+        return parse_bool(os.environ.get(name), default=default)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} {exc}.") from None
 
 
 def env_int(name: str, default: int) -> int:
@@ -41,11 +46,29 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-# A fixed key so that `make run` works out of the box; the system check
-# batchsvc.W001 warns when it is used with DEBUG off.
-DEVELOPMENT_SECRET_KEY = "django-insecure-batchsvc-development-key-do-not-use-in-production"
-SECRET_KEY = os.environ.get("SECRET_KEY") or DEVELOPMENT_SECRET_KEY
 DEBUG = env_bool("DEBUG", False)
+# Where `make run` (and `make test`) generate a key once, for a machine that sets none.
+SECRET_KEY_FILE = VAR_DIR / "secret_key"
+# Only ever used with DEBUG on; the system check batchsvc.W001 warns if it is set by hand.
+DEVELOPMENT_SECRET_KEY = "django-insecure-batchsvc-development-key-do-not-use-in-production"
+
+
+def read_secret_key() -> str:
+    """SECRET_KEY from the environment, else the generated file, else (DEBUG only) the
+    development key. Serving without one would sign sessions with a public key."""
+    if key := os.environ.get("SECRET_KEY"):
+        return key
+    if SECRET_KEY_FILE.is_file() and (key := SECRET_KEY_FILE.read_text().strip()):
+        return key
+    if DEBUG:
+        return DEVELOPMENT_SECRET_KEY
+    raise ImproperlyConfigured(
+        f"No secret key: set SECRET_KEY in the environment (or generate {SECRET_KEY_FILE} "
+        "with `make secret-key`) before starting batchsvc with DEBUG off."
+    )
+
+
+SECRET_KEY = read_secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -73,8 +96,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: its request id is on every log line and error body the others write.
+    "batchsvc.middleware.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After WhiteNoise, which serves static files compressed ahead of time, and before
+    # every middleware that writes a body (the JSON errors), so it compresses theirs.
+    "django.middleware.gzip.GZipMiddleware",
     "batchsvc.errors.ApiErrorMiddleware",
     "batchsvc.errors.DatabaseUnavailableMiddleware",
     "batchsvc.errors.RefuseNulMiddleware",
@@ -150,6 +178,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": os.environ.get("TEST_DB_NAME", str(VAR_DIR / "test.sqlite3"))
     }
+else:
+    # Checkouts that share one server (CI beside other work, several work trees)
+    # each test in a database of their own rather than dropping each other's.
+    checkout = hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:8]
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("TEST_DB_NAME", f"test_batchsvc_{checkout}")
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -178,6 +213,10 @@ MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 16 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 
 RUNS_BATCH_MAX = env_int("RUNS_BATCH_MAX", 1000)
+
+# Who owns the runs and trace files stored before objects had owners: read once,
+# by the migration that gives them one (default: the oldest superuser).
+MIGRATE_OWNER = os.environ.get("MIGRATE_OWNER", "")
 
 # Batch GET and field selection (issue 6): how many ids one POST /api/v1/batch/get may ask for.
 BATCH_GET_MAX_IDS = env_int("BATCH_GET_MAX_IDS", 100)
@@ -248,7 +287,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 100),
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "batchsvc.pagination.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Scoped throttles for the batch endpoints (views set throttle_scope).
@@ -284,14 +323,31 @@ SPECTACULAR_SETTINGS = {
     "OAS_VERSION": "3.1.0",
     "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "traces.models.RunStatus"},
     "APPEND_COMPONENTS": {},  # filled by batchsvc.openapi from the msgspec schemas
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "batchsvc.openapi.without_trailing_slashes",
+    ],
 }
 
+# Operations: /metrics (see batchsvc.metrics) needs this Bearer token when set, and is
+# served only to connections from this machine when it is not.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
+# Log lines: readable text, or one JSON object a line for a log collector.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "structured": {"()": "batchsvc.logs.formatter", "json": LOG_FORMAT == "json"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # One line per request, straight to the console: a handler on the root logger
+        # (batchsvc.client's log handler in a process that also serves) gets none.
+        "batchsvc.requests": {"handlers": ["console"], "propagate": False},
+    },
 }

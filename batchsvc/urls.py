@@ -1,14 +1,20 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from batchsvc.health import ReadinessView, healthz
+from batchsvc.metrics import MetricsView
 from batchsvc.views import BatchGetView
 
 urlpatterns = [
+    # Operations: no token (metrics have a guard of their own), and outside /api/.
+    path("healthz", healthz, name="healthz"),
+    path("readyz", ReadinessView.as_view(), name="readyz"),
+    path("metrics", MetricsView.as_view(), name="metrics"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    path("api/v1/batch/get", BatchGetView.as_view(), name="batch-get"),
+    re_path(r"^api/v1/batch/get/?$", BatchGetView.as_view(), name="batch-get"),
     path("api/v1/", include("traces.urls")),
     path("api/v1/", include("setuplogs.urls")),
     path("api/v1/", include("batches.urls")),

@@ -7,20 +7,23 @@ from rest_framework.views import APIView
 
 from batchsvc import batch_get
 from batchsvc.errors import ApiError
+from batchsvc.flags import parse_bool
 from batchsvc.openapi import json_body, schema_ref
 from batchsvc.throttling import ScopedThrottle
-
-_TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no", ""}
 
 
 def query_flag(request, name: str) -> bool:
     """A boolean query parameter; anything but true/false is a 400, not False."""
-    value = request.query_params.get(name, "").lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ApiError(f"Query parameter {name} must be true or false, not {value!r}.")
+    return flag(request.query_params.get(name), f"Query parameter {name}")
+
+
+def flag(value, what: str) -> bool:
+    """A boolean sent as text (query parameter, form field): absent is False, a
+    value that is not a boolean a 400 naming ``what``."""
+    try:
+        return parse_bool(value, default=False)
+    except ValueError as exc:
+        raise ApiError(f"{what} {exc}.") from None
 
 
 EXAMPLE_BATCH_GET_REQUEST = {

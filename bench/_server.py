@@ -28,8 +28,10 @@ def manage(env, *args) -> str:
 
 
 @contextmanager
-def server(workers: int = 2, extra_env: dict | None = None):
-    """Yield ``(base_url, token, env)`` for a fresh gunicorn on a scratch database."""
+def server(workers: int = 2, extra_env: dict | None = None, args: tuple[str, ...] = ()):
+    """Yield ``(base_url, token, env)`` for a fresh gunicorn on a scratch database, with
+    gunicorn.conf.py's settings (gunicorn reads it from the repository root) and
+    ``args`` overriding them."""
     with tempfile.TemporaryDirectory(prefix="batchsvc-bench-") as var:
         env = {
             **os.environ,
@@ -65,6 +67,7 @@ def server(workers: int = 2, extra_env: dict | None = None):
                 str(workers),
                 "--log-level",
                 "warning",
+                *args,
             ],
             cwd=ROOT,
             env=env,
@@ -73,7 +76,7 @@ def server(workers: int = 2, extra_env: dict | None = None):
         try:
             for _ in range(100):
                 try:
-                    httpx.get(f"{base}/api/v1/runs/", timeout=1)
+                    httpx.get(f"{base}/healthz", timeout=1)
                     break
                 except httpx.TransportError:
                     time.sleep(0.1)

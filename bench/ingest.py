@@ -36,6 +36,7 @@ COLUMNS = [
     "metrics_json",
     "context_json",
     "error_summary",
+    "owner_id",
     "created_at",
     "updated_at",
 ]
@@ -106,6 +107,7 @@ def _raw_row(run):
     values = {
         **run,
         "event_id": uuid.UUID(run["event_id"]).hex,
+        "owner_id": 1,  # one owner, as the bench's one token
         "created_at": now,
         "updated_at": now,
     }
@@ -130,11 +132,12 @@ def raw_postgres(rows, url) -> float:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS bench_raw_run")
         conn.execute(
-            "CREATE TABLE bench_raw_run (id bigserial PRIMARY KEY, event_id uuid UNIQUE, run_id "
-            "varchar(255) UNIQUE, parent_run_id text, agent_name text, job_type text, product "
-            "text, git_repo text, git_branch text, git_commit text, status text, start_time "
-            "timestamptz, end_time timestamptz, metrics_json jsonb, context_json jsonb, "
-            "error_summary text, created_at timestamptz, updated_at timestamptz)"
+            "CREATE TABLE bench_raw_run (id bigserial PRIMARY KEY, owner_id bigint, event_id "
+            "uuid, run_id varchar(255), parent_run_id text, agent_name text, job_type text, "
+            "product text, git_repo text, git_branch text, git_commit text, status text, "
+            "start_time timestamptz, end_time timestamptz, metrics_json jsonb, context_json "
+            "jsonb, error_summary text, created_at timestamptz, updated_at timestamptz, "
+            "UNIQUE (owner_id, event_id), UNIQUE (owner_id, run_id))"
         )
         prepared = [[_raw_row(run) for run in batch] for batch in rows]
         copy_sql = f"COPY bench_raw_run ({', '.join(COLUMNS)}) FROM STDIN"

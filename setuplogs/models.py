@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import Subquery
 from django.db.models.functions import Coalesce
 
+from batchsvc.ownership import OwnedQuerySet
 from traces.models import Run
 
 CLIENT_ID_MAX = 100
@@ -28,7 +29,9 @@ class LogLevel(models.TextChoices):
         return values[values.index(level) :]
 
 
-class LogEntryQuerySet(models.QuerySet):
+class LogEntryQuerySet(OwnedQuerySet):
+    owner_field = "run__owner"  # a line is visible and writable exactly when its run is
+
     def of_run(self, run: Run):
         return self.filter(run=run)
 

@@ -1,5 +1,5 @@
-"""Log lines in the cross-resource batch GET, by id: every authenticated user may
-read every run's lines, as in the tailing endpoint."""
+"""Log lines in the cross-resource batch GET, by id: a user reads the lines of
+their own runs, staff read all; anyone else's answer 404, like missing ones."""
 
 from batchsvc.resources import register
 from setuplogs.models import LogEntry
@@ -8,5 +8,5 @@ from setuplogs.serializers import LogEntryDetailSerializer
 register(
     "log_entries",
     serializer_class=LogEntryDetailSerializer,
-    visible_to=lambda user: LogEntry.objects.select_related("run"),
+    visible_to=lambda user: LogEntry.objects.visible_to(user).select_related("run"),
 )

@@ -19,8 +19,8 @@ from batchsvc.bulk import (
 from batchsvc.errors import ApiError
 from setuplogs.models import CLIENT_ID_MAX, LogEntry, LogLevel
 from setuplogs.schemas import RESERVED_CLIENT_ID_PREFIX, LogLineIn
-from setuplogs.selectors import run_not_found
 from traces.models import Run
+from traces.selectors import run_not_found
 
 
 @dataclass
@@ -51,10 +51,11 @@ def log_lines_append(*, run: Run, lines: Sequence, dropped: int = 0) -> AppendRe
     1. Validate every line; invalid ones are skipped and reported by index.
     2. Of lines repeating a client_id within the request, keep the first.
     3. ``dropped`` > 0 (lines the client lost) adds a warning line before them.
-    4. In one transaction that holds the run's append lock, number the lines after
-       the run's last seq and insert them in one statement, ON CONFLICT DO NOTHING:
-       a line refused by the (run, client_id) constraint was stored by an earlier
-       request and is a duplicate. Its seq stays unused, a harmless gap.
+    4. In one transaction that holds the run's append lock, leave out the lines
+       whose client_id the run holds (stored by an earlier request: duplicates),
+       number the others after the run's last seq, with no gap, and insert them
+       in one statement. The lock makes the look-up safe; ON CONFLICT DO NOTHING
+       and the (run, client_id) constraint still guard the invariant.
     """
     valid, skipped = validate_items(lines, LogLineIn)
     # Lines without a client_id are never duplicates: each gets a key of its own.
@@ -68,6 +69,8 @@ def log_lines_append(*, run: Run, lines: Sequence, dropped: int = 0) -> AppendRe
     now = timezone.now()
     with transaction.atomic():
         last = _lock_and_last_seq(run)
+        stored = _stored_client_ids(run, batch)
+        new = [line for line in batch if not (line.client_id and line.client_id in stored)]
         rows = [
             {
                 "run": run.pk,
@@ -78,13 +81,26 @@ def log_lines_append(*, run: Run, lines: Sequence, dropped: int = 0) -> AppendRe
                 "client_id": line.client_id,
                 "received_at": now,
             }
-            for position, line in enumerate(batch, start=1)
+            for position, line in enumerate(new, start=1)
         ]
         inserted = insert_ignoring_conflicts(LogEntry, rows, key="seq")
-    start = 1 if dropped else 0  # the warning line is ours, not the client's
-    result.seqs = [rows[i]["seq"] for i in range(start, len(rows)) if i in inserted]
-    result.duplicates += len(rows) - start - result.added
+    ours = batch[0].client_id if dropped else None  # the warning line is ours, not the client's
+    result.seqs = [
+        row["seq"] for i, row in enumerate(rows) if i in inserted and row["client_id"] != ours
+    ]
+    result.duplicates += len(batch) - (1 if dropped else 0) - result.added
     return result
+
+
+def _stored_client_ids(run: Run, batch: list[LogLineIn]) -> set[str]:
+    """Which of the batch's client_ids the run holds already: those lines are not
+    numbered at all, so a resent batch leaves no gap in the run's seqs."""
+    ids = [line.client_id for line in batch if line.client_id]
+    if not ids:
+        return set()
+    return set(
+        LogEntry.objects.of_run(run).filter(client_id__in=ids).values_list("client_id", flat=True)
+    )
 
 
 def log_line_append(*, run: Run, raw: Any) -> tuple[LogEntry, bool]:

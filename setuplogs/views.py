@@ -6,6 +6,7 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from batchsvc import metrics
 from batchsvc.bulk import describe, read_items
 from batchsvc.errors import ApiError
 from batchsvc.fields import FieldSelectionMixin
@@ -60,7 +61,9 @@ class SetupLogsView(FieldSelectionMixin, generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular, no request
             return LogEntry.objects.none()
-        return LogEntry.objects.of_run(run_for_logs(self.kwargs["run_id"]))
+        return LogEntry.objects.of_run(
+            run_for_logs(self.request, self.kwargs["run_id"], write=False)
+        )
 
     @extend_schema(
         request=json_body(batch_schema()),
@@ -73,10 +76,16 @@ class SetupLogsView(FieldSelectionMixin, generics.ListAPIView):
         "are counted in `duplicates`.",
     )
     def post(self, request, run_id):
-        run = run_for_logs(run_id)
+        run = run_for_logs(request, run_id, write=True)
         lines = read_items(request.data, "logs", LogLineIn, settings.LOGS_BATCH_MAX)
         dropped = _dropped(request.data)
         result = services.log_lines_append(run=run, lines=lines, dropped=dropped)
+        counts = {
+            "created": result.added,
+            "existing": result.duplicates,
+            "failed": len(result.skipped),
+        }
+        metrics.observe_bulk(resource="log_lines", size=len(lines), counts=counts)
         return Response(result.as_dict(), status=status.HTTP_200_OK)
 
 
@@ -106,7 +115,9 @@ class SetupLogView(APIView):
         "is stored already.",
     )
     def post(self, request, run_id):
-        entry, created = services.log_line_append(run=run_for_logs(run_id), raw=request.data)
+        entry, created = services.log_line_append(
+            run=run_for_logs(request, run_id, write=True), raw=request.data
+        )
         return Response(
             LogEntrySerializer(entry).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

@@ -94,3 +94,16 @@ def trace_root(settings, tmp_path):
         "traces": {**settings.STORAGES["traces"], "OPTIONS": {"location": str(root)}},
     }
     return root
+
+
+@pytest.fixture
+def alice_root(trace_root, alice):
+    """Where alice's trace files land: her namespace under the storage root."""
+    return trace_root / "owners" / str(alice.pk)
+
+
+def error_body(response) -> dict:
+    """An error body without its ``request_id``, which must be the response's own."""
+    body = response.json()
+    assert body.pop("request_id") == response["X-Request-ID"]
+    return body

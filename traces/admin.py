@@ -1,22 +1,32 @@
 from django.contrib import admin
+from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from batchsvc.admin import AuditAdmin, pretty_json
+from batchsvc.admin import AuditAdmin, OwnedAdmin, pretty_json
 from traces.files import trace_files_preview
 from traces.models import Run, TraceFile
 
 
 @admin.register(Run)
-class RunAdmin(AuditAdmin, admin.ModelAdmin):
-    list_display = ["run_id", "agent_name", "job_type", "status", "start_time", "end_time"]
-    list_filter = ["status", "job_type", "product"]
-    search_fields = ["=run_id", "=event_id", "agent_name"]
+class RunAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
+    list_display = [
+        "run_id",
+        "owner",
+        "agent_name",
+        "job_type",
+        "status",
+        "start_time",
+        "end_time",
+    ]
+    list_filter = ["status", "owner", "job_type", "product"]
+    list_select_related = ["owner"]
+    search_fields = ["=run_id", "=event_id", "agent_name", "=owner__username"]
     date_hierarchy = "start_time"
     show_full_result_count = False
     list_per_page = 100
     fields = [
-        "run_id",
+        ("run_id", "owner"),
         "event_id",
         "parent",
         "children",
@@ -39,7 +49,7 @@ class RunAdmin(AuditAdmin, admin.ModelAdmin):
     def parent(self, run):
         if not run.parent_run_id:
             return "—"
-        parent = Run.objects.filter(run_id=run.parent_run_id).only("pk").first()
+        parent = Run.objects.parent_of(run).only("pk").first()
         if parent is None:
             return format_html("{} <em>(not received yet)</em>", run.parent_run_id)
         return format_html('<a href="{}">{}</a>', _change_url(parent), run.parent_run_id)
@@ -67,31 +77,49 @@ def _change_url(run: Run) -> str:
 
 
 @admin.register(TraceFile)
-class TraceFileAdmin(AuditAdmin, admin.ModelAdmin):
-    list_display = ["path", "size", "run_link", "updated_at"]
-    list_filter = [("run", admin.RelatedOnlyFieldListFilter)]
-    search_fields = ["path"]
-    list_select_related = ["run"]
+class TraceFileAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
+    list_display = ["path", "owner", "size", "run_link", "updated_at"]
+    list_filter = ["owner"]
+    search_fields = ["path", "=run_id", "=owner__username"]
+    list_select_related = ["owner"]
     show_full_result_count = False
     list_per_page = 100
-    fields = ["path", "run_link", "size", "sha256", ("created_at", "updated_at"), "content"]
-    readonly_fields = [*fields[:4], "created_at", "updated_at", "content"]
+    fields = [
+        ("path", "owner"),
+        "run_link",
+        "size",
+        "sha256",
+        ("created_at", "updated_at"),
+        "content",
+    ]
+    readonly_fields = [
+        "path",
+        "owner",
+        "run_link",
+        "size",
+        "sha256",
+        "created_at",
+        "updated_at",
+        "content",
+    ]
+
+    def get_queryset(self, request):
+        # The run's pk in the same query, for the links (run_id names a run of the same owner).
+        runs = Run.objects.filter(owner=OuterRef("owner"), run_id=OuterRef("run_id"))
+        return super().get_queryset(request).annotate(run_pk=Subquery(runs.values("pk")[:1]))
 
     def has_delete_permission(self, request, obj=None):
         # A row mirrors a file in the storage: deleting one alone would lie.
         return False
 
-    @admin.display(description="run", ordering="run")
+    @admin.display(description="run", ordering="run_id")
     def run_link(self, trace_file):
-        if trace_file.run_id is None:
+        if not trace_file.run_id:
             return "—"
-        try:
-            run = trace_file.run
-        except Run.DoesNotExist:
-            run = None
-        if run is None:  # written before its run was uploaded
+        if trace_file.run_pk is None:  # written before its run was uploaded
             return f"{trace_file.run_id} (not stored yet)"
-        return format_html('<a href="{}">{}</a>', _change_url(run), trace_file.run_id)
+        url = reverse("admin:traces_run_change", args=[trace_file.run_pk])
+        return format_html('<a href="{}">{}</a>', url, trace_file.run_id)
 
     @admin.display(description="content")
     def content(self, trace_file):

@@ -6,4 +6,9 @@ class TracesConfig(AppConfig):
     verbose_name = "Runs and traces"
 
     def ready(self):
+        from health_check.checks import Storage
+
+        from batchsvc.health import register_check
         from traces import resources  # noqa: F401  (registers runs for the batch GET)
+
+        register_check("trace_storage", Storage, alias="traces")

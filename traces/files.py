@@ -2,6 +2,7 @@
 ``POST /traces/write-batch``. It talks to ``storages["traces"]`` only, so the
 files go wherever that storage keeps them (a directory, a bucket)."""
 
+import contextvars
 import hashlib
 import logging
 import time
@@ -20,6 +21,7 @@ from django.utils.html import format_html
 
 from batchsvc.bulk import first_occurrences, validate_items
 from traces.models import TraceFile
+from traces.paths import storage_name
 from traces.schemas import TraceFileIn
 from traces.storage import (
     Directories,
@@ -98,8 +100,9 @@ class WriteResult:
         }
 
 
-def trace_files_write(*, items: list) -> WriteResult:
-    """Write a batch of raw trace file dicts; one bad file fails alone.
+def trace_files_write(*, owner, items: list) -> WriteResult:
+    """Write a batch of raw trace file dicts as ``owner``'s; one bad file fails alone.
+    Paths are the owner's: the files go to the owner's namespace in the storage.
 
     1. Validate every item against :class:`TraceFileIn` (fields, path safety,
        size). A path repeated in the batch fails its repeats. A run_id need not
@@ -115,10 +118,10 @@ def trace_files_write(*, items: list) -> WriteResult:
     """
     started = time.perf_counter()
     outcomes = [FileOutcome(index=i, file_name=_echo(raw)) for i, raw in enumerate(items)]
-    files = _valid_files(items, outcomes)
+    files = _valid_files(items, outcomes, owner)
     try:
         _stage_files(trace_storage(), files)
-        _publish([file for file in files if file.outcome.success])
+        _publish(owner, [file for file in files if file.outcome.success])
     finally:
         close_all(file.handle for file in files if isinstance(file.handle, StagedFile))
     result = WriteResult(outcomes, elapsed_ms=(time.perf_counter() - started) * 1000)
@@ -139,6 +142,7 @@ class _File:
 
     outcome: FileOutcome
     path: str
+    storage_name: str
     content: bytes
     run_id: str | None
     handle: StagedFile | _Saved | None = None
@@ -151,12 +155,16 @@ def _echo(raw) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _valid_files(items: list, outcomes: list[FileOutcome]) -> list[_File]:
+def _valid_files(items: list, outcomes: list[FileOutcome], owner) -> list[_File]:
     valid, invalid = validate_items(items, TraceFileIn)
     for error in invalid:
         outcomes[error.index].error = error.error
     # An empty run_id means no run, as absent or null does.
-    files = [_File(outcomes[i], item.path, item.content, item.run_id or None) for i, item in valid]
+    files = []
+    for i, item in valid:
+        path = item.path
+        stored_as = storage_name(owner.pk, path)
+        files.append(_File(outcomes[i], path, stored_as, item.content, item.run_id or None))
     firsts, repeats = first_occurrences(((f.outcome.index, f) for f in files), key=lambda f: f.path)
     for index, first in repeats.items():
         outcomes[index].error = f"file {first} of this request writes the same path"
@@ -177,7 +185,11 @@ def _stage_files(storage: Storage, files: list[_File]) -> None:
             return
         # A pool per request: nothing shared between requests or processes.
         with ThreadPoolExecutor(max_workers=helpers, thread_name_prefix="trace-write") as pool:
-            pending = [pool.submit(stage, file) for file in files[1:]]
+            # Each helper runs in a copy of the request's context: its log lines
+            # carry the request id.
+            pending = [
+                pool.submit(contextvars.copy_context().run, stage, file) for file in files[1:]
+            ]
             stage(files[0])
             for future in pending:
                 future.result()
@@ -188,10 +200,10 @@ def _stage_one(storage: Storage, directories: Directories | None, file: _File) -
     outcome = file.outcome
     try:
         if isinstance(storage, TraceStorage):
-            file.handle = storage.stage(file.path, [file.content], directories=directories)
+            file.handle = storage.stage(file.storage_name, [file.content], directories=directories)
             outcome.size = file.handle.size
         else:
-            outcome.size = _save_replacing(storage, file.path, file.content)
+            outcome.size = _save_replacing(storage, file.storage_name, file.content)
             file.handle = _Saved()
     except OSError as exc:
         outcome.fail(describe_os_error(exc))
@@ -200,24 +212,24 @@ def _stage_one(storage: Storage, directories: Directories | None, file: _File) -
     except Exception:
         # Another storage backend's own error (a bucket's, say): fail this file,
         # keep the others, and give operators the traceback.
-        logger.exception("Storage error writing trace file %r", file.path)
+        logger.exception("Storage error writing trace file %r", file.storage_name)
         outcome.fail("the storage could not write the file")
     else:
         outcome.bytes_written = len(file.content)
         outcome.sha256 = hashlib.sha256(file.content).hexdigest()
 
 
-def _publish(files: list[_File]) -> None:
+def _publish(owner, files: list[_File]) -> None:
     if not files:
         return
     with transaction.atomic():
-        _lock_paths([file.path for file in files])
+        _lock_paths([file.storage_name for file in files])
         for file in files:
             try:
                 file.handle.publish()
             except OSError as exc:
                 file.outcome.fail(describe_os_error(exc))
-        _save_rows([file for file in files if file.outcome.success])
+        _save_rows(owner, [file for file in files if file.outcome.success])
 
 
 def _lock_paths(paths: list[str]) -> None:
@@ -252,26 +264,28 @@ def _save_replacing(storage: Storage, path: str, content: bytes) -> int:
     return storage.size(saved)
 
 
-def _save_rows(files: list[_File]) -> None:
+def _save_rows(owner, files: list[_File]) -> None:
     """Upsert one row per written file and give each outcome its row's id."""
     if not files:
         return
     files = sorted(files, key=lambda file: file.path)  # same lock order in every batch
     rows = [
         TraceFile(
+            owner=owner,
             path=file.path,
+            storage_name=file.storage_name,
             size=file.outcome.bytes_written,
             sha256=file.outcome.sha256,
             run_id=file.run_id,
         )
         for file in files
     ]
-    # One INSERT .. ON CONFLICT (path) DO UPDATE .. RETURNING id.
+    # One INSERT .. ON CONFLICT (owner, path) DO UPDATE .. RETURNING id.
     TraceFile.objects.bulk_create(
         rows,
         update_conflicts=True,
-        unique_fields=["path"],
-        update_fields=["size", "sha256", "run", "updated_at"],
+        unique_fields=["owner", "path"],
+        update_fields=["size", "sha256", "run_id", "updated_at"],
     )
     for file, row in zip(files, rows, strict=True):
         file.outcome.id = row.pk
@@ -295,7 +309,7 @@ def trace_files_preview(*, trace_file: TraceFile) -> str:
     sentence saying why it is not shown."""
     limit = settings.TRACES_ADMIN_PREVIEW_BYTES
     try:
-        with trace_storage().open(trace_file.path, "rb") as stream:
+        with trace_storage().open(trace_file.storage_name, "rb") as stream:
             head = stream.read(limit + 1)
     except (OSError, SuspiciousFileOperation):
         return "The file is missing from the storage."

@@ -3,7 +3,12 @@ import django_filters
 from traces.models import Run, RunStatus, TraceFile
 
 
+def owner_filter():
+    return django_filters.CharFilter(field_name="owner__username", label="owner's username")
+
+
 class RunFilter(django_filters.FilterSet):
+    owner = owner_filter()
     status = django_filters.ChoiceFilter(choices=RunStatus.choices)
     start_time = django_filters.IsoDateTimeFromToRangeFilter(
         label="start_time range: start_time_after / start_time_before (ISO 8601)"
@@ -11,10 +16,19 @@ class RunFilter(django_filters.FilterSet):
 
     class Meta:
         model = Run
-        fields = ["agent_name", "job_type", "status", "product", "parent_run_id", "start_time"]
+        fields = [
+            "owner",
+            "agent_name",
+            "job_type",
+            "status",
+            "product",
+            "parent_run_id",
+            "start_time",
+        ]
 
 
 class TraceFileFilter(django_filters.FilterSet):
+    owner = owner_filter()
     run_id = django_filters.CharFilter(method="filter_run_id", label="run_id")
     path_prefix = django_filters.CharFilter(
         method="filter_path_prefix", label="path starts with (e.g. nightly/2026-01-28/)"
@@ -22,7 +36,7 @@ class TraceFileFilter(django_filters.FilterSet):
 
     class Meta:
         model = TraceFile
-        fields = ["run_id", "path_prefix"]
+        fields = ["owner", "run_id", "path_prefix"]
 
     def filter_run_id(self, queryset, name, value):
         return queryset.for_run(value)

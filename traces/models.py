@@ -1,7 +1,9 @@
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from traces.paths import PATH_MAX_CHARS
+from batchsvc.ownership import OwnedQuerySet
+from traces.paths import PATH_MAX_CHARS, STORAGE_NAME_MAX
 
 NAME_MAX = 255
 ERROR_SUMMARY_MAX = 10_000
@@ -22,21 +24,37 @@ class RunStatus(models.TextChoices):
     """The run was stopped for taking too long."""
 
 
-class RunQuerySet(models.QuerySet):
+class RunQuerySet(OwnedQuerySet):
     def children_of(self, run: "Run"):
-        return self.filter(parent_run_id=run.run_id)
+        return self.filter(owner_id=run.owner_id, parent_run_id=run.run_id)
+
+    def parent_of(self, run: "Run"):
+        return self.filter(owner_id=run.owner_id, run_id=run.parent_run_id)
+
+
+def _owner_field(related_name: str):
+    # SET_NULL: a deleted user's objects stay for staff to read; nobody writes as no one.
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name=related_name,
+        db_index=False,  # every owned table's unique indexes start with the owner
+    )
 
 
 class Run(models.Model):
     """One telemetry run reported by an agent.
 
     ``event_id`` is the client's idempotency key: sending the same event twice
-    stores one run. ``parent_run_id`` is a plain string, not a foreign key,
-    because a child may be reported before its parent.
+    stores one run. It and ``run_id`` are unique per owner: two agents' identifiers
+    never meet. ``parent_run_id`` is a plain string, not a foreign key, because a
+    child may be reported before its parent.
     """
 
-    event_id = models.UUIDField(unique=True)
-    run_id = models.CharField(max_length=NAME_MAX, unique=True)
+    owner = _owner_field("runs")
+    event_id = models.UUIDField()
+    run_id = models.CharField(max_length=NAME_MAX)
     parent_run_id = models.CharField(max_length=NAME_MAX, blank=True, db_index=True)
     agent_name = models.CharField(max_length=NAME_MAX)
     job_type = models.CharField(max_length=NAME_MAX)
@@ -64,6 +82,8 @@ class Run(models.Model):
             models.Index(fields=["job_type", "start_time"], name="run_job_type_start"),
         ]
         constraints = [
+            models.UniqueConstraint(fields=["owner", "event_id"], name="run_owner_event_id"),
+            models.UniqueConstraint(fields=["owner", "run_id"], name="run_owner_run_id"),
             models.CheckConstraint(
                 condition=models.Q(status__in=RunStatus.values), name="run_status_valid"
             ),
@@ -76,7 +96,7 @@ class Run(models.Model):
         return reverse("run-detail", kwargs={"run_id": self.run_id})
 
 
-class TraceFileQuerySet(models.QuerySet):
+class TraceFileQuerySet(OwnedQuerySet):
     def for_run(self, run_id: str):
         return self.filter(run_id=run_id)
 
@@ -87,26 +107,22 @@ class TraceFileQuerySet(models.QuerySet):
 class TraceFile(models.Model):
     """One trace file written under the ``traces`` storage root.
 
-    ``path`` is relative to the root and unique: writing a path again replaces
-    the file and updates this row. ``run`` points at ``Run.run_id`` (so the
-    column holds the run_id the client sent) with no database constraint: a job
-    may write its traces before its run is uploaded, as a child run may arrive
-    before its parent, and the file links up with the run when it comes. The file
+    ``path`` is the path the client sent, unique per owner: writing it again
+    replaces the file and updates this row. The file itself is stored under
+    ``storage_name``, the path inside the owner's namespace, so two owners' files
+    never meet on disk; it is kept on the row so the file stays reachable if its
+    owner is deleted. ``run_id`` names a run of the same owner; a plain string,
+    since a job may write its traces before its run is uploaded. The file
     outlives its run.
     """
 
-    path = models.CharField(max_length=PATH_MAX_CHARS, unique=True)
+    owner = _owner_field("trace_files")
+    path = models.CharField(max_length=PATH_MAX_CHARS)
+    storage_name = models.CharField(max_length=STORAGE_NAME_MAX)
     size = models.PositiveBigIntegerField()
     sha256 = models.CharField(max_length=64)
-    run = models.ForeignKey(
-        Run,
-        to_field="run_id",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="trace_files",
-        db_constraint=False,
-    )
+    # None, not "": the API answers null for a file of no run, as it did with a foreign key.
+    run_id = models.CharField(max_length=NAME_MAX, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -114,7 +130,13 @@ class TraceFile(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["created_at"], name="tracefile_created")]
+        indexes = [
+            models.Index(fields=["created_at"], name="tracefile_created"),
+            models.Index(fields=["owner", "run_id"], name="tracefile_owner_run"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "path"], name="tracefile_owner_path"),
+        ]
 
     def __str__(self):
         return self.path
@@ -122,3 +144,10 @@ class TraceFile(models.Model):
     @property
     def file_name(self) -> str:
         return self.path.rpartition("/")[2]
+
+    @property
+    def run(self) -> Run | None:
+        """The run this file names, once it is stored."""
+        if not self.run_id:
+            return None
+        return Run.objects.filter(owner_id=self.owner_id, run_id=self.run_id).first()

@@ -20,6 +20,11 @@ TraceFile.path column's length). Bytes, because PostgreSQL's unique index refuse
 entries over ~2,700 bytes."""
 DEPTH_MAX = 32
 """Most directory levels in output_directory."""
+NAMESPACE_ROOT = "owners"
+"""The storage's top directory: each owner's files live in ``owners/<user id>/``."""
+_NAMESPACE_LEVELS, _NAMESPACE_BYTES = 2, len(NAMESPACE_ROOT) + 22  # "owners/<bigint>/"
+STORAGE_NAME_MAX = PATH_MAX_CHARS + _NAMESPACE_BYTES
+"""Longest name a trace file has in the storage: its path inside its owner's namespace."""
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # Control (Cc) and format (Cf: bidi overrides, zero-width) characters, line and
@@ -31,30 +36,38 @@ class UnsafePath(ValueError):
     """A path that could land outside the storage root, or that we refuse to store."""
 
 
-def trace_path(output_directory: str | None, file_name: str) -> str:
+def storage_name(owner_id: int, path: str) -> str:
+    """Where an owner's file at ``path`` (a checked path) lives in the storage."""
+    return f"{NAMESPACE_ROOT}/{owner_id}/{path}"
+
+
+def trace_path(output_directory: str | None, file_name: str, *, namespaced: bool = False) -> str:
     """The normalised relative path ``dir/sub/name`` for a trace file, or
     :class:`UnsafePath` saying what is wrong.
 
     ``file_name`` is one name, never a path. ``output_directory`` is a relative
     POSIX path; ``.`` parts and one trailing slash are dropped, so ``./traces/``
-    means ``traces``.
+    means ``traces``. ``namespaced`` allows for the owner's namespace in front of
+    a client's path (the storage checks its names with it).
     """
+    path_max = PATH_MAX_CHARS + (_NAMESPACE_BYTES if namespaced else 0)
     # Lengths first, cheaply (a character is at least one byte), so a megabyte of
     # name is refused before any per-character check runs over it.
     if len(file_name) > NAME_MAX_BYTES:
         raise UnsafePath(f"file_name has a name longer than {NAME_MAX_BYTES} bytes")
-    if output_directory and len(output_directory) > PATH_MAX_CHARS:
-        raise UnsafePath(f"the path is longer than the limit of {PATH_MAX_CHARS} bytes")
+    if output_directory and len(output_directory) > path_max:
+        raise UnsafePath(f"the path is longer than the limit of {path_max} bytes")
     name = _component("file_name", file_name)
-    parts = directory_parts(output_directory or "")
+    depth_max = DEPTH_MAX + (_NAMESPACE_LEVELS if namespaced else 0)
+    parts = directory_parts(output_directory or "", depth_max=depth_max)
     path = "/".join([*parts, name])
     size = len(path.encode())
-    if size > PATH_MAX_CHARS:
-        raise UnsafePath(f"the path is {size} bytes long; the limit is {PATH_MAX_CHARS}")
+    if size > path_max:
+        raise UnsafePath(f"the path is {size} bytes long; the limit is {path_max}")
     return path
 
 
-def directory_parts(output_directory: str) -> list[str]:
+def directory_parts(output_directory: str, *, depth_max: int = DEPTH_MAX) -> list[str]:
     """The checked parts of an output directory (``[]`` for the root itself)."""
     _check_text("output_directory", output_directory)
     if output_directory.startswith("/"):
@@ -67,8 +80,8 @@ def directory_parts(output_directory: str) -> list[str]:
     if "" in raw_parts:
         raise UnsafePath("output_directory must not contain empty parts (//)")
     parts = [_component("output_directory", part) for part in raw_parts if part != "."]
-    if len(parts) > DEPTH_MAX:
-        raise UnsafePath(f"output_directory is {len(parts)} levels deep; the limit is {DEPTH_MAX}")
+    if len(parts) > depth_max:
+        raise UnsafePath(f"output_directory is {len(parts)} levels deep; the limit is {depth_max}")
     return parts
 
 

@@ -1,5 +1,5 @@
-"""Runs and trace files in the cross-resource batch GET: every authenticated user
-sees every run and every trace file, as in their list endpoints."""
+"""Runs and trace files in the cross-resource batch GET: a user sees their own,
+staff see all; anyone else's answers 404, exactly like a missing one."""
 
 from batchsvc.resources import register
 from traces.models import Run, TraceFile
@@ -9,12 +9,12 @@ from traces.serializers import RunSerializer, TraceFileSerializer
 register(
     "runs",
     serializer_class=RunSerializer,
-    visible_to=lambda user: Run.objects.all(),
+    visible_to=lambda user: Run.objects.visible_to(user).select_related("owner"),
     lookup_field="run_id",
     id_type=Name,
 )
 register(
     "trace_files",
     serializer_class=TraceFileSerializer,
-    visible_to=lambda user: TraceFile.objects.all(),
+    visible_to=lambda user: TraceFile.objects.visible_to(user).select_related("owner"),
 )

@@ -54,8 +54,16 @@ def _check_json(name: str, value: dict | None) -> None:
         refuse_nul_in_json(msgspec.json.encode(value), name)
 
 
-class RunChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
-    """The fields a PATCH may change; absent fields stay as they are."""
+def check_times(start_time: dt.datetime, end_time: dt.datetime | None) -> None:
+    if end_time is not None and end_time < start_time:
+        raise ValueError(
+            f"end_time {end_time.isoformat()} is before start_time {start_time.isoformat()}"
+        )
+
+
+class RunChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The fields a PATCH may change; absent fields stay as they are. Any other
+    field (event_id, run_id, a typo) is refused, not ignored."""
 
     status: Status | msgspec.UnsetType = msgspec.UNSET
     end_time: Timestamp | msgspec.UnsetType | None = msgspec.UNSET
@@ -107,6 +115,7 @@ class RunIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
         refuse_characters(self)
         self.start_time = as_utc(self.start_time, "start_time")
         self.end_time = as_utc(self.end_time, "end_time")
+        check_times(self.start_time, self.end_time)
         self.metrics_json = json_object_text(self.metrics_json, "metrics_json")
         self.context_json = json_object_text(self.context_json, "context_json")
 
@@ -118,7 +127,7 @@ class RunItemResult(msgspec.Struct):
     index: int
     event_id: str | None
     run_id: str | None
-    result: Literal["created", "existing", "failed"]
+    result: Literal["created", "existing", "failed", "rolled_back"]
 
 
 class RunItemError(msgspec.Struct):

@@ -4,12 +4,19 @@ from rest_framework import serializers
 from traces.models import Run, TraceFile
 
 
+def owner_field():
+    return serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+
 class RunSerializer(serializers.ModelSerializer):
+    owner = owner_field()
+
     class Meta:
         model = Run
         fields = [
             "event_id",
             "run_id",
+            "owner",
             "parent_run_id",
             "agent_name",
             "job_type",
@@ -30,6 +37,7 @@ class RunSerializer(serializers.ModelSerializer):
 
 
 class TraceFileSerializer(serializers.ModelSerializer):
+    owner = owner_field()
     run_id = serializers.CharField(read_only=True, allow_null=True)
     file_name = serializers.CharField(read_only=True)
     content_url = serializers.SerializerMethodField()
@@ -38,6 +46,7 @@ class TraceFileSerializer(serializers.ModelSerializer):
         model = TraceFile
         fields = [
             "id",
+            "owner",
             "path",
             "file_name",
             "size",

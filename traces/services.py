@@ -11,11 +11,13 @@ from django.utils import timezone
 from msgspec.structs import astuple
 
 from batchsvc.bulk import first_occurrences, insert_ignoring_conflicts, validate_items
+from batchsvc.errors import ApiError
 from traces.models import Run
-from traces.schemas import RunChanges, RunIn
+from traces.schemas import RunChanges, RunIn, check_times
 
 CREATED, EXISTING, FAILED = "created", "existing", "failed"
-_COLUMNS = [*RunIn.__struct_fields__, "created_at", "updated_at"]
+ROLLED_BACK = "rolled_back"  # valid and new, but not stored: another item failed the batch
+_COLUMNS = [*RunIn.__struct_fields__, "owner", "created_at", "updated_at"]
 
 
 @dataclass
@@ -31,11 +33,18 @@ class IngestResult:
     def __post_init__(self):
         self.counts = {CREATED: 0, EXISTING: 0, FAILED: 0}
         for item in self.items:
-            self.counts[item["result"]] += 1
+            if item["result"] != ROLLED_BACK:  # the body's rolled_back flag says why
+                self.counts[item["result"]] += 1
 
     @property
     def failed(self) -> int:
         return self.counts[FAILED]
+
+    def stored_counts(self) -> dict[str, int]:
+        """The counts by what the database holds now: a rolled-back batch created
+        nothing, and its would-be-created items are ``rolled_back``."""
+        rolled_back = sum(item["result"] == ROLLED_BACK for item in self.items)
+        return {**self.counts, ROLLED_BACK: rolled_back} if rolled_back else dict(self.counts)
 
     def as_dict(self, *, errors_only: bool = False) -> dict[str, Any]:
         body = {
@@ -51,8 +60,9 @@ class IngestResult:
         return body
 
 
-def runs_ingest(*, items: list, atomic: bool, dry_run: bool = False) -> IngestResult:
-    """Store a batch of raw run dicts.
+def runs_ingest(*, owner, items: list, atomic: bool, dry_run: bool = False) -> IngestResult:
+    """Store a batch of raw run dicts as ``owner``'s. Identifiers are unique per
+    owner: another owner's runs are never read, touched or revealed.
 
     1. Validate every item against :class:`RunIn`.
     2. Keep the first occurrence of each event_id (later ones are ``existing``) and
@@ -67,7 +77,8 @@ def runs_ingest(*, items: list, atomic: bool, dry_run: bool = False) -> IngestRe
     valid, invalid = validate_items(items, RunIn)
     failures = {error.index: error.error for error in invalid}
     firsts, repeats = first_occurrences(valid, key=lambda run: run.event_id)
-    firsts, clashes = _claim_run_ids(firsts)
+    runs = Run.objects.owned_by(owner)
+    firsts, clashes = _claim_run_ids(firsts, runs)
     for index, first in clashes.items():
         failures[index] = (
             f"run_id {_echo(items[index], 'run_id')!r} is also used by item {first} "
@@ -76,11 +87,11 @@ def runs_ingest(*, items: list, atomic: bool, dry_run: bool = False) -> IngestRe
 
     rolled_back = False
     if dry_run or (atomic and failures):
-        outcomes = _classify(firsts)
+        outcomes = _classify(firsts, runs)
         rolled_back = atomic and not dry_run
     else:
         with transaction.atomic():
-            outcomes = _insert(firsts)
+            outcomes = _insert(firsts, owner, runs)
             if atomic and any(outcome not in (CREATED, EXISTING) for outcome in outcomes.values()):
                 transaction.set_rollback(True)
                 rolled_back = True
@@ -91,13 +102,15 @@ def runs_ingest(*, items: list, atomic: bool, dry_run: bool = False) -> IngestRe
     for index, first in repeats.items():
         if first in failures:
             failures[index] = failures[first]
+    if rolled_back:
+        outcomes = {i: ROLLED_BACK if o == CREATED else o for i, o in outcomes.items()}
     results = _results(items, failures, outcomes, repeats)
     return IngestResult(
         items=results[0], errors=results[1], rolled_back=rolled_back, dry_run=dry_run
     )
 
 
-def _claim_run_ids(firsts: list[tuple[int, RunIn]]) -> tuple[list, dict[int, int]]:
+def _claim_run_ids(firsts: list[tuple[int, RunIn]], runs) -> tuple[list, dict[int, int]]:
     """Keep one item per run_id; the others clash with it. Normally the first in the
     request wins, but when the run_id is stored already, its own event does: that is
     a retry, ``existing``, and the newcomers are the clash. One read, only when a
@@ -106,10 +119,10 @@ def _claim_run_ids(firsts: list[tuple[int, RunIn]]) -> tuple[list, dict[int, int
     if not clashes:
         return kept, clashes
     contested = {run.run_id for index, run in firsts if index in clashes}
-    owner = dict(Run.objects.filter(run_id__in=contested).values_list("run_id", "event_id"))
-    # A stable sort: each stored owner moves ahead of its rivals, all else keeps its order.
+    holder = dict(runs.filter(run_id__in=contested).values_list("run_id", "event_id"))
+    # A stable sort: each stored holder moves ahead of its rivals, all else keeps its order.
     ranked = sorted(
-        firsts, key=lambda pair: owner.get(pair[1].run_id, pair[1].event_id) != pair[1].event_id
+        firsts, key=lambda pair: holder.get(pair[1].run_id, pair[1].event_id) != pair[1].event_id
     )
     kept, clashes = first_occurrences(ranked, key=lambda run: run.run_id)
     return sorted(kept, key=lambda pair: pair[0]), clashes
@@ -148,13 +161,13 @@ def _clash(run: RunIn) -> str:
     return f"run_id {run.run_id!r} is already used by a run with another event_id"
 
 
-def _insert(firsts: list[tuple[int, RunIn]]) -> dict[int, str]:
+def _insert(firsts: list[tuple[int, RunIn]], owner, runs) -> dict[int, str]:
     now = timezone.now()
-    rows = [(*astuple(run), now, now) for _, run in firsts]
+    rows = [(*astuple(run), owner.pk, now, now) for _, run in firsts]
     inserted = insert_ignoring_conflicts(Run, rows, key="event_id", columns=_COLUMNS)
     refused = [run.event_id for position, (_, run) in enumerate(firsts) if position not in inserted]
     stored = (
-        set(Run.objects.filter(event_id__in=refused).values_list("event_id", flat=True))
+        set(runs.filter(event_id__in=refused).values_list("event_id", flat=True))
         if refused
         else set()
     )
@@ -168,19 +181,19 @@ def _insert(firsts: list[tuple[int, RunIn]]) -> dict[int, str]:
     }
 
 
-def _classify(firsts: list[tuple[int, RunIn]]) -> dict[int, str]:
+def _classify(firsts: list[tuple[int, RunIn]], runs) -> dict[int, str]:
     """What :func:`_insert` would do, read-only."""
-    stored = Run.objects.filter(
+    stored = runs.filter(
         Q(event_id__in=[run.event_id for _, run in firsts])
         | Q(run_id__in=[run.run_id for _, run in firsts])
     ).values_list("event_id", "run_id")
-    owner_of = {run_id: event_id for event_id, run_id in stored}
-    stored_events = set(owner_of.values())
+    holder_of = {run_id: event_id for event_id, run_id in stored}
+    stored_events = set(holder_of.values())
     outcomes = {}
     for index, run in firsts:
         if run.event_id in stored_events:
             outcomes[index] = EXISTING
-        elif owner_of.get(run.run_id, run.event_id) != run.event_id:
+        elif holder_of.get(run.run_id, run.event_id) != run.event_id:
             outcomes[index] = _clash(run)
         else:
             outcomes[index] = CREATED
@@ -191,6 +204,11 @@ def run_update(*, run: Run, changes: RunChanges) -> Run:
     """Apply a PATCH. Saves only the fields sent, so two agents updating different
     fields of one run do not overwrite each other."""
     fields = changes.as_fields()
+    if "end_time" in fields:
+        try:
+            check_times(run.start_time, fields["end_time"])
+        except ValueError as exc:
+            raise ApiError(f"Run not changed: {exc}.") from None
     for name, value in fields.items():
         setattr(run, name, value)
     run.save(update_fields=[*fields, "updated_at"])
@@ -207,7 +225,7 @@ class ImportSummary:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
-def runs_import(*, items, atomic: bool, chunk_size: int, progress=None) -> ImportSummary:
+def runs_import(*, owner, items, atomic: bool, chunk_size: int, progress=None) -> ImportSummary:
     """Store runs from an iterable of any length, ``chunk_size`` at a time, through
     :func:`runs_ingest`. Items that could not even be read (``NotJSON``) fail in place.
 
@@ -224,7 +242,7 @@ def runs_import(*, items, atomic: bool, chunk_size: int, progress=None) -> Impor
             unreadable = [(i, item) for i, item in enumerate(chunk) if isinstance(item, NotJSON)]
             readable = [item for item in chunk if not isinstance(item, NotJSON)]
             positions = [i for i, item in enumerate(chunk) if not isinstance(item, NotJSON)]
-            result = runs_ingest(items=readable, atomic=atomic) if readable else None
+            result = runs_ingest(owner=owner, items=readable, atomic=atomic) if readable else None
             summary.total += len(chunk)
             for i, item in unreadable:
                 summary.failed += 1

@@ -91,7 +91,7 @@ def _checked(name: str) -> str:
     """The name as a checked relative path: the same rules the API applies."""
     directory, _, file_name = str(name).rpartition("/")
     try:
-        return trace_path(directory, file_name)
+        return trace_path(directory, file_name, namespaced=True)
     except UnsafePath as exc:
         raise SuspiciousFileOperation(f"Unsafe trace path {name!r}: {exc}.") from None
 

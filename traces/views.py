@@ -4,13 +4,13 @@ import msgspec
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.http import FileResponse
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from batchsvc import metrics
 from batchsvc.bulk import describe, read_items
 from batchsvc.errors import ApiError
 from batchsvc.fields import FieldSelectionMixin
@@ -29,6 +29,7 @@ from traces.schemas import (
     TraceFileIn,
     TraceWriteResult,
 )
+from traces.selectors import run_for
 from traces.serializers import RunSerializer, TraceFileSerializer
 
 BATCH_FLAGS = [
@@ -41,6 +42,11 @@ BATCH_FLAGS = [
         description="List only failed items in `runs`; the counts still cover every item.",
     ),
 ]
+OWNER_PARAMETER = OpenApiParameter(
+    "owner",
+    OpenApiTypes.STR,
+    description="Staff only: whose run, by username, when several owners use the run_id.",
+)
 EXAMPLE_RUN = {
     "event_id": "0b7b6f3e-3f5e-4a53-9d2c-6d1c1f0a9b11",
     "run_id": "nightly-2026-01-28-001",
@@ -50,6 +56,23 @@ EXAMPLE_RUN = {
     "status": "running",
     "metrics_json": {"pages": 12},
 }
+
+
+BATCH_ACTION = {
+    "parser_classes": [BulkJSONParser],
+    "throttle_classes": [ScopedThrottle],
+    "throttle_scope": "batch",
+}
+BATCH_SCHEMA = extend_schema(
+    request=json_body(envelope_schema("runs", RunIn, settings.RUNS_BATCH_MAX)),
+    responses={
+        200: schema_ref(RunBatchResult),
+        201: schema_ref(RunBatchResult),
+        400: schema_ref(RunBatchResult),
+    },
+    parameters=BATCH_FLAGS,
+    examples=[OpenApiExample("Two runs", value={"runs": [EXAMPLE_RUN]}, request_only=True)],
+)
 
 
 class RunViewSet(
@@ -62,7 +85,6 @@ class RunViewSet(
 ):
     """Telemetry runs: one at a time here, many at a time with the batch endpoints."""
 
-    queryset = Run.objects.all()
     serializer_class = RunSerializer
     lookup_field = "run_id"
     lookup_value_regex = "[^/]+"
@@ -71,6 +93,50 @@ class RunViewSet(
     ordering_fields = ["start_time", "created_at", "updated_at"]
     ordering = ["-start_time"]
     http_method_names = ["get", "post", "patch", "head", "options"]
+    throttle_scope = None  # the batch actions have theirs
+
+    def get_queryset(self):
+        return Run.objects.visible_to(self.request.user).select_related("owner")
+
+    def get_object(self):
+        write = self.request.method not in ("GET", "HEAD", "OPTIONS")
+        return run_for(
+            self.request.user,
+            self.kwargs["run_id"],
+            owner=None if write else self.request.query_params.get("owner"),
+            write=write,
+            runs=Run.objects.select_related("owner"),
+        )
+
+    @extend_schema(parameters=[OWNER_PARAMETER])
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
+
+    @BATCH_SCHEMA
+    @action(detail=False, methods=["post"], url_path="batch", **BATCH_ACTION)
+    def batch(self, request):
+        """Many runs in one request: each valid run stored, each invalid one reported."""
+        return self._batch(request, atomic=False)
+
+    @BATCH_SCHEMA
+    @action(detail=False, methods=["post"], url_path="batch-transactional", **BATCH_ACTION)
+    def batch_transactional(self, request):
+        """Many runs in one request, all or nothing."""
+        return self._batch(request, atomic=True)
+
+    def _batch(self, request, *, atomic: bool):
+        dry_run, errors_only = query_flag(request, "dry_run"), query_flag(request, "errors_only")
+        items = read_items(request.data, "runs", RunIn, settings.RUNS_BATCH_MAX)
+        result = services.runs_ingest(
+            owner=request.user, items=items, atomic=atomic, dry_run=dry_run
+        )
+        if not dry_run:
+            metrics.observe_bulk(resource="runs", size=len(items), counts=result.stored_counts())
+        if result.failed:
+            code = status.HTTP_400_BAD_REQUEST if atomic else status.HTTP_200_OK
+        else:
+            code = status.HTTP_200_OK if result.dry_run else status.HTTP_201_CREATED
+        return Response(result.as_dict(errors_only=errors_only), status=code)
 
     @extend_schema(
         request=json_body(schema_ref(RunIn)),
@@ -78,10 +144,10 @@ class RunViewSet(
         description="Store one run: 201, or 200 with the stored run when its event_id exists.",
     )
     def create(self, request, *args, **kwargs):
-        result = services.runs_ingest(items=[request.data], atomic=True)
+        result = services.runs_ingest(owner=request.user, items=[request.data], atomic=True)
         if result.failed:
             raise ApiError(f"Run not stored: {result.errors[0]['error']}.")
-        run = Run.objects.get(event_id=request.data["event_id"])
+        run = self.get_queryset().owned_by(request.user).get(event_id=request.data["event_id"])
         created = result.items[0]["result"] == services.CREATED
         return Response(
             self.get_serializer(run).data,
@@ -90,44 +156,24 @@ class RunViewSet(
 
     @extend_schema(request=json_body(schema_ref(RunChanges)), responses=RunSerializer)
     def partial_update(self, request, *args, **kwargs):
-        try:
-            changes = msgspec.convert(request.data, RunChanges)
-        except msgspec.ValidationError as exc:
-            raise ApiError(f"Run not changed: {describe(exc)}.") from None
-        run = services.run_update(run=self.get_object(), changes=changes)
+        run = services.run_update(run=self.get_object(), changes=read_changes(request.data))
         return Response(self.get_serializer(run).data)
 
 
-class RunBatchView(APIView):
-    """Many runs in one request, leniently or all-or-nothing (``atomic``)."""
-
-    atomic = False
-    parser_classes = [BulkJSONParser]
-    throttle_classes = [ScopedThrottle]
-    throttle_scope = "batch"
-
-    @extend_schema(
-        request=json_body(envelope_schema("runs", RunIn, settings.RUNS_BATCH_MAX)),
-        responses={
-            200: schema_ref(RunBatchResult),
-            201: schema_ref(RunBatchResult),
-            400: schema_ref(RunBatchResult),
-        },
-        parameters=BATCH_FLAGS,
-        examples=[
-            OpenApiExample("Two runs", value={"runs": [EXAMPLE_RUN]}, request_only=True),
-        ],
-    )
-    def post(self, request):
-        dry_run, errors_only = query_flag(request, "dry_run"), query_flag(request, "errors_only")
-        items = read_items(request.data, "runs", RunIn, settings.RUNS_BATCH_MAX)
-        result = services.runs_ingest(items=items, atomic=self.atomic, dry_run=dry_run)
-        return Response(result.as_dict(errors_only=errors_only), status=self._status(result))
-
-    def _status(self, result: services.IngestResult) -> int:
-        if result.failed:
-            return status.HTTP_400_BAD_REQUEST if self.atomic else status.HTTP_200_OK
-        return status.HTTP_200_OK if result.dry_run else status.HTTP_201_CREATED
+def read_changes(data) -> RunChanges:
+    """A PATCH body as :class:`RunChanges`, or a 400 naming the fields it takes."""
+    allowed = ", ".join(RunChanges.__struct_fields__)
+    try:
+        changes = msgspec.convert(data, RunChanges)
+    except msgspec.ValidationError as exc:
+        problem = describe(exc)
+        if problem.startswith("Object contains unknown field"):
+            field = problem.rpartition(" ")[2].strip("`")
+            problem = f"{field} cannot be changed; a PATCH takes {allowed}"
+        raise ApiError(f"Run not changed: {problem}.") from None
+    if not changes.as_fields():
+        raise ApiError(f"Run not changed: the body names no field; a PATCH takes {allowed}.")
+    return changes
 
 
 # Trace files ----------------------------------------------------------------
@@ -159,18 +205,30 @@ class TraceBulkJSONParser(BulkJSONParser):
     limit_setting = "TRACES_MAX_REQUEST_BYTES"
 
 
-class TraceWriteView(APIView):
-    """Write one trace file under the storage root."""
+class TraceFileViewSet(
+    FieldSelectionMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Trace files: write one or several, list them newest first, stream one."""
 
-    parser_classes = [TraceJSONParser]
+    serializer_class = TraceFileSerializer
+    lookup_value_regex = "[0-9]+"
+    filterset_class = TraceFileFilter
+    ordering_fields = ["created_at"]
+    field_selection_exempt = ("content",)  # a file, not the serializer's data
+    throttle_scope = None  # write-batch has its own
+
+    def get_queryset(self):
+        return TraceFile.objects.visible_to(self.request.user).select_related("owner")
 
     @extend_schema(
         request=json_body(schema_ref(TraceFileIn)),
         responses={201: schema_ref(TraceWriteResult)},
         examples=[OpenApiExample("A JSON trace", value=EXAMPLE_FILES[0], request_only=True)],
     )
-    def post(self, request):
-        outcome = files.trace_files_write(items=[request.data]).outcomes[0]
+    @action(detail=False, methods=["post"], parser_classes=[TraceJSONParser])
+    def write(self, request):
+        """Write one trace file under the storage root."""
+        outcome = files.trace_files_write(owner=request.user, items=[request.data]).outcomes[0]
         if not outcome.success:
             raise ApiError(f"Trace file not written: {outcome.error}.", details=outcome.as_dict())
         body = {"success": True, **outcome.as_dict()}
@@ -179,49 +237,37 @@ class TraceWriteView(APIView):
             status=status.HTTP_201_CREATED,
         )
 
-
-class TraceWriteBatchView(APIView):
-    """Write several trace files in one request, in parallel; each file succeeds
-    or fails on its own. 200 with per-file results whenever the envelope is valid."""
-
-    parser_classes = [TraceBulkJSONParser]
-    throttle_classes = [ScopedThrottle]
-    throttle_scope = "batch"
-
     @extend_schema(
         request=json_body(envelope_schema("files", TraceFileIn, settings.TRACES_BATCH_MAX)),
         responses={200: schema_ref(TraceBatchResult)},
         examples=[OpenApiExample("Two files", value={"files": EXAMPLE_FILES}, request_only=True)],
     )
-    def post(self, request):
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="write-batch",
+        parser_classes=[TraceBulkJSONParser],
+        throttle_classes=[ScopedThrottle],
+        throttle_scope="batch",
+    )
+    def write_batch(self, request):
+        """Write several trace files in one request, in parallel; each file succeeds
+        or fails on its own. 200 with per-file results whenever the envelope is valid."""
         items = read_items(
             request.data, "files", TraceFileIn, settings.TRACES_BATCH_MAX, details=FILES_DETAILS
         )
-        return Response(files.trace_files_write(items=items).as_dict())
-
-
-class TraceFileViewSet(
-    FieldSelectionMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
-    """Trace files written so far, newest first; ``content`` streams one."""
-
-    queryset = TraceFile.objects.all()
-    serializer_class = TraceFileSerializer
-    # Digits only: "traces/write-batch/" must not look like a file's URL (on a
-    # server without that endpoint, APPEND_SLASH would answer 301, not 404).
-    lookup_value_regex = "[0-9]+"
-    filterset_class = TraceFileFilter
-    ordering_fields = ["created_at"]
-
-
-class TraceFileContentView(APIView):
-    """The bytes of one trace file, streamed from the storage."""
+        result = files.trace_files_write(owner=request.user, items=items)
+        counts = {"created": result.summary["successful"], "failed": result.summary["failed"]}
+        metrics.observe_bulk(resource="trace_files", size=len(items), counts=counts)
+        return Response(result.as_dict())
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
-    def get(self, request, pk: int):
-        trace_file = get_object_or_404(TraceFile, pk=pk)
+    @action(detail=True)
+    def content(self, request, pk=None):
+        """The bytes of one trace file, streamed from the storage."""
+        trace_file = self.get_object()
         try:
-            stream = files.trace_storage().open(trace_file.path, "rb")
+            stream = files.trace_storage().open(trace_file.storage_name, "rb")
         except (OSError, SuspiciousFileOperation):
             raise ApiError(
                 "The trace file is recorded but missing from the storage.",

@@ -1,10 +1,13 @@
+import datetime as dt
+import email.utils
+import gzip
 import json
 import logging
 import os
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,12 @@ import httpx
 
 logger = logging.getLogger("batchsvc.client")
 
-RETRY_STATUSES = frozenset({429, 502, 503, 504, 500})
+# Answers that mean "not now": the server (or a gateway in front of it) cannot take
+# requests at the moment. A gateway's 502 or 504 may come after the server acted,
+# which is why only requests that are safe to repeat are retried.
+UNAVAILABLE_STATUSES = frozenset({429, 502, 503, 504})
+# Failures where the request never reached the server.
+UNREACHABLE_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class ApiError(Exception):
@@ -31,8 +39,20 @@ class ApiError(Exception):
 class Client:
     """A batchsvc API client. Thread-safe: httpx.Client may be shared by threads.
 
-    ``max_retries`` applies to requests that are safe to repeat: reads, and writes
-    made idempotent by a key (a run's event_id, a log line's client_id).
+    Requests that are safe to repeat (reads, and writes made idempotent by a key:
+    a run's event_id, a log line's client_id, a trace file's path, a batch
+    upload's Idempotency-Key) are retried:
+
+    - while the server is unavailable (connection refused, 429, 502, 503, 504),
+      for up to ``retry_deadline`` seconds from the first try, waiting as long as
+      its Retry-After says, or else ``backoff`` seconds doubling up to
+      ``max_backoff``;
+    - after a failure that may be the request's own (a 500, a timeout, a broken
+      connection), at most ``max_retries`` times within that deadline.
+
+    JSON bodies larger than ``gzip_threshold`` bytes are sent gzip-compressed
+    (Content-Encoding: gzip); None, the default, never compresses them, for
+    servers that do not accept compressed bodies.
     """
 
     def __init__(
@@ -43,10 +63,16 @@ class Client:
         *,
         max_retries: int = 3,
         backoff: float = 0.5,
+        max_backoff: float = 10.0,
+        retry_deadline: float = 120.0,
+        gzip_threshold: int | None = None,
         transport: httpx.BaseTransport | None = None,
     ):
         self.max_retries = max_retries
         self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.retry_deadline = retry_deadline
+        self.gzip_threshold = gzip_threshold
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Token {token}", "Accept": "application/json"},
@@ -64,34 +90,64 @@ class Client:
         self._http.close()
 
     def request(
-        self, method: str, path: str, *, retry: bool = True, retries: int | None = None, **kwargs
+        self,
+        method: str,
+        path: str,
+        *,
+        retry: bool = True,
+        retries: int | None = None,
+        stream: bool = False,
+        **kwargs,
     ) -> httpx.Response:
-        """Send a request; retry connection errors, timeouts, 429 and 5xx with
-        exponential backoff (honouring Retry-After) when ``retry`` is true, at most
-        ``retries`` times (default: ``max_retries``)."""
-        attempts = 1 + ((self.max_retries if retries is None else retries) if retry else 0)
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
+        """Send a request, retried as the class says when ``retry`` is true, with at
+        most ``retries`` (default: ``max_retries``) retries after failures that may
+        be the request's own. Returns the last answer, or raises the last error.
+        With ``stream``, the answer's body is not read yet (close it)."""
+        kwargs = self._compressed(kwargs)
+        if not retry:
+            return self._http.send(self._http.build_request(method, path, **kwargs), stream=stream)
+        budget = _RetryBudget(
+            retries=self.max_retries if retries is None else retries,
+            deadline=self.retry_deadline,
+            backoff=self.backoff,
+            max_backoff=self.max_backoff,
+        )
+        while True:
+            request = self._http.build_request(method, path, **kwargs)
             try:
-                response = self._http.request(method, path, **kwargs)
+                response = self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
-                if last:
+                if (delay := budget.next_delay(exc)) is None:
                     raise
-                logger.warning("%s %s failed (%s); retrying", method, path, exc)
-                self._sleep(attempt)
-                continue
-            if response.status_code in RETRY_STATUSES and not last:
-                logger.warning("%s %s answered %s; retrying", method, path, response.status_code)
-                self._sleep(attempt, response.headers.get("Retry-After"))
-                continue
-            return response
-        raise AssertionError("unreachable")
+                logger.warning("%s %s failed (%s); retrying in %.1f s", method, path, exc, delay)
+            else:
+                if (delay := budget.next_delay(response)) is None:
+                    return response
+                response.close()
+                logger.warning(
+                    "%s %s answered %s; retrying in %.1f s",
+                    method,
+                    path,
+                    response.status_code,
+                    delay,
+                )
+            time.sleep(delay)
 
-    def _sleep(self, attempt: int, retry_after: str | None = None) -> None:
-        delay = self.backoff * 2**attempt * (1 + random.random() / 4)
-        if retry_after and retry_after.isdigit():
-            delay = max(delay, int(retry_after))
-        time.sleep(delay)
+    def _compressed(self, kwargs: dict) -> dict:
+        """The request's arguments with a JSON body larger than gzip_threshold
+        encoded once here and compressed, so that retries resend the same bytes."""
+        if self.gzip_threshold is None or kwargs.get("json") is None:
+            return kwargs
+        kwargs = dict(kwargs)
+        # Encoded as httpx encodes json=, so compressing changes nothing else.
+        body = json.dumps(
+            kwargs.pop("json"), ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode()
+        headers = {**(kwargs.pop("headers", None) or {}), "Content-Type": "application/json"}
+        if len(body) > self.gzip_threshold:
+            body = gzip.compress(body, compresslevel=6)
+            headers["Content-Encoding"] = "gzip"
+        return {**kwargs, "content": body, "headers": headers}
 
     def json(self, method: str, path: str, *, ok=(200, 201), **kwargs) -> Any:
         response = self.request(method, path, **kwargs)
@@ -199,16 +255,17 @@ class Client:
         target = Path(path)
         url = f"/api/v1/batches/{batch_id}/results"
         temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+        response = self.request("GET", url, params={"format": format}, stream=True)
         try:
-            with self._http.stream("GET", url, params={"format": format}) as response:
-                if response.status_code != 200:
-                    response.read()
-                    raise ApiError(response.status_code, _body(response))
-                with open(temporary, "wb") as out:
-                    for chunk in response.iter_bytes():
-                        out.write(chunk)
+            if response.status_code != 200:
+                response.read()
+                raise ApiError(response.status_code, _body(response))
+            with open(temporary, "wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
             os.replace(temporary, target)
         finally:
+            response.close()
             temporary.unlink(missing_ok=True)
         return target
 
@@ -244,6 +301,61 @@ class Client:
             page = self.json("GET", url, params=params)
             yield from page["results"]
             url, params = page["next"], None  # the next link carries the query
+
+
+class _RetryBudget:
+    """What is left of one request's retries, and how long to wait before the next."""
+
+    def __init__(self, *, retries: int, deadline: float, backoff: float, max_backoff: float):
+        self.retries = retries
+        self.deadline = time.monotonic() + deadline
+        self.backoff, self.max_backoff = backoff, max_backoff
+        self.attempt = 0
+
+    def next_delay(self, outcome: httpx.Response | Exception) -> float | None:
+        """Seconds to wait before trying again after ``outcome``, or None to stop."""
+        if not unavailable(outcome):
+            failed = not isinstance(outcome, httpx.Response) or outcome.status_code == 500
+            if not failed or self.retries <= 0:
+                return None
+            self.retries -= 1
+        hint = retry_after(outcome.headers) if isinstance(outcome, httpx.Response) else None
+        delay = retry_delay(self.attempt, hint, self.backoff, self.max_backoff)
+        self.attempt += 1
+        # A retry that could not start before the deadline is not made.
+        return None if time.monotonic() + delay > self.deadline else delay
+
+
+def unavailable(outcome: httpx.Response | Exception) -> bool:
+    """Whether ``outcome`` means the server cannot take requests now, as opposed
+    to a failure of this request (a 500, a timeout, a connection cut mid-way)."""
+    if isinstance(outcome, httpx.Response):
+        return outcome.status_code in UNAVAILABLE_STATUSES
+    return isinstance(outcome, UNREACHABLE_ERRORS)
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """A Retry-After header in seconds from now (it may be a number or an HTTP
+    date), or None when there is none or it cannot be read."""
+    value = (headers.get("Retry-After") or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)  # HTTP dates are in GMT
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+def retry_delay(attempt: int, hint: float | None, backoff: float, max_backoff: float) -> float:
+    """Seconds before retry number ``attempt`` (from 0): the server's hint when it
+    gave one, else exponential backoff capped at ``max_backoff``. The jitter only
+    lengthens the wait, so that clients sent away together do not return together."""
+    # At least ``backoff``, so that a Retry-After of 0 does not make a busy loop.
+    base = max(hint, backoff) if hint is not None else min(max_backoff, backoff * 2**attempt)
+    return base * (1 + random.random() / 10)
 
 
 def _run_path(run_id: str, tail: str) -> str:

@@ -1,5 +1,5 @@
-"""Send a run's log lines in batches: :class:`LogBatcher`, and
-:class:`BatchsvcLogHandler` to feed it from the ``logging`` module.
+"""Send a run's log lines in batches: :class:`LogBatcher` (and
+:class:`~batchsvc.client.handler.BatchsvcLogHandler` to feed it from ``logging``).
 
     with Client(url, token) as client, LogBatcher(client, run_id) as logs:
         logs.add("info", "cloning the repository")
@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from batchsvc.client._http import ApiError, Client
+from batchsvc.client._http import ApiError, Client, retry_after, retry_delay
 
 logger = logging.getLogger("batchsvc.client.logs")
 
@@ -40,9 +40,9 @@ STATS = (
 )
 # Answers that say "not now" rather than "not this": the lines stay buffered.
 _TRY_LATER = frozenset({401, 403, 404, 408, 425, 429, 500, 502, 503, 504})
-_BACKOFF, _MAX_BACKOFF = 0.5, 30.0
-# A line the server keeps answering 500 for is given up (counted as rejected)
-# after this many tries, so that it cannot hold back every line behind it.
+# A line the server has answered 500 for this many times may be given up, so that
+# it cannot hold back every line behind it; but only once the server has shown
+# that it works by storing the notice of its loss.
 _MAX_LINE_ERRORS = 5
 
 
@@ -67,9 +67,14 @@ class LogBatcher:
       once.
     - When the batch endpoint fails, the batch goes out one line at a time; after a
       404 from it (a server without it) it is not tried again.
-    - While the server is unreachable (or busy), lines stay buffered and go out on a
-      later flush. Past ``max_buffer`` lines the oldest are dropped and counted; the
-      next batch sent tells the server how many, which records it on the run.
+    - While the server is unavailable (connection errors, timeouts, 429, 502, 503,
+      504, or 500s for every line), lines stay buffered, however long it lasts, and
+      go out on a later flush, paced by the server's Retry-After or else by the
+      client's backoff. Past ``max_buffer`` lines the oldest are dropped and
+      counted; the next batch sent tells the server how many, which records it on
+      the run.
+    - A line the server keeps failing (500) while it stores other lines is dropped,
+      counted, and a warning line stored in its place says so.
 
     Thread-safe. ``close()`` (or leaving the ``with`` block) sends what is left.
     """
@@ -120,8 +125,10 @@ class LogBatcher:
     @property
     def stats(self) -> dict[str, int]:
         """Counters since creation (a copy): lines_sent, batches_sent,
-        individual_sends, flushes_by_size, flushes_by_timer, fallbacks, dropped,
-        rejected (lines the server refused as invalid)."""
+        individual_sends, flushes_by_size, flushes_by_timer, fallbacks, dropped
+        (lines lost: buffer overflow, a line the server keeps failing, lines still
+        unsent when close() gave up), rejected (lines the server refused as
+        invalid)."""
         with self._lock:
             return dict(self._stats)
 
@@ -259,8 +266,11 @@ class LogBatcher:
     def _back_off(self, exc: _TryLater) -> None:
         with self._lock:
             self._failures += 1
-            delay = min(_MAX_BACKOFF, _BACKOFF * 2 ** (self._failures - 1))
-            self._retry_at = time.monotonic() + max(delay, exc.retry_after or 0)
+            client = self.client
+            delay = retry_delay(
+                self._failures - 1, exc.retry_after, client.backoff, client.max_backoff
+            )
+            self._retry_at = time.monotonic() + delay
             failures = self._failures
         if failures == 1:
             logger.warning(
@@ -330,39 +340,63 @@ class LogBatcher:
                 # Derived from the batch's first line: a retried notice is stored once.
                 "client_id": f"{batch[0].payload['client_id']}-dropped",
             }
-            self._send_line(notice, batch)
+            self._send_line(notice, batch, counted=False)
             with self._lock:
                 self._unreported_drops -= drops
         for position, line in enumerate(batch):
-            if self._send_line(line.payload, batch[position:]):
+            outcome = self._send_line(line.payload, batch[position:])
+            if outcome == "failing":
+                self._give_up(line, batch[position:])
+            elif outcome == "stored":
                 with self._lock:
                     self._stats["lines_sent"] += 1
                     self._stats["individual_sends"] += 1
 
-    def _send_line(self, payload: dict, unsent: list[_Line]) -> bool:
-        """Send one line: True if stored, False if refused as invalid. Otherwise
-        put ``unsent`` back and raise _TryLater."""
+    def _send_line(self, payload: dict, unsent: list[_Line], *, counted: bool = True) -> str:
+        """Send one line: "stored", "rejected" (refused as invalid), or "failing"
+        (a 500, the line's _MAX_LINE_ERRORS-th when ``counted``). Otherwise put
+        ``unsent`` back and raise _TryLater."""
+        client_id = payload["client_id"]
         try:
             self.client.append_log_line(self.run_id, payload, retry=False)
         except (httpx.TransportError, ApiError) as exc:
-            if isinstance(exc, ApiError) and (
-                exc.status not in _TRY_LATER or self._keeps_failing(payload, exc)
-            ):
+            status = exc.status if isinstance(exc, ApiError) else None
+            if status is not None and status not in _TRY_LATER:
                 logger.warning("log line refused by the server: %s", exc)
+                self._line_errors.pop(client_id, None)
                 self._count("rejected")
-                return False
+                return "rejected"
+            if status == 500 and counted and self._failed_again(client_id):
+                return "failing"
             self._requeue(unsent)
             raise _as_try_later(exc) from None
-        self._line_errors.pop(payload["client_id"], None)
-        return True
+        self._line_errors.pop(client_id, None)
+        return "stored"
 
-    def _keeps_failing(self, payload: dict, exc: ApiError) -> bool:
-        if exc.status != 500:
-            return False
-        errors = self._line_errors.pop(payload["client_id"], 0) + 1
-        if errors < _MAX_LINE_ERRORS:
-            self._line_errors[payload["client_id"]] = errors
+    def _failed_again(self, client_id: str) -> bool:
+        errors = self._line_errors.get(client_id, 0) + 1
+        self._line_errors[client_id] = errors
         return errors >= _MAX_LINE_ERRORS
+
+    def _give_up(self, line: _Line, unsent: list[_Line]) -> None:
+        """Store a warning in place of ``line``, and drop the line once it is
+        stored. A server that fails the warning too is failing everything, not
+        this line: then the lines wait (_send_line raises _TryLater)."""
+        client_id = line.payload["client_id"]
+        errors = self._line_errors[client_id]
+        notice = {
+            "level": "warning",
+            "message": f"client dropped a line the server failed to store {errors} times",
+            "client_id": f"{client_id}-given-up",
+        }
+        self._send_line(notice, unsent, counted=False)
+        del self._line_errors[client_id]
+        self._count("dropped")
+        logger.error(
+            "log line of run %s dropped: the server failed to store it %d times",
+            self.run_id,
+            errors,
+        )
 
 
 def _names_the_run(exc: ApiError) -> bool:
@@ -373,63 +407,5 @@ def _names_the_run(exc: ApiError) -> bool:
 
 
 def _as_try_later(exc: Exception) -> _TryLater:
-    retry_after = None
-    if isinstance(exc, ApiError):
-        value = exc.headers.get("Retry-After", "")
-        retry_after = float(value) if value.isdigit() else None
-    return _TryLater(str(exc) or type(exc).__name__, retry_after)
-
-
-_LEVEL_OF = ((logging.CRITICAL, "critical"), (logging.ERROR, "error"), (logging.WARNING, "warning"))
-_IGNORED_LOGGERS = ("batchsvc.client", "httpx", "httpcore")
-
-
-def _ignored(name: str) -> bool:
-    return any(name == prefix or name.startswith(prefix + ".") for prefix in _IGNORED_LOGGERS)
-
-
-def level_name(levelno: int) -> str:
-    """Our level for a ``logging`` level number (custom levels round down)."""
-    for threshold, name in _LEVEL_OF:
-        if levelno >= threshold:
-            return name
-    return "info" if levelno >= logging.INFO else "debug"
-
-
-class BatchsvcLogHandler(logging.Handler):
-    """A ``logging.Handler`` that sends records to a run through a :class:`LogBatcher`.
-
-        handler = BatchsvcLogHandler(client, run_id, flush_interval=1.0)
-        logging.getLogger("agent").addHandler(handler)
-        ...
-        handler.close()  # sends what is left
-
-    The message is the handler's formatter's output (by default the message and
-    any traceback); the timestamp is the record's. Records from the client's own
-    HTTP machinery are ignored, so that sending logs does not log more lines.
-    """
-
-    def __init__(self, client: Client, run_id: str, level=logging.NOTSET, **batcher_options):
-        super().__init__(level)
-        self.batcher = LogBatcher(client, run_id, **batcher_options)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if _ignored(record.name):
-            return
-        try:
-            self.batcher.add(
-                level_name(record.levelno), self.format(record), timestamp=record.created
-            )
-        except RuntimeError:
-            pass  # closed: records logged after close() have nowhere to go
-        except Exception:
-            self.handleError(record)
-
-    def flush(self) -> None:
-        self.batcher.flush()
-
-    def close(self) -> None:
-        try:
-            self.batcher.close()
-        finally:
-            super().close()
+    hint = retry_after(exc.headers) if isinstance(exc, ApiError) else None
+    return _TryLater(str(exc) or type(exc).__name__, hint)

@@ -13,14 +13,20 @@ from collections.abc import Iterable, Sequence
 
 import httpx
 
-from batchsvc.client._http import Client, _chunks
+from batchsvc.client._http import Client, _chunks, unavailable
 
 logger = logging.getLogger("batchsvc.client.traces")
 
 WRITE = "/api/v1/traces/write"
 WRITE_BATCH = "/api/v1/traces/write-batch"
 RETRIES = 2
-"""Retries of a request after a connection error, a timeout or a 5xx."""
+"""Retries of a request after a timeout, a 500 or a broken connection. While the
+server is unavailable (503, refused connections) the client's retry_deadline
+applies instead."""
+
+
+class _Unavailable(Exception):
+    """The server stayed unavailable past the client's retry deadline."""
 
 
 class TraceWriter:
@@ -31,7 +37,9 @@ class TraceWriter:
     ``max_batch_size``. A chunk whose request fails (after retries) is written
     file by file when ``fallback_to_individual`` is set. A 404 from
     ``write-batch`` means an older server: the writer stops asking for it.
-    Rewriting a path replaces the file, so retrying a write is safe.
+    Rewriting a path replaces the file, so retrying a write is safe. While the
+    server is unavailable the client keeps retrying (see :class:`Client`); when it
+    gives up, the files left are not tried one by one, and the call returns False.
     """
 
     def __init__(
@@ -62,10 +70,14 @@ class TraceWriter:
         if not traces:
             logger.error("write_formatted_traces needs at least one (content, file_name) pair")
             return False
-        if len(traces) == 1 or not self.use_batch_endpoint:
-            return self._write_individually(traces)
-        results = [self._write_chunk(chunk) for chunk in _chunks(traces, self.max_batch_size)]
-        return all(results)
+        try:
+            if len(traces) == 1 or not self.use_batch_endpoint:
+                return self._write_individually(traces)
+            chunks = _chunks(traces, self.max_batch_size)
+            return all([self._write_chunk(chunk) for chunk in chunks])
+        except _Unavailable as exc:
+            logger.error("Trace files not written: the server is unavailable (%s)", exc)
+            return False
 
     def _write_chunk(self, chunk: list[tuple[str, str]]) -> bool:
         if len(chunk) > 1 and self.use_batch_endpoint:
@@ -129,7 +141,16 @@ class TraceWriter:
         return True
 
     def _post(self, path: str, body: dict, **kwargs) -> httpx.Response:
-        return self.client.request("POST", path, json=body, retries=RETRIES, **kwargs)
+        """The server's answer; _Unavailable when the client gave up waiting for it."""
+        try:
+            response = self.client.request("POST", path, json=body, retries=RETRIES, **kwargs)
+        except httpx.TransportError as exc:
+            if unavailable(exc):
+                raise _Unavailable(exc) from exc
+            raise
+        if unavailable(response):
+            raise _Unavailable(f"HTTP {response.status_code} {_error(_json(response))}")
+        return response
 
     def _file(self, content: str, file_name: str) -> dict:
         file = {"trace_data": content, "file_name": file_name}

@@ -9,6 +9,7 @@ import batchsvc
 from batchsvc import resources
 from batchsvc.batch_get import BatchGetResponse
 from tests.batchsvc.conftest import UserSerializer
+from tests.conftest import error_body
 
 pytestmark = pytest.mark.django_db
 
@@ -145,7 +146,7 @@ def test_the_limit_on_ids_is_the_batch_get_max_ids_setting(api, stored_runs, set
     assert batch_get(api, resource_type="runs", ids=ids).status_code == 200
     response = batch_get(api, resource_type="runs", ids=[*ids, "one-more"])
     assert response.status_code == 400
-    assert response.json() == {
+    assert error_body(response) == {
         "error": "ids array holds 4 items; the limit is 3 per request.",
         "details": {"limit": 3, "received": 4},
     }

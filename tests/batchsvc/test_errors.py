@@ -2,25 +2,30 @@ import json
 
 import pytest
 
+from tests.conftest import error_body
+
 pytestmark = pytest.mark.django_db
 
 
 def test_an_unknown_api_url_is_a_json_404(api):
     response = api.get("/api/v1/nothing-here/")
     assert response.status_code == 404
-    assert response.json() == {"error": "Not Found."}
+    assert error_body(response) == {"error": "Not Found."}
 
 
 def test_an_unknown_run_is_a_json_404(api):
     response = api.get("/api/v1/runs/missing/")
     assert response.status_code == 404
-    assert response.json() == {"error": "No Run matches the given query."}
+    assert error_body(response) == {
+        "error": "No run with run_id 'missing'.",
+        "details": {"run_id": "missing"},
+    }
 
 
 def test_a_method_not_allowed_is_a_json_405(api):
     response = api.delete("/api/v1/runs/batch")
     assert response.status_code == 405
-    assert response.json() == {"error": 'Method "DELETE" not allowed.'}
+    assert error_body(response) == {"error": 'Method "DELETE" not allowed.'}
 
 
 def test_an_unsupported_media_type_is_a_json_415(api):
@@ -40,13 +45,13 @@ def test_a_body_over_the_limit_is_a_json_413(api, settings):
     body = b'{"runs": [' + b'{"x": "' + b"y" * 2000 + b'"}]}'
     response = api.post("/api/v1/runs/batch", body, content_type="application/json")
     assert response.status_code == 413
-    assert response.json() == {"error": "Request body is larger than the limit of 1000 bytes."}
+    assert error_body(response) == {"error": "Request body is larger than the limit of 1000 bytes."}
 
 
 def test_a_bad_host_header_under_api_is_a_json_400(api):
     response = api.get("/api/v1/runs/", HTTP_HOST="evil.example")
     assert response.status_code == 400
-    assert response.json() == {"error": "Bad Request."}
+    assert error_body(response) == {"error": "Bad Request."}
 
 
 def test_the_schema_and_the_docs_are_served(api):

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from setuplogs.models import LogEntry
+from tests.conftest import error_body
 from traces.models import Run
 
 pytestmark = pytest.mark.django_db
@@ -56,7 +57,7 @@ def test_json_nested_too_deeply_is_a_400(api, url):
     body = '{"runs": [' + "[" * 100_000 + "]" * 100_000 + "]}"
     response = api.post(url, body, content_type="application/json")
     assert response.status_code == 400
-    assert response.json() == {"error": "Request body is nested too deeply to be read."}
+    assert error_body(response) == {"error": "Request body is nested too deeply to be read."}
 
 
 def test_a_run_nested_too_deeply_refuses_the_request_and_stores_nothing(api, run_factory):
@@ -83,7 +84,7 @@ def test_a_run_nested_too_deeply_refuses_the_request_and_stores_nothing(api, run
 def test_a_nul_character_in_the_url_is_a_json_400(api, url):
     response = api.get(url)
     assert response.status_code == 400
-    assert response.json() == {"error": "The URL must not contain the NUL character (%00)."}
+    assert error_body(response) == {"error": "The URL must not contain the NUL character (%00)."}
 
 
 def test_a_nul_character_in_an_admin_search_is_a_400(admin_client):

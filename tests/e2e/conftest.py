@@ -14,6 +14,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from batchsvc import client as batchsvc_client
+from tests.e2e.front import FrontServer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -71,3 +72,11 @@ def client(live_server, alice):
     token = Token.objects.create(user=alice).key
     with batchsvc_client.Client(live_server.url, token=token, backoff=0.01) as api_client:
         yield api_client
+
+
+@pytest.fixture
+def front(live_server):
+    """A FrontServer (tests/e2e/front.py) in front of the live server."""
+    front = FrontServer(live_server.url).start()
+    yield front
+    front.stop()

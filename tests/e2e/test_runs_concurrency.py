@@ -42,3 +42,41 @@ def test_overlapping_concurrent_batches_create_each_event_exactly_once(live_serv
     assert set(created) == sent
     assert max(created.values()) == 1
     assert Run.objects.count() == len(sent)
+
+
+def test_two_owners_racing_with_the_same_event_ids_and_run_ids_each_get_their_own(
+    live_server, alice, bob
+):
+    tokens = {user.username: Token.objects.create(user=user).key for user in (alice, bob)}
+    pool = [make_run() for _ in range(200)]
+    rng = random.Random(11)
+    batches = [(("alice", "bob")[i % 2], rng.sample(pool, 100)) for i in range(12)]
+
+    def send(i):
+        owner, runs = batches[i]
+        url = "/api/v1/runs/batch-transactional" if i % 4 < 2 else "/api/v1/runs/batch"
+        with httpx.Client(base_url=live_server.url, timeout=60) as http:
+            response = http.post(
+                url, json={"runs": runs}, headers={"Authorization": f"Token {tokens[owner]}"}
+            )
+        return owner, response.status_code, response.json()
+
+    with ThreadPoolExecutor(max_workers=6) as executor:
+        answers = list(executor.map(send, range(len(batches))))
+
+    assert [status for _, status, _ in answers] == [201] * len(batches)
+    for user in (alice, bob):
+        created = Counter(
+            item["event_id"]
+            for owner, _, body in answers
+            if owner == user.username
+            for item in body["runs"]
+            if item["result"] == "created"
+        )
+        sent = {
+            run["event_id"] for owner, runs in batches if owner == user.username for run in runs
+        }
+        assert set(created) == sent
+        assert max(created.values()) == 1
+        assert Run.objects.filter(owner=user).count() == len(sent)
+    assert Run.objects.count() == Run.objects.filter(owner__in=[alice, bob]).count()

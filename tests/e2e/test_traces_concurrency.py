@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_concurrent_batches_rewriting_the_same_paths_leave_one_matching_row_and_file_each(
-    live_server, token, trace_root
+    live_server, token, alice_root
 ):
     names = [f"t{i}.txt" for i in range(15)]
     rng = random.Random(3)
@@ -39,10 +39,10 @@ def test_concurrent_batches_rewriting_the_same_paths_leave_one_matching_row_and_
     assert all(body["summary"]["failed"] == 0 for _, body in answers)
     sent = {name for batch in batches for name in batch}
     assert sorted(TraceFile.objects.values_list("path", flat=True)) == sorted(sent)
-    assert sorted(p.name for p in trace_root.iterdir()) == sorted(sent)  # no temporary files
+    assert sorted(p.name for p in alice_root.iterdir()) == sorted(sent)  # no temporary files
     rows = {row.path: row for row in TraceFile.objects.all()}
     for name in sent:
-        content = (trace_root / name).read_bytes()
+        content = (alice_root / name).read_bytes()
         lines = set(content.decode().splitlines())
         assert len(lines) == 1  # one writer's whole version, never a mix
         assert lines.pop().endswith(f"wrote {name}")

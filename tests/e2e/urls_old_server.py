@@ -7,6 +7,6 @@ from traces import urls as traces_urls
 urlpatterns = [
     path(
         "api/v1/",
-        include([p for p in traces_urls.urlpatterns if p.name != "traces-write-batch"]),
+        include([p for p in traces_urls.urlpatterns if p.name != "tracefile-write-batch"]),
     ),
 ]

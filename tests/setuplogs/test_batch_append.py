@@ -5,6 +5,7 @@ import pytest
 
 from setuplogs.models import LogEntry
 from setuplogs.schemas import LogBatchResult
+from tests.conftest import error_body
 from tests.setuplogs.conftest import batch_url, line
 
 pytestmark = pytest.mark.django_db
@@ -157,7 +158,10 @@ def test_more_lines_than_the_limit_is_a_400_naming_the_limit(api, run, settings)
 def test_an_unknown_run_is_a_404_naming_it(api):
     response = api.post("/api/v1/runs/nope/setup_logs", {"logs": [line()]}, format="json")
     assert response.status_code == 404
-    assert response.json() == {"error": "No run with run_id 'nope'.", "details": {"run_id": "nope"}}
+    assert error_body(response) == {
+        "error": "No run with run_id 'nope'.",
+        "details": {"run_id": "nope"},
+    }
 
 
 def test_dropped_lines_are_recorded_as_a_warning_before_the_batch(api, run):
@@ -225,9 +229,9 @@ def test_the_response_matches_the_documented_schema(api, run):
 def test_a_batch_costs_the_same_queries_whatever_its_size(
     api, run, django_assert_num_queries, connection_vendor, size
 ):
-    # token, run, savepoint, the run's lock (PostgreSQL only), last seq, one
-    # INSERT, release.
-    expected = 7 if connection_vendor == "postgresql" else 6
+    # token, run, savepoint, the run's lock (PostgreSQL only), last seq, the
+    # client_ids already stored, one INSERT, release.
+    expected = 8 if connection_vendor == "postgresql" else 7
     with django_assert_num_queries(expected) as ctx:
         response = post(api, run, [line(f"line {n}") for n in range(size)])
     assert response.json()["logs_added"] == size
@@ -261,3 +265,22 @@ def test_appending_to_a_run_deleted_since_it_was_looked_up_is_a_404(run):
     with pytest.raises(ApiError) as caught:
         log_lines_append(run=run, lines=[line()])
     assert caught.value.status_code == 404
+
+
+def test_a_resent_batch_mixed_with_new_lines_leaves_no_gap_in_the_seqs(api, run):
+    first = [line(f"line {n}") for n in range(3)]
+    post(api, run, first)
+    # a resend after a lost answer, with new lines between and after the old ones
+    mixed = [first[0], line("new 1"), first[1], line("new 2"), first[2], line("new 3")]
+    body = post(api, run, mixed).json()
+    assert (body["logs_added"], body["duplicates"]) == (3, 3)
+    post(api, run, [line("after")], dropped=2)
+    stored = list(LogEntry.objects.of_run(run).order_by("seq").values_list("seq", "message"))
+    assert [seq for seq, _ in stored] == list(range(1, 9))
+    assert [message for _, message in stored][3:] == [
+        "new 1",
+        "new 2",
+        "new 3",
+        "client dropped 2 lines",
+        "after",
+    ]

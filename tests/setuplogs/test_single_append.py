@@ -3,6 +3,7 @@ import pytest
 
 from setuplogs.models import LogEntry
 from setuplogs.schemas import LogLineOut
+from tests.conftest import error_body
 from tests.setuplogs.conftest import batch_url, line, single_url
 
 pytestmark = pytest.mark.django_db
@@ -57,7 +58,7 @@ def test_an_invalid_line_is_a_400_saying_why_and_stores_nothing(api, run, settin
     settings.LOG_MESSAGE_MAX = 10
     response = api.post(single_url(run), body, format="json")
     assert response.status_code == 400
-    assert response.json() == {"error": error}
+    assert error_body(response) == {"error": error}
     assert LogEntry.objects.count() == 0
 
 

@@ -9,11 +9,16 @@ from traces.models import Run
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _alice(alice):
+    """Every import here acts as alice (--owner alice)."""
+
+
 def run_import(*args, stdin=None, monkeypatch=None):
     out, err = io.StringIO(), io.StringIO()
     if stdin is not None:
         monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(stdin)))
-    call_command("import_runs", *args, stdout=out, stderr=err)
+    call_command("import_runs", "--owner", "alice", *args, stdout=out, stderr=err)
     return out.getvalue(), err.getvalue()
 
 
@@ -40,7 +45,7 @@ def test_a_bad_line_fails_alone_and_the_command_says_so(tmp_path, run_factory):
     path.write_text(f"{json.dumps(run_factory())}\n{{not json\n{json.dumps(run_factory())}\n")
     err = io.StringIO()
     with pytest.raises(CommandError, match="1 runs failed; the others were imported"):
-        call_command("import_runs", str(path), stdout=io.StringIO(), stderr=err)
+        call_command("import_runs", "--owner", "alice", str(path), stdout=io.StringIO(), stderr=err)
     assert "item 1: line 2 is not valid JSON" in err.getvalue()
     assert Run.objects.count() == 2
 
@@ -68,3 +73,17 @@ def test_a_truncated_json_array_is_a_command_error(tmp_path, run_factory):
     with pytest.raises(CommandError, match="not a valid JSON array"):
         run_import(str(path))
     assert Run.objects.count() == 0
+
+
+def test_the_runs_belong_to_the_named_owner_and_an_unknown_one_is_refused(
+    tmp_path, run_factory, alice, bob
+):
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps([run_factory(run_id="shared")]))
+    call_command("import_runs", "--owner", "bob", str(path), stdout=io.StringIO())
+    assert Run.objects.get().owner == bob
+    # alice has the same run_id to herself: identifiers are per owner
+    call_command("import_runs", "--owner", "alice", str(path), stdout=io.StringIO())
+    assert Run.objects.filter(run_id="shared").count() == 2
+    with pytest.raises(CommandError, match="there is no user 'carol'"):
+        call_command("import_runs", "--owner", "carol", str(path), stdout=io.StringIO())

@@ -9,11 +9,11 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def family(run_factory):
+def family(run_factory, alice):
     parent = run_factory(agent_name="orchestrator", metrics_json={"pages": 12, "nested": {"a": 1}})
     children = [run_factory(parent_run_id=parent["run_id"], agent_name="worker") for _ in range(2)]
     orphan = run_factory(parent_run_id="not-yet-reported")
-    runs_ingest(items=[parent, *children, orphan], atomic=True)
+    runs_ingest(owner=alice, items=[parent, *children, orphan], atomic=True)
     return {r["run_id"]: Run.objects.get(run_id=r["run_id"]) for r in (parent, *children, orphan)}
 
 

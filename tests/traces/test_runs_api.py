@@ -1,5 +1,6 @@
 import pytest
 
+from tests.conftest import error_body
 from traces.models import Run
 
 pytestmark = pytest.mark.django_db
@@ -19,7 +20,7 @@ def test_posting_one_run_answers_201_then_200_with_the_stored_run(api, run_facto
 def test_posting_an_invalid_run_is_a_400_saying_why(api, run_factory):
     response = api.post("/api/v1/runs/", run_factory(start_time=5), format="json")
     assert response.status_code == 400
-    assert response.json() == {
+    assert error_body(response) == {
         "error": "Run not stored: start_time: Expected `datetime`, got `int`."
     }
     assert Run.objects.count() == 0
@@ -83,6 +84,34 @@ def test_patch_refuses_an_invalid_status_and_changes_nothing(api, run_factory):
     response = api.patch(f"/api/v1/runs/{run['run_id']}/", {"status": "nope"}, format="json")
     assert response.status_code == 400
     assert Run.objects.get(run_id=run["run_id"]).status == "running"
+
+
+ALLOWED = "status, end_time, metrics_json, context_json, error_summary"
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"colour": "red"}, f"Run not changed: colour cannot be changed; a PATCH takes {ALLOWED}."),
+        (
+            {"status": "success", "event_id": "0b7b6f3e-3f5e-4a53-9d2c-6d1c1f0a9b11"},
+            f"Run not changed: event_id cannot be changed; a PATCH takes {ALLOWED}.",
+        ),
+        ({}, f"Run not changed: the body names no field; a PATCH takes {ALLOWED}."),
+        (
+            {"end_time": "2026-01-28T10:00:00Z"},
+            "Run not changed: end_time 2026-01-28T10:00:00+00:00 is before start_time "
+            "2026-01-28T10:30:00+00:00.",
+        ),
+    ],
+)
+def test_patch_refuses_what_it_cannot_change_and_changes_nothing(api, run_factory, body, error):
+    run = run_factory()
+    api.post("/api/v1/runs/", run, format="json")
+    before = Run.objects.values().get(run_id=run["run_id"])
+    response = api.patch(f"/api/v1/runs/{run['run_id']}/", body, format="json")
+    assert (response.status_code, response.json()["error"]) == (400, error)
+    assert Run.objects.values().get(run_id=run["run_id"]) == before  # updated_at included
 
 
 def test_a_nul_character_is_refused_by_the_single_post_and_by_patch(api, run_factory):

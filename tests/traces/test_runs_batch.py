@@ -3,6 +3,7 @@ import uuid
 import msgspec
 import pytest
 
+from tests.conftest import error_body
 from traces.models import Run
 from traces.schemas import RunBatchResult
 
@@ -120,7 +121,9 @@ def test_transactional_rolls_back_the_whole_batch_when_one_run_is_invalid(api, r
     assert body["rolled_back"] is True
     assert body["failed"] == 1
     assert body["errors"][0]["index"] == 1
-    assert results(response) == ["created", "failed", "created"]
+    # Nothing was stored, and no item says it was.
+    assert results(response) == ["rolled_back", "failed", "rolled_back"]
+    assert (body["created"], body["existing"]) == (0, 0)
     assert Run.objects.count() == 0
 
 
@@ -131,7 +134,7 @@ def test_transactional_rolls_back_when_the_database_refuses_a_run_id(api, run_fa
     response = post(api, ATOMIC, runs)
     assert response.status_code == 400
     assert response.json()["rolled_back"] is True
-    assert results(response) == ["created", "failed"]
+    assert results(response) == ["rolled_back", "failed"]
     assert not Run.objects.filter(event_id=runs[0]["event_id"]).exists()
 
 
@@ -154,7 +157,8 @@ def test_errors_only_lists_failed_items_and_keeps_the_counts(api, run_factory, u
     runs = [run_factory(), run_factory(start_time="yesterday"), run_factory()]
     body = post(api, url, runs, errors_only="true").json()
     assert [item["index"] for item in body["runs"]] == [1]
-    assert (body["total"], body["created"], body["failed"]) == (3, 2, 1)
+    created = 0 if url == ATOMIC else 2  # an all-or-nothing batch with a failure stores none
+    assert (body["total"], body["created"], body["failed"]) == (3, created, 1)
 
 
 @pytest.mark.parametrize("url", [LENIENT, ATOMIC])
@@ -171,7 +175,7 @@ def test_errors_only_lists_failed_items_and_keeps_the_counts(api, run_factory, u
 def test_a_malformed_envelope_is_a_400_and_writes_nothing(api, url, body, message):
     response = api.post(url, body, format="json")
     assert response.status_code == 400
-    assert response.json() == {"error": message}
+    assert error_body(response) == {"error": message}
     assert Run.objects.count() == 0
 
 
@@ -284,7 +288,7 @@ def test_a_retried_batch_costs_one_insert_and_one_select(
 def test_the_batch_endpoints_need_authentication(anonymous, run_factory):
     response = anonymous.post(LENIENT, {"runs": [run_factory()]}, format="json")
     assert response.status_code == 401
-    assert response.json() == {"error": "Authentication credentials were not provided."}
+    assert error_body(response) == {"error": "Authentication credentials were not provided."}
     assert Run.objects.count() == 0
 
 
@@ -339,3 +343,21 @@ def test_a_run_id_with_a_slash_fails_its_item(api, run_factory, field):
     assert response.json()["errors"][0]["error"] == (
         f"{field}: must not contain / or the NUL character"
     )
+
+
+def test_a_rolled_back_batch_still_reports_what_was_stored_before_as_existing(api, run_factory):
+    stored = run_factory()
+    post(api, LENIENT, [stored])
+    response = post(api, ATOMIC, [stored, run_factory(), run_factory(job_type="")])
+    assert results(response) == ["existing", "rolled_back", "failed"]
+    assert (response.json()["existing"], response.json()["created"]) == (1, 0)
+
+
+@pytest.mark.parametrize("url", [LENIENT, ATOMIC])
+def test_an_end_time_before_the_start_time_fails_the_item(api, run_factory, url):
+    late = run_factory(start_time="2026-01-28T10:30:00Z", end_time="2026-01-28T10:29:59Z")
+    body = post(api, url, [late]).json()
+    assert body["errors"][0]["error"] == (
+        "end_time 2026-01-28T10:29:59+00:00 is before start_time 2026-01-28T10:30:00+00:00"
+    )
+    assert Run.objects.count() == 0

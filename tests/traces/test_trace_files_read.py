@@ -3,6 +3,7 @@
 import pytest
 from django.urls import reverse
 
+from tests.conftest import error_body
 from traces.models import TraceFile
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +23,7 @@ def run_id(api, run_factory):
     return run["run_id"]
 
 
-def test_the_list_shows_files_newest_first(api, trace_root):
+def test_the_list_shows_files_newest_first(api, alice_root):
     first, second = write(api, "a.txt", "aaa"), write(api, "b.json", "{}")
     body = api.get("/api/v1/traces/").json()
     assert [item["id"] for item in body["results"]] == [second["id"], first["id"]]
@@ -34,7 +35,7 @@ def test_the_list_shows_files_newest_first(api, trace_root):
     assert item["content_url"] == f"/api/v1/traces/{first['id']}/content"
 
 
-def test_the_list_filters_by_run_id_and_path_prefix(api, trace_root, run_id):
+def test_the_list_filters_by_run_id_and_path_prefix(api, alice_root, run_id):
     write(api, "a.txt", directory="nightly/one", run_id=run_id)
     write(api, "b.txt", directory="nightly/two")
     write(api, "c.txt", directory="weekly")
@@ -45,7 +46,7 @@ def test_the_list_filters_by_run_id_and_path_prefix(api, trace_root, run_id):
     assert sorted(item["path"] for item in nightly) == ["nightly/one/a.txt", "nightly/two/b.txt"]
 
 
-def test_the_list_pages_with_a_cursor(api, trace_root):
+def test_the_list_pages_with_a_cursor(api, alice_root):
     for i in range(5):
         write(api, f"{i}.txt")
     seen, url = [], "/api/v1/traces/?page_size=2"
@@ -57,7 +58,7 @@ def test_the_list_pages_with_a_cursor(api, trace_root):
     assert len(seen) == 5
 
 
-def test_content_streams_the_file_bytes(api, trace_root):
+def test_content_streams_the_file_bytes(api, alice_root):
     written = write(api, "t.json", '{"a": "ü"}')
     response = api.get(f"/api/v1/traces/{written['id']}/content")
     assert response.status_code == 200
@@ -78,7 +79,7 @@ def test_content_streams_the_file_bytes(api, trace_root):
     ],
 )
 def test_content_is_never_served_as_active_content(
-    api, trace_root, name, content_type, disposition
+    api, alice_root, name, content_type, disposition
 ):
     written = write(api, name, "<script>alert(1)</script>")
     response = api.get(f"/api/v1/traces/{written['id']}/content")
@@ -86,21 +87,21 @@ def test_content_is_never_served_as_active_content(
     assert response["Content-Disposition"].startswith(disposition)
 
 
-def test_content_of_an_unknown_file_is_a_json_404(api, trace_root):
+def test_content_of_an_unknown_file_is_a_json_404(api, alice_root):
     response = api.get("/api/v1/traces/999/content")
     assert response.status_code == 404
-    assert response.json() == {"error": "No TraceFile matches the given query."}
+    assert error_body(response) == {"error": "No TraceFile matches the given query."}
 
 
-def test_content_of_a_file_gone_from_the_storage_is_a_json_404(api, trace_root):
+def test_content_of_a_file_gone_from_the_storage_is_a_json_404(api, alice_root):
     written = write(api, "t.txt")
-    (trace_root / "nightly" / "t.txt").unlink()
+    (alice_root / "nightly" / "t.txt").unlink()
     response = api.get(f"/api/v1/traces/{written['id']}/content")
     assert response.status_code == 404
     assert response.json()["error"] == "The trace file is recorded but missing from the storage."
 
 
-def test_reading_needs_authentication(anonymous, api, trace_root):
+def test_reading_needs_authentication(anonymous, api, alice_root):
     written = write(api, "t.txt")
     assert anonymous.get("/api/v1/traces/").status_code == 401
     assert anonymous.get(f"/api/v1/traces/{written['id']}/content").status_code == 401
@@ -135,22 +136,29 @@ def change_page(admin_client, pk) -> str:
     return admin_client.get(reverse("admin:traces_tracefile_change", args=[pk])).content.decode()
 
 
-def test_the_admin_lists_filters_by_run_and_searches_by_path(admin_client, api, trace_root, run_id):
+def test_the_admin_lists_filters_by_owner_and_searches_by_run_and_path(
+    admin_client, api, alice, alice_root, run_id
+):
     write(api, "linked.txt", directory="nightly/one", run_id=run_id)
     write(api, "other.txt", directory="weekly")
     url = reverse("admin:traces_tracefile_changelist")
     page = admin_client.get(url).content.decode()
     assert "nightly/one/linked.txt" in page
     assert "weekly/other.txt" in page
-    by_run = admin_client.get(url, {"run__run_id__exact": run_id}).content.decode()
+    by_run = admin_client.get(url, {"q": run_id}).content.decode()
     assert "nightly/one/linked.txt" in by_run
     assert "weekly/other.txt" not in by_run
+    assert (
+        "weekly/other.txt" in admin_client.get(url, {"owner__id__exact": alice.pk}).content.decode()
+    )
+    nobody = admin_client.get(url, {"owner__id__exact": alice.pk + 1000}).content.decode()
+    assert "weekly/other.txt" not in nobody
     found = admin_client.get(url, {"q": "weekly"}).content.decode()
     assert "weekly/other.txt" in found
     assert "linked.txt" not in found
 
 
-def test_the_admin_shows_a_text_file_read_only_and_escaped(admin_client, api, trace_root):
+def test_the_admin_shows_a_text_file_read_only_and_escaped(admin_client, api, alice_root):
     written = write(api, "t.txt", "line one\n<b>not bold</b>")
     page = change_page(admin_client, written["id"])
     assert '<pre class="batchsvc-trace">line one\n&lt;b&gt;not bold&lt;/b&gt;</pre>' in page
@@ -159,14 +167,14 @@ def test_the_admin_shows_a_text_file_read_only_and_escaped(admin_client, api, tr
     assert "deletelink" not in page
 
 
-def test_the_admin_cuts_a_long_text_file(admin_client, api, trace_root, settings):
+def test_the_admin_cuts_a_long_text_file(admin_client, api, alice_root, settings):
     settings.TRACES_ADMIN_PREVIEW_BYTES = 5
     written = write(api, "t.txt", "ééé")  # 6 bytes: the cut falls inside a character
     page = change_page(admin_client, written["id"])
     assert '<pre class="batchsvc-trace">éé\n… cut at 5 of 6 bytes</pre>' in page
 
 
-def test_the_admin_does_not_show_a_binary_file(admin_client, api, trace_root):
+def test_the_admin_does_not_show_a_binary_file(admin_client, api, alice_root):
     written = write(api, "t.bin", "a\x00b")
     page = change_page(admin_client, written["id"])
     assert "Binary file (3 bytes): not shown." in page

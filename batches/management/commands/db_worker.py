@@ -2,7 +2,7 @@
 riding through database outages.
 
 Our batches app comes before django_tasks_db in INSTALLED_APPS, so this command is
-what ``python manage.py db_worker`` runs. It adds three things django-tasks-db has
+what ``python manage.py db_worker`` runs. It adds four things django-tasks-db has
 no hook for:
 
 1. a thread that every ``--recover-every`` seconds calls
@@ -10,7 +10,9 @@ no hook for:
    SIGKILLed worker RUNNING forever (django-tasks issue 46);
 2. a graceful stop that does not wait for a whole batch: on SIGTERM/SIGINT the batch
    task ends its conversations after their current row and queues the batch again;
-3. riding through a database outage: django-tasks-db's loop lets the first
+3. a heartbeat of the process itself (batches.heartbeats), idle or not, for /readyz
+   and /metrics;
+4. riding through a database outage: django-tasks-db's loop lets the first
    connection error out and the process exits. Ours closes the broken connection,
    backs off and enters the loop again; a task's outcome is recorded once the
    database is back (the batch task itself waits outages out, see
@@ -26,6 +28,7 @@ from django.conf import settings
 from django.db import connection
 from django_tasks_db.management.commands import db_worker as upstream
 
+from batches.heartbeats import Heartbeat
 from batches.processing import batches_recover, stopping
 from batchsvc.outages import (
     DATABASE_ERRORS,
@@ -102,9 +105,13 @@ class Command(upstream.Command):
                 target=_recover_forever, args=(every,), name="batch-recovery", daemon=True
             ).start()
         # upstream.Command.handle builds its Worker by this module-level name; ours
-        # only adds the stop flag to its signal handler.
+        # adds the stop flag to its signal handler and rides through outages.
         upstream.Worker = Worker
-        return super().handle(*args, **options)
+        heartbeat = Heartbeat().start()
+        try:
+            return super().handle(*args, **options)
+        finally:
+            heartbeat.stop()
 
 
 def _recover_forever(every: float) -> None:

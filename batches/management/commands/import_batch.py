@@ -1,12 +1,12 @@
 import json
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from batches.selectors import batch_wait
 from batches.services import batch_create
 from batchsvc.errors import ApiError
+from batchsvc.management.arguments import username
 
 
 def json_object(value: str) -> dict:
@@ -21,7 +21,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("file", help="path to a .csv or .xlsx file with a question column")
-        parser.add_argument("--owner", required=True, help="username of the batch's owner")
+        parser.add_argument(
+            "--owner", required=True, type=username, help="username of the batch's owner"
+        )
         parser.add_argument("--name", default="", help="batch name (default: the file name)")
         parser.add_argument("--processor", default="echo", help="(default: %(default)r)")
         parser.add_argument(
@@ -46,13 +48,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, file, owner, name, processor, options, wait, poll, timeout, **rest):
-        user = get_user_model().objects.filter(username=owner).first()
-        if user is None:
-            raise CommandError(f"There is no user {owner!r}.")
         try:
             with open(file, "rb") as upload:
                 batch = batch_create(
-                    owner=user, upload=upload, name=name, processor=processor, options=options
+                    owner=owner, upload=upload, name=name, processor=processor, options=options
                 ).batch
         except OSError as exc:
             raise CommandError(f"Cannot read {file}: {exc.strerror}.") from None

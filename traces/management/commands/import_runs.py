@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from batchsvc.management.arguments import username
 from traces.importing import open_source, read_runs
 from traces.services import runs_import
 
@@ -19,6 +20,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file", help="path to a .json or .jsonl file, or - for stdin")
         parser.add_argument(
+            "--owner", required=True, type=username, help="username of the runs' owner"
+        )
+        parser.add_argument(
             "--transactional",
             action="store_true",
             help="all or nothing: any failed run rolls back the whole import",
@@ -30,7 +34,7 @@ class Command(BaseCommand):
             help="runs per database batch (default: %(default)r)",
         )
 
-    def handle(self, *args, file, transactional, chunk, **options):
+    def handle(self, *args, file, owner, transactional, chunk, **options):
         try:
             source = open_source(file)
         except OSError as exc:
@@ -38,6 +42,7 @@ class Command(BaseCommand):
         with source, tqdm(unit=" runs", disable=None, file=self.stderr._out) as bar:
             try:
                 summary = runs_import(
+                    owner=owner,
                     items=read_runs(source),
                     atomic=transactional,
                     chunk_size=chunk,
