@@ -4,6 +4,8 @@ Swagger page, the admin) is answered like any other, never with a 500."""
 import pytest
 from django.test import Client
 
+from tests.conftest import error_body
+
 pytestmark = pytest.mark.django_db
 
 JSON = {"HTTP_ACCEPT": "application/json"}
@@ -43,14 +45,14 @@ def test_a_bad_token_on_the_docs_says_what_is_wrong_with_it(plain_client):
 
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == "Token"
-    assert response.json() == {"error": "Invalid token header. No credentials provided."}
+    assert error_body(response) == {"error": "Invalid token header. No credentials provided."}
 
 
 def test_a_format_the_page_does_not_offer_is_a_406_that_names_those_it_does(api):
     response = api.get("/api/schema/?format=openapi")
 
     assert response.status_code == 406
-    assert response.json() == {
+    assert error_body(response) == {
         "error": "?format=openapi is not offered here; the formats are: json, yaml."
     }
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.servers import spare_port
+from tests.ops.servers import free_port
 
 BIN_DIRS = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda d: int(d.split("/")[-2]))
 
@@ -25,7 +25,7 @@ class Postgres:
         self.user = self._run_as()
         self.dir = Path(tempfile.mkdtemp(prefix="batchsvc-pg-"))
         self.data = self.dir / "data"
-        self.port = spare_port()
+        self.port = free_port()
         if self.user:
             shutil.chown(self.dir, self.user)
         self._run(

@@ -7,6 +7,7 @@ stopped and started at will, or cut off behind a TCP proxy; the machine's shared
 server is never touched, and these tests run on SQLite runs of the suite too.
 """
 
+import contextlib
 import os
 import re
 import socket
@@ -22,7 +23,7 @@ from tests.batches.factories import ROOT, Worker, csv_bytes, wait_until
 from tests.conftest import make_run
 from tests.e2e.postgres import Postgres
 from tests.e2e.proxy import Proxy
-from tests.e2e.servers import WebServer, read_log
+from tests.ops.servers import Gunicorn
 
 UNAVAILABLE = "The database is unavailable; try again in 5 seconds."
 STAFF = ("staff", "staff-password")
@@ -73,15 +74,12 @@ def database(postgres):
 
 @pytest.fixture
 def start_web():
-    servers = []
-
-    def start(database_url, **env):
-        servers.append(WebServer(database_url, **env).start())
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.stop()
+    """``start_web(database_url, **env)``: gunicorn (gunicorn.conf.py, one process)
+    against that database, stopped after the test."""
+    with contextlib.ExitStack() as servers:
+        yield lambda database_url, **env: servers.enter_context(
+            Gunicorn(DATABASE_URL=database_url, WEB_WORKERS="1", **env)
+        )
 
 
 def api_client(web, token):
@@ -102,7 +100,9 @@ def assert_unavailable(response: httpx.Response, *, api: bool = True) -> None:
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     if api:
-        assert response.json() == {"error": UNAVAILABLE}
+        body = response.json()
+        assert body.pop("request_id") == response.headers["X-Request-ID"]
+        assert body == {"error": UNAVAILABLE}
     else:
         assert response.headers["Content-Type"].startswith("text/plain")
         assert response.text == UNAVAILABLE
@@ -143,7 +143,7 @@ def test_a_request_answers_503_after_the_connect_timeout_when_postgresql_never_a
     silent.listen(64)
     try:
         port = silent.getsockname()[1]
-        web = start_web(f"postgres://postgres@127.0.0.1:{port}/batchsvc", DB_CONNECT_TIMEOUT=2)
+        web = start_web(f"postgres://postgres@127.0.0.1:{port}/batchsvc", DB_CONNECT_TIMEOUT="2")
         client = httpx.Client(base_url=web.url, timeout=15)
         browser = httpx.Client(base_url=web.url, timeout=15, cookies={"sessionid": "s" * 32})
 
@@ -195,7 +195,7 @@ def test_a_worker_rides_through_a_30_s_outage_and_finishes_its_batch_each_item_o
             assert worker.process.poll() is None, "the worker exited during the outage"
             time.sleep(0.5)
         assert len(succeeded()) <= done_before + 2  # at most the items in flight
-        assert "the database is unavailable" in read_log(worker.log)
+        assert "the database is unavailable" in worker.output()
         proxy.start()
 
         def finished():
@@ -207,7 +207,7 @@ def test_a_worker_rides_through_a_30_s_outage_and_finishes_its_batch_each_item_o
         status = wait_until(finished, timeout=120, message="batch end after the outage")
         wait_until(lambda: task_statuses(database, postgres) == {"SUCCESSFUL"})
         assert worker.process.poll() is None
-        log = read_log(worker.log)
+        log = worker.output()
     finally:
         proxy.stop()
         worker.stop()
@@ -234,10 +234,10 @@ def test_an_idle_worker_waits_out_an_outage_and_takes_the_next_batch(postgres, d
     upload.write_bytes(csv_bytes([(f"q{n}", "") for n in range(5)]))
 
     def retries() -> int:
-        return len(re.findall(r"Worker \w+: the database is unavailable", read_log(worker.log)))
+        return len(re.findall(r"Worker \w+: the database is unavailable", worker.output()))
 
     try:
-        wait_until(lambda: "Starting worker" in read_log(worker.log), message="worker start")
+        wait_until(lambda: "Starting worker" in worker.output(), message="worker start")
         proxy.stop()
         wait_until(lambda: retries() >= 3, message="the worker's loop trying again")
         assert worker.process.poll() is None
