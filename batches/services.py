@@ -24,8 +24,8 @@ from batches.parsing import (
     read_upload,
 )
 from batches.processors import get_processor
-from batchsvc.bulk import insert_ignoring_conflicts
 from batchsvc.errors import ApiError, Conflict
+from batchsvc.inserts import insert_ignoring_conflicts
 
 
 @dataclass

@@ -13,8 +13,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from batchsvc import fields, resources
-from batchsvc.bulk import describe, parse_envelope
+from batchsvc.bulk import parse_envelope
 from batchsvc.errors import ApiError
+from batchsvc.schemas import describe
 
 NOT_FOUND = "Not found."
 AMBIGUOUS = "Several owners use this id; add owner to the request to choose one."

@@ -105,13 +105,15 @@ class JSONParser(parsers.BaseParser):
         return body
 
 
+class JSONBody(bytes):
+    """A bulk request body, kept as bytes by :class:`BulkJSONParser`."""
+
+
 class BulkJSONParser(JSONParser):
     """Leaves the body as bytes, for :func:`batchsvc.bulk.read_items` to decode and
     validate in one pass."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        from batchsvc.bulk import JSONBody
-
         return JSONBody(self.read(stream, parser_context))
 
 

@@ -53,9 +53,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from rest_framework import serializers
 
-from batchsvc.bulk import describe
 from batchsvc.errors import ApiError
 from batchsvc.ownership import Ambiguous, choose
+from batchsvc.schemas import describe
 
 PositiveId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 """An integer primary key: a positive number a bigint column can hold."""

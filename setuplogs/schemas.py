@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from batchsvc.bulk import PATTERN_PROBLEMS, as_utc
+from batchsvc.schemas import as_utc, patterned
 from setuplogs.models import CLIENT_ID_MAX, LogLevel
 
 # Accepted spellings of a level, lower-cased; older agents say "warn".
@@ -42,19 +42,17 @@ Timestamp = Annotated[
 ]
 # The server's own lines (the "client dropped N lines" warning) take client_ids in
 # this namespace, so that no client line can pass for one. A msgspec ``pattern``, not
-# batchsvc.bulk.refusing: a pattern is checked only on what is decoded, while the
+# batchsvc.schemas.refusing: a pattern is checked only on what is decoded, while the
 # server builds its own LogLineIn with a reserved client_id, and __post_init__ would
 # refuse that too.
 RESERVED_CLIENT_ID_PREFIX = "dropped:"
 CLIENT_ID_PATTERN = rf"^(?!{RESERVED_CLIENT_ID_PREFIX})[^\x00]*$"
-PATTERN_PROBLEMS[CLIENT_ID_PATTERN] = (
-    f"must not start with {RESERVED_CLIENT_ID_PREFIX!r} or contain the NUL character"
-)
 ClientId = Annotated[
     str,
-    msgspec.Meta(
+    patterned(
+        CLIENT_ID_PATTERN,
+        f"must not start with {RESERVED_CLIENT_ID_PREFIX!r} or contain the NUL character",
         max_length=CLIENT_ID_MAX,
-        pattern=CLIENT_ID_PATTERN,
         description="The client's id for the line, unique within the run: a line whose "
         "client_id the run already holds is a duplicate and is not stored again.",
     ),

@@ -1,5 +1,10 @@
 """Reads for log lines."""
 
+import json
+
+from django.db import connection
+
+from setuplogs.models import LogEntry
 from traces.models import Run
 from traces.selectors import run_for
 
@@ -18,3 +23,37 @@ def run_for_logs(request, run_id: str, *, write: bool) -> Run:
         write=write,
         runs=Run.objects.only("pk", "run_id", "status", "owner"),
     )
+
+
+def stored_client_ids(run: Run, client_ids: list[str]) -> set[str]:
+    """Which of ``client_ids`` the run holds already, in one statement with one
+    parameter however many ids (a 1000-id ``IN`` list costs more in Django's
+    parameter handling than the search). The condition repeats the partial unique
+    index's word for word: SQLite uses a partial index only when the query states
+    its condition, which a bound parameter never does."""
+    if not client_ids:
+        return set()
+    if connection.vendor == "postgresql":
+        ids, params = "SELECT unnest(%s::text[])", [client_ids]
+    else:
+        ids, params = "SELECT value FROM json_each(%s)", [json.dumps(client_ids)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT client_id FROM {LogEntry._meta.db_table} WHERE run_id = %s "
+            f"AND NOT (client_id = '') AND client_id IN ({ids})",
+            [run.pk, *params],
+        )
+        return {client_id for (client_id,) in cursor.fetchall()}
+
+
+def log_text(run: Run, *, chunk_size: int = 2000):
+    """The run's whole log as lines of text, ``seq timestamp LEVEL message``, read
+    in chunks (bounded memory however long the log)."""
+    lines = (
+        LogEntry.objects.of_run(run)
+        .order_by("seq")
+        .values_list("seq", "timestamp", "level", "message")
+        .iterator(chunk_size=chunk_size)
+    )
+    for seq, timestamp, level, message in lines:
+        yield f"{seq}\t{timestamp.isoformat()}\t{level.upper()}\t{message}\n"

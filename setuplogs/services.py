@@ -9,16 +9,13 @@ import msgspec
 from django.db import connection, transaction
 from django.utils import timezone
 
-from batchsvc.bulk import (
-    ItemError,
-    describe,
-    first_occurrences,
-    insert_ignoring_conflicts,
-    validate_items,
-)
+from batchsvc.bulk import ItemError, first_occurrences, validate_items
 from batchsvc.errors import ApiError
+from batchsvc.inserts import insert_ignoring_conflicts
+from batchsvc.schemas import describe
 from setuplogs.models import CLIENT_ID_MAX, LogEntry, LogLevel
 from setuplogs.schemas import RESERVED_CLIENT_ID_PREFIX, LogLineIn
+from setuplogs.selectors import stored_client_ids
 from traces.models import Run
 from traces.selectors import run_not_found
 
@@ -69,7 +66,8 @@ def log_lines_append(*, run: Run, lines: Sequence, dropped: int = 0) -> AppendRe
     now = timezone.now()
     with transaction.atomic():
         last = _lock_and_last_seq(run)
-        stored = _stored_client_ids(run, batch)
+        # A resend after a lost answer: its stored lines get no seq, so none is skipped.
+        stored = stored_client_ids(run, [line.client_id for line in batch if line.client_id])
         new = [line for line in batch if not (line.client_id and line.client_id in stored)]
         rows = [
             {
@@ -92,24 +90,13 @@ def log_lines_append(*, run: Run, lines: Sequence, dropped: int = 0) -> AppendRe
     return result
 
 
-def _stored_client_ids(run: Run, batch: list[LogLineIn]) -> set[str]:
-    """Which of the batch's client_ids the run holds already: those lines are not
-    numbered at all, so a resent batch leaves no gap in the run's seqs."""
-    ids = [line.client_id for line in batch if line.client_id]
-    if not ids:
-        return set()
-    return set(
-        LogEntry.objects.of_run(run).filter(client_id__in=ids).values_list("client_id", flat=True)
-    )
-
-
 def log_line_append(*, run: Run, raw: Any) -> tuple[LogEntry, bool]:
     """Append one line; return the stored line and whether it is new (False: its
     client_id was stored already). An invalid line is a 400."""
     try:
         line = msgspec.convert(raw, LogLineIn)
     except msgspec.ValidationError as exc:
-        raise ApiError(f"Log line not stored: {describe(exc)}.") from None
+        raise ApiError(f"Log line not stored: {describe(exc, LogLineIn)}.") from None
     result = log_lines_append(run=run, lines=[line])
     if result.added:
         return LogEntry.objects.get(run=run, seq=result.seqs[0]), True

@@ -7,12 +7,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from batchsvc import metrics
-from batchsvc.bulk import describe, read_items
+from batchsvc.bulk import read_items
 from batchsvc.errors import ApiError
 from batchsvc.fields import FieldSelectionMixin
 from batchsvc.openapi import envelope_schema, json_body, schema_ref
 from batchsvc.pagination import CursorPagination
 from batchsvc.parsers import BulkJSONParser, JSONParser
+from batchsvc.schemas import describe
 from batchsvc.throttling import ScopedThrottle
 from setuplogs import services
 from setuplogs.filters import LogEntryFilter

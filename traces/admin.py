@@ -1,9 +1,14 @@
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
-from django.urls import reverse
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from batchsvc.admin import AuditAdmin, OwnedAdmin, pretty_json
+from setuplogs.selectors import log_text
 from traces.files import trace_files_preview
 from traces.models import Run, TraceFile
 
@@ -40,6 +45,7 @@ class RunAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
         "context",
         "error_summary",
         ("created_at", "updated_at"),
+        "traces",
     ]
     readonly_fields = [
         name for row in fields for name in (row if isinstance(row, tuple) else (row,))
@@ -63,6 +69,38 @@ class RunAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
             ", ", '<a href="{}">{}</a>', ((_change_url(c), c.run_id) for c in children)
         )
 
+    def get_urls(self):
+        log = path(
+            "<int:object_id>/log.txt",
+            self.admin_site.admin_view(self.log_view),
+            name="traces_run_log",
+        )
+        return [log, *super().get_urls()]
+
+    def log_view(self, request, object_id):
+        """The run's whole log as a text download."""
+        run = get_object_or_404(self.get_queryset(request), pk=object_id)
+        if not self.has_view_permission(request, run):
+            raise PermissionDenied
+        response = StreamingHttpResponse(log_text(run), content_type="text/plain; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{run.run_id}.log"'
+        return response
+
+    @admin.display(description="trace files")
+    def traces(self, run):
+        files = TraceFile.objects.filter(owner_id=run.owner_id, run_id=run.run_id)
+        shown = files.order_by("path").only("pk", "path")[:TRACES_LISTED]
+        if not shown:
+            return "—"
+        return format_html_join(
+            mark_safe("<br>"),
+            '<a href="{}">{}</a> (<a href="{}">download</a>)',
+            (
+                (_trace_change_url(f), f.path, reverse("tracefile-content", args=[f.pk]))
+                for f in shown
+            ),
+        )
+
     @admin.display(description="metrics_json")
     def metrics(self, run):
         return pretty_json(run.metrics_json)
@@ -76,6 +114,13 @@ def _change_url(run: Run) -> str:
     return reverse("admin:traces_run_change", args=[run.pk])
 
 
+def _trace_change_url(trace_file: TraceFile) -> str:
+    return reverse("admin:traces_tracefile_change", args=[trace_file.pk])
+
+
+TRACES_LISTED = 200
+
+
 @admin.register(TraceFile)
 class TraceFileAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
     list_display = ["path", "owner", "size", "run_link", "updated_at"]
@@ -87,7 +132,7 @@ class TraceFileAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
     fields = [
         ("path", "owner"),
         "run_link",
-        "size",
+        ("size", "download"),
         "sha256",
         ("created_at", "updated_at"),
         "content",
@@ -97,6 +142,7 @@ class TraceFileAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
         "owner",
         "run_link",
         "size",
+        "download",
         "sha256",
         "created_at",
         "updated_at",
@@ -120,6 +166,11 @@ class TraceFileAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
             return f"{trace_file.run_id} (not stored yet)"
         url = reverse("admin:traces_run_change", args=[trace_file.run_pk])
         return format_html('<a href="{}">{}</a>', url, trace_file.run_id)
+
+    @admin.display(description="file")
+    def download(self, trace_file):
+        url = reverse("tracefile-content", args=[trace_file.pk])
+        return format_html('<a href="{}" download id="trace-download">Download</a>', url)
 
     @admin.display(description="content")
     def content(self, trace_file):

@@ -11,11 +11,12 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from batchsvc import metrics
-from batchsvc.bulk import describe, read_items
+from batchsvc.bulk import read_items
 from batchsvc.errors import ApiError
 from batchsvc.fields import FieldSelectionMixin
 from batchsvc.openapi import envelope_schema, json_body, schema_ref
 from batchsvc.parsers import BulkJSONParser, JSONParser
+from batchsvc.schemas import describe
 from batchsvc.throttling import ScopedThrottle
 from batchsvc.views import query_flag
 from traces import files, services

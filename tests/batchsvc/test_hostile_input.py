@@ -97,3 +97,38 @@ def test_a_form_body_on_a_json_endpoint_is_a_json_415(api, url):
     assert response.status_code == 415
     assert "application/x-www-form-urlencoded" in response.json()["error"]
     assert Run.objects.count() == 0
+
+
+# List parameters and PATCH keys that used to be ignored: each a 400 naming the
+# parameter and what it takes, and nothing changes.
+REFUSED_QUERIES = [
+    ({"ordering": "bogus"}, "Query parameter ordering cannot be bogus; it takes"),
+    ({"ordering": "-password"}, "Query parameter ordering cannot be -password"),
+    ({"page_size": "0"}, "Query parameter page_size must be a whole number from 1 to 1000"),
+    ({"page_size": "-1"}, "Query parameter page_size must be a whole number from 1 to 1000"),
+    ({"page_size": "abc"}, "Query parameter page_size must be a whole number from 1 to 1000"),
+    ({"cursor": "garbage"}, "Query parameter cursor is not a cursor of this list"),
+    ({"cursor": "cD0lNUIxJTVE"}, "Query parameter cursor belongs to another ordering"),
+]
+
+
+@pytest.mark.parametrize(("query", "error"), REFUSED_QUERIES)
+@pytest.mark.parametrize("url", ["/api/v1/runs", "/api/v1/traces", "/api/v1/batches"])
+def test_a_list_parameter_it_does_not_know_is_a_400(api, url, query, error):
+    response = api.get(url, query)
+    assert response.status_code == 400
+    assert error_body(response)["error"].startswith(error)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"event_id": "0b7b6f3e-3f5e-4a53-9d2c-6d1c1f0a9b11"}, {"run_id": "other"}, {"colour": 1}, {}],
+)
+def test_a_patch_of_what_cannot_change_is_a_400_and_changes_nothing(api, run_factory, body):
+    run = run_factory()
+    api.post("/api/v1/runs", run, format="json")
+    before = Run.objects.values().get()
+    response = api.patch(f"/api/v1/runs/{run['run_id']}", body, format="json")
+    assert response.status_code == 400
+    assert "a PATCH takes status, end_time" in error_body(response)["error"]
+    assert Run.objects.values().get() == before

@@ -20,8 +20,16 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    # The report of each phase, on the test, for the browser fixture to read.
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def browser():
+def browser(request):
     """A headless Chromium (Selenium WebDriver), closed after the test."""
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
         if os.environ.get("REQUIRE_BROWSER"):
@@ -48,6 +56,12 @@ def browser():
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.implicitly_wait(0)
     yield driver
+    failed = getattr(request.node, "report_call", None)
+    if failed is not None and failed.failed:
+        # What the page looked like, for whoever reads the failure.
+        shots = settings.BASE_DIR / "var" / "screenshots"
+        shots.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(shots / f"{request.node.name[:150]}.png"))
     driver.quit()
 
 

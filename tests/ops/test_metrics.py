@@ -125,4 +125,4 @@ def test_metrics_add_up_the_items_of_two_gunicorn_processes(tmp_path):
 def batch_pids(output: str) -> set[int]:
     """The processes that logged answering a runs batch."""
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    return {line["process"] for line in lines if line.get("route") == "runs-batch"}
+    return {line["process"] for line in lines if line.get("route") == "run-batch"}
