@@ -6,6 +6,7 @@ MANAGE := $(BIN)/python manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WEB_WORKERS ?= 2
+VAR_DIR ?= $(CURDIR)/var
 
 .PHONY: run test test-pg lint bench install secret-key clean
 
@@ -29,12 +30,14 @@ var/secret_key:
 secret-key: var/secret_key
 
 run: install var/secret_key
-	mkdir -p var
+	mkdir -p $(VAR_DIR)
 	$(MANAGE) migrate --noinput
 	$(MANAGE) collectstatic --noinput --verbosity 0
 	$(MANAGE) bootstrap --base-url http://$(HOST):$(PORT)
-	# Web (gunicorn) and background worker (db_worker) together: see Procfile.
-	HOST=$(HOST) WEB_WORKERS=$(WEB_WORKERS) $(BIN)/honcho start -f Procfile -p $(PORT)
+	# Web (gunicorn) and background worker (db_worker), each started again when it
+	# dies: supervisord runs the Procfile's lines (see supervisord.conf).
+	HOST=$(HOST) PORT=$(PORT) WEB_WORKERS=$(WEB_WORKERS) VAR_DIR=$(VAR_DIR) \
+		$(BIN)/supervisord -c supervisord.conf
 
 lint: install
 	$(BIN)/ruff check .

@@ -20,6 +20,12 @@ records nothing). So a row that has ended is never run again.
 Claims lock the head row with SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL, so
 workers sharing a batch never claim one conversation twice; on SQLite every write
 transaction is IMMEDIATE (settings), which serialises claims.
+
+The database going away is waited out (batchsvc.outages): each step that touches it
+(a claim, an item's end, a heartbeat, the counters, the task as a whole) is tried
+again until the database answers, and a claim or an end whose commit landed before
+the connection broke is recognised by its claim token rather than done twice. An
+item is never failed because the database was away.
 """
 
 import contextvars
@@ -45,6 +51,7 @@ from batches.models import (
 )
 from batches.processors import Processor, ProcessorError, get_processor
 from batchsvc import metrics
+from batchsvc.outages import DATABASE_ERRORS, retry_while_unavailable
 
 logger = logging.getLogger("batches.processing")
 
@@ -117,8 +124,17 @@ class Counter:
 
 
 def batch_process(*, batch_id, worker_id: str | None = None) -> dict:
-    """Work on a batch until nothing is left to claim; see the module docstring."""
+    """Work on a batch until nothing is left to claim; see the module docstring.
+
+    A database outage on the way is waited out and the work taken up again from
+    the database's state, as a restarted worker would."""
     worker_id = worker_id or uuid.uuid4().hex
+    return retry_while_unavailable(
+        lambda: _batch_process(batch_id, worker_id), what=f"Batch {batch_id}", stop=stopping
+    )
+
+
+def _batch_process(batch_id, worker_id: str) -> dict:
     batch = Batch.objects.filter(pk=batch_id).first()
     if batch is None:
         return {"batch_id": str(batch_id), "status": "missing"}
@@ -223,10 +239,13 @@ class BatchRun:
             connection.close()
 
     def heartbeat(self) -> None:
+        what = f"Batch {self.batch.pk}: heartbeat"
         try:
             while not self.done.wait(heartbeat_interval()):
                 try:
-                    self.beat()
+                    retry_while_unavailable(self.beat, what=what, stop=self.done)
+                except DATABASE_ERRORS:
+                    pass  # the batch run ended while the database was away
                 except Exception:
                     logger.exception("Batch %s: heartbeat failed", self.batch.pk)
         finally:
@@ -247,14 +266,29 @@ class BatchRun:
     def flush(self, *, force: bool = False) -> None:
         succeeded, failed = self.counter.take(force=force)
         if succeeded or failed:
-            with self.writing:
-                self.batch.add_counts(succeeded=succeeded, failed=failed)
+            retry_while_unavailable(
+                lambda: self.add_counts(succeeded, failed),
+                what=f"Batch {self.batch.pk}: counters",
+                stop=stopping,
+            )
+
+    def add_counts(self, succeeded: int, failed: int) -> None:
+        with self.writing:
+            self.batch.add_counts(succeeded=succeeded, failed=failed)
 
     # Conversations ---------------------------------------------------------------
 
     def claim(self, token: str) -> Claim | None:
         """Take the first free conversation: its head becomes running, ours. Those
         not started yet come first, then those of dead workers."""
+        return retry_while_unavailable(
+            lambda: self.take(token),
+            what=f"Batch {self.batch.pk}: thread {token}",
+            stop=stopping,
+            landed=lambda: self.taken(token),
+        )
+
+    def take(self, token: str) -> Claim | None:
         now = timezone.now()
         stale = Interaction.objects.stale(before=now - stale_after()).filter(batch=self.batch)
         with self.writing, transaction.atomic(), connection.cursor() as cursor:
@@ -265,13 +299,30 @@ class BatchRun:
                 head = cursor.fetchone()
             if head is None:
                 return None
-            pk, conversation, row_number, status, data = head
+            pk, _, _, status, _ = head
             stamp = connection.ops.adapt_datetimefield_value(now)
             cursor.execute(_sql(START), [token, stamp, stamp, pk, status])
-            self.hold(pk)
-            batch_id = Batch._meta.pk.get_db_prep_value(self.batch.pk, connection)
-            cursor.execute(_sql(CONVERSATION), [batch_id, conversation, row_number, row_number])
-            rows = cursor.fetchall()
+            claim = self.claimed(cursor, token, head)
+        self.hold(pk)  # once committed: a claim that failed holds nothing
+        return claim
+
+    def taken(self, token: str) -> Claim | None:
+        """The conversation this thread claimed if the claim was committed, although
+        the database went away before answering: its head runs under our token."""
+        with connection.cursor() as cursor:
+            cursor.execute(_sql(HELD), [self.batch_id(), token])
+            head = cursor.fetchone()
+            if head is None:
+                return None
+            claim = self.claimed(cursor, token, head)
+        self.hold(claim.head.pk)
+        return claim
+
+    def claimed(self, cursor, token: str, head: tuple) -> Claim:
+        """The claim of a conversation whose ``head`` row now runs as ours."""
+        pk, conversation, row_number, _, data = head
+        cursor.execute(_sql(CONVERSATION), [self.batch_id(), conversation, row_number, row_number])
+        rows = cursor.fetchall()
         rest, history = [], []
         for other, number, values, output in rows:
             if number > row_number:
@@ -279,6 +330,9 @@ class BatchRun:
             else:
                 history.append({"input": _json(values), "output": _json(output)})
         return Claim(token=token, head=Item(pk, _json(data)), rest=rest, history=history)
+
+    def batch_id(self):
+        return Batch._meta.pk.get_db_prep_value(self.batch.pk, connection)
 
     def hold(self, pk: int) -> None:
         with self.running_lock:
@@ -302,6 +356,8 @@ class BatchRun:
                     recorded, started = self.end_and_start(
                         claim.token, item, output, error, following
                     )
+                except DATABASE_ERRORS:
+                    raise  # stopping while the database is away: recovery takes the row
                 except Exception as exc:
                     # The outcome cannot be stored (an answer the database refuses):
                     # the item fails with why, and the conversation goes on rather
@@ -327,11 +383,20 @@ class BatchRun:
             self.release(item.pk if item else -1)
 
     def end_and_start(self, token, item: Item, output, error: str, following: Item | None):
-        """Record ``item``'s outcome and start ``following``, in one transaction.
+        """Record ``item``'s outcome and start ``following``, in one transaction:
+        ``(recorded, started)``. Through a database outage, until it gets through."""
+        now = timezone.now()
+        return retry_while_unavailable(
+            lambda: self.record(token, item, output, error, following, now),
+            what=f"Batch {self.batch.pk}: thread {token}",
+            stop=stopping,
+            landed=lambda: self.recorded(token, item, following),
+        )
 
-        Plain SQL: building these two UPDATEs with the ORM took two thirds of the
-        time of an echo item."""
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
+    def record(self, token, item: Item, output, error: str, following: Item | None, now):
+        """One try of end_and_start. Plain SQL: building these two UPDATEs with the
+        ORM took two thirds of the time of an echo item."""
+        now = connection.ops.adapt_datetimefield_value(now)
         outcome = InteractionStatus.FAILED if error else InteractionStatus.SUCCEEDED
         output = _OUTPUT.get_db_prep_value(output, connection)
         with self.writing, transaction.atomic(), connection.cursor() as cursor:
@@ -341,8 +406,26 @@ class BatchRun:
                 return recorded, False
             cursor.execute(_sql(START), [token, now, now, following.pk, "pending"])
             started = cursor.rowcount == 1
-            if started:
-                self.hold(following.pk)
+        if started:
+            self.hold(following.pk)  # once committed
+        return True, started
+
+    def recorded(self, token, item: Item, following: Item | None):
+        """``(True, started)`` if ``item``'s end was committed although the database
+        went away before answering; None if it was not (or not by us: taken over)."""
+        pks = [item.pk] if following is None else [item.pk, following.pk]
+        rows = {
+            pk: (status, owner)
+            for pk, status, owner in Interaction.objects.filter(pk__in=pks).values_list(
+                "pk", "status", "claimed_by"
+            )
+        }
+        status, owner = rows.get(item.pk, (None, None))
+        if owner != token or status == InteractionStatus.RUNNING:
+            return None
+        started = following is not None and rows[following.pk] == (InteractionStatus.RUNNING, token)
+        if started:
+            self.hold(following.pk)
         return True, started
 
 
@@ -373,6 +456,11 @@ END = (
 START = (
     "UPDATE {table} SET status = 'running', claimed_by = %s, heartbeat_at = %s, "
     "started_at = %s, attempts = attempts + 1 WHERE id = %s AND status = %s"
+)
+# The head of the conversation a thread's claim token holds.
+HELD = (
+    "SELECT id, conversation, row_number, status, input FROM {table} "
+    "WHERE batch_id = %s AND claimed_by = %s AND status = 'running'"
 )
 # A claimed conversation's pending rows after its head, and the exchanges before it
 # that succeeded (its history when the conversation is resumed).

@@ -8,16 +8,25 @@ Three layers produce it:
    into the envelope.
 3. :class:`ApiErrorMiddleware` catches what never reaches a DRF view under /api/
    (an unknown URL, Django's own 400 for a bad Host header) and rewrites it.
+
+The database being unavailable is answered 503 with Retry-After on every route, by
+the exception handler in DRF views, :class:`DatabaseUnavailableMiddleware` in other
+views and :func:`server_error` in middleware (see batchsvc.outages).
 """
 
 import logging
+import sys
 from http import HTTPStatus
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
-from django.http import Http404, HttpResponseBadRequest, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
+from rest_framework.settings import api_settings
 
 from batchsvc.logs import current_request_id
+from batchsvc.outages import DATABASE_ERRORS, close_connections, describe, is_disk_full
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +79,8 @@ def _envelope(exc: Exception, data) -> dict:
 
 
 def exception_handler(exc: Exception, context):
+    if isinstance(exc, DATABASE_ERRORS):
+        return database_error_response(context["request"], exc)
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(_too_large_message())
     elif isinstance(exc, SuspiciousOperation):  # too many form fields or files, say
@@ -85,12 +96,24 @@ def exception_handler(exc: Exception, context):
         logger.exception("Unhandled error in %s", context.get("view"), exc_info=exc)
         return JsonResponse(error_body("Internal server error."), status=500)
     response.data = _envelope(exc, response.data)
+    _render_as_json(context.get("request"))
     return response
 
 
-def _too_large_message() -> str:
-    from django.conf import settings
+def _render_as_json(request) -> None:
+    """Render the error with the API's JSON renderer, whatever the view renders.
 
+    The Swagger page renders HTML: its error page ran the template context
+    processors, whose ``request.user`` authenticated the request a second time,
+    outside DRF's error handling, so a malformed token became a 500.
+    """
+    if request is not None:
+        renderer = api_settings.DEFAULT_RENDERER_CLASSES[0]()
+        request.accepted_renderer = renderer
+        request.accepted_media_type = renderer.media_type
+
+
+def _too_large_message() -> str:
     return f"Request body is larger than the limit of {settings.MAX_REQUEST_BYTES} bytes."
 
 
@@ -143,3 +166,56 @@ class ApiErrorMiddleware:
             return JsonResponse(error_body(_too_large_message()), status=413)
         logger.exception("Unhandled error on %s", request.path, exc_info=exception)
         return JsonResponse(error_body("Internal server error."), status=500)
+
+
+def database_error_response(request, exc: Exception) -> HttpResponse:
+    """503 with Retry-After while the database cannot be reached or used; 507 when
+    it refused a write for want of space, which waiting a few seconds does not cure."""
+    retry_after = None if is_disk_full(exc) else settings.DB_UNAVAILABLE_RETRY_AFTER
+    if retry_after is None:
+        status = HTTPStatus.INSUFFICIENT_STORAGE
+        message = "The database is out of space (its disk is full), so this was not stored."
+    else:
+        status = HTTPStatus.SERVICE_UNAVAILABLE
+        message = f"The database is unavailable; try again in {retry_after} seconds."
+    logger.warning("%s %s: %s (%s)", request.method, request.path, message, describe(exc))
+    # Django closes a failed PostgreSQL connection when the request ends, but keeps
+    # SQLite's whatever failed on it, and one opened read-only stays read-only.
+    close_connections()
+    if request.path.startswith("/api/"):
+        response = JsonResponse(error_body(message), status=status)
+    else:
+        # Plain text, not a template: the template context processors would ask
+        # the database who the user is.
+        response = HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+class DatabaseUnavailableMiddleware:
+    """Answer a database outage in a view that is not DRF's (the admin, the login
+    page) with a 503, as the exception handler does for DRF views."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, DATABASE_ERRORS):
+            return database_error_response(request, exception)
+        return None
+
+
+def server_error(request):
+    """handler500. An exception raised in a middleware never reaches a
+    process_exception (the session saved after the view, say); when it is a
+    database outage it is still a 503. With DEBUG on, Django shows its own page."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, DATABASE_ERRORS):
+        return database_error_response(request, exc)
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("Internal server error."), status=500)
+    return defaults.server_error(request)

@@ -7,8 +7,8 @@ import msgspec
 from django.conf import settings
 from django.utils.encoding import force_str
 from django.utils.functional import Promise
-from rest_framework import parsers, renderers
-from rest_framework.exceptions import ParseError
+from rest_framework import negotiation, parsers, renderers
+from rest_framework.exceptions import NotAcceptable, ParseError
 
 from batchsvc.errors import ApiError, PayloadTooLarge
 
@@ -136,3 +136,18 @@ class JSONRenderer(renderers.JSONRenderer):
         if data is None:
             return b""
         return _encoder.encode(data)
+
+
+class ContentNegotiation(negotiation.DefaultContentNegotiation):
+    """DRF's negotiation, with a ``?format=`` the view does not offer refused as
+    406 Not Acceptable, saying which it offers; DRF answers 404, as if the page
+    itself were missing."""
+
+    def filter_renderers(self, renderers, format):
+        offered = [renderer for renderer in renderers if renderer.format == format]
+        if not offered:
+            formats = ", ".join(sorted({renderer.format for renderer in renderers}))
+            raise NotAcceptable(
+                f"?format={format} is not offered here; the formats are: {formats}."
+            )
+        return offered

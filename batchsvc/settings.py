@@ -115,6 +115,7 @@ MIDDLEWARE = [
     # every middleware that writes a body (the JSON errors), so it compresses theirs.
     "django.middleware.gzip.GZipMiddleware",
     "batchsvc.errors.ApiErrorMiddleware",
+    "batchsvc.errors.DatabaseUnavailableMiddleware",
     "batchsvc.errors.RefuseNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -125,6 +126,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "batchsvc.urls"
+SESSION_ENGINE = "batchsvc.sessions"  # Django's database sessions; see the module
 WSGI_APPLICATION = "batchsvc.wsgi.application"
 
 TEMPLATES = [
@@ -143,6 +145,9 @@ TEMPLATES = [
 ]
 
 # Database: DATABASE_URL (postgres://user@host/name) or the embedded SQLite file.
+# CONN_HEALTH_CHECKS: a kept connection is tried before a request's first query,
+# and one that failed is closed when the request ends, so that the first request
+# after a database restart gets a new connection instead of the dead one.
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
@@ -150,6 +155,15 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Give up connecting after this many seconds (and answer 503) rather than
+    # wait for the operating system's TCP timeout, minutes on a lost host.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env_int("DB_CONNECT_TIMEOUT", 3)
+    )
+# While the database is unavailable requests answer 503 with this Retry-After
+# (seconds); see batchsvc.errors.
+DB_UNAVAILABLE_RETRY_AFTER = env_int("DB_UNAVAILABLE_RETRY_AFTER", 5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         # Writers take the lock when their transaction starts and queue behind
@@ -281,6 +295,7 @@ REST_FRAMEWORK = {
     # other endpoint reads a form body past MAX_REQUEST_BYTES.
     "DEFAULT_PARSER_CLASSES": ["batchsvc.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["batchsvc.parsers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "batchsvc.parsers.ContentNegotiation",
     "EXCEPTION_HANDLER": "batchsvc.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "batchsvc.pagination.CursorPagination",
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 100),

@@ -19,3 +19,6 @@ urlpatterns = [
     path("api/v1/", include("setuplogs.urls")),
     path("api/v1/", include("batches.urls")),
 ]
+
+# A database outage raised in a middleware is a 503 there too (see batchsvc.errors).
+handler500 = "batchsvc.errors.server_error"

@@ -103,6 +103,10 @@ class Worker:
         )
         return self
 
+    def output(self) -> str:
+        """What the worker has logged so far."""
+        return shared_log(self.log)
+
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
@@ -117,6 +121,12 @@ class Worker:
         self.log.seek(0)
         sys.stderr.write(self.log.read().decode(errors="replace"))
         self.log.close()
+
+
+def shared_log(log) -> str:
+    """What a process wrote so far to ``log``, a file it shares with the test: read
+    with pread, which leaves alone the shared offset at which the process writes."""
+    return os.pread(log.fileno(), 1 << 24, 0).decode(errors="replace")
 
 
 def wait_until(condition, timeout=60.0, poll=0.05, message="condition"):

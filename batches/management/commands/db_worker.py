@@ -1,8 +1,9 @@
-"""``db_worker`` from django-tasks-db, plus recovery of work left by dead workers.
+"""``db_worker`` from django-tasks-db, plus recovery of work left by dead workers and
+riding through database outages.
 
 Our batches app comes before django_tasks_db in INSTALLED_APPS, so this command is
-what ``python manage.py db_worker`` runs. It adds two things django-tasks-db has no
-hook for:
+what ``python manage.py db_worker`` runs. It adds four things django-tasks-db has
+no hook for:
 
 1. a thread that every ``--recover-every`` seconds calls
    :func:`batches.processing.batches_recover`: django-tasks-db leaves the task of a
@@ -10,9 +11,15 @@ hook for:
 2. a graceful stop that does not wait for a whole batch: on SIGTERM/SIGINT the batch
    task ends its conversations after their current row and queues the batch again;
 3. a heartbeat of the process itself (batches.heartbeats), idle or not, for /readyz
-   and /metrics.
+   and /metrics;
+4. riding through a database outage: django-tasks-db's loop lets the first
+   connection error out and the process exits. Ours closes the broken connection,
+   backs off and enters the loop again; a task's outcome is recorded once the
+   database is back (the batch task itself waits outages out, see
+   batches.processing).
 """
 
+import functools
 import logging
 import threading
 import time
@@ -23,6 +30,14 @@ from django_tasks_db.management.commands import db_worker as upstream
 
 from batches.heartbeats import Heartbeat
 from batches.processing import batches_recover, stopping
+from batchsvc.outages import (
+    DATABASE_ERRORS,
+    Backoff,
+    close_connections,
+    describe,
+    log_outage,
+    retry_while_unavailable,
+)
 
 logger = logging.getLogger("batches.worker")
 
@@ -35,6 +50,36 @@ class Worker(upstream.Worker):
     def shutdown(self, signum, frame) -> None:
         stopping.set()
         super().shutdown(signum, frame)
+
+    def run(self) -> None:
+        """django-tasks-db's loop, entered again after each database error it lets out."""
+        backoff = Backoff()
+        while True:
+            try:
+                return super().run()
+            except DATABASE_ERRORS as exc:
+                if not self.running:
+                    return  # asked to stop: no waiting for the database
+                close_connections()
+                delay = backoff.next()
+                log_outage(f"Worker {self.worker_id}", exc, delay, backoff)
+                if stopping.wait(delay):
+                    return
+                self.startup_delay = False
+
+    def run_task(self, db_task_result) -> None:
+        # The task has run: its outcome must be recorded, or it stays RUNNING until
+        # recovery calls it lost. django-tasks-db tries three times in 0.2 s, on the
+        # same broken connection.
+        what = f"Task {db_task_result.id}: outcome"
+        for name in ("set_successful", "set_failed"):
+            record = getattr(db_task_result, name)
+            setattr(db_task_result, name, functools.partial(_recorded, record, what))
+        super().run_task(db_task_result)
+
+
+def _recorded(record, what: str, *args) -> None:
+    retry_while_unavailable(lambda: record(*args), what=what, stop=stopping)
 
 
 class Command(upstream.Command):
@@ -60,7 +105,7 @@ class Command(upstream.Command):
                 target=_recover_forever, args=(every,), name="batch-recovery", daemon=True
             ).start()
         # upstream.Command.handle builds its Worker by this module-level name; ours
-        # only adds the stop flag to its signal handler.
+        # adds the stop flag to its signal handler and rides through outages.
         upstream.Worker = Worker
         heartbeat = Heartbeat().start()
         try:
@@ -73,6 +118,10 @@ def _recover_forever(every: float) -> None:
     while True:
         try:
             batches_recover()
+        except DATABASE_ERRORS as exc:
+            logger.warning(
+                "Looking for lost batches: the database is unavailable (%s)", describe(exc)
+            )
         except Exception:
             logger.exception("Looking for lost batches failed")
         finally:
