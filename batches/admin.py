@@ -4,11 +4,15 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from batches import services
-from batches.models import Batch, BatchStatus, Interaction
+from batches.forms import BatchAddForm
+from batches.models import Batch, BatchStatus, Interaction, InteractionStatus
+from batches.selectors import batch_pace, status_counts
 from batches.views import results_response
 from batchsvc.admin import AuditAdmin, OwnedAdmin, pretty_json
 from batchsvc.errors import ApiError
@@ -17,30 +21,59 @@ ITEMS_PER_PAGE = 50
 
 
 def progress_bar(batch: Batch):
-    """A bar that templates/admin/batches/progress_script.html keeps up to date."""
+    """A bar of what ran and what was cancelled, that
+    templates/admin/batches/progress_script.html keeps up to date from the batch's
+    API answer, with every other figure of the batch on the page."""
+    cancelled = batch.ended_progress - batch.progress
     return format_html(
         '<div class="batch-progress" data-url="{}" data-status="{}">'
         '<div class="batch-progress-bar" style="width: {}%"></div>'
-        '<span class="batch-progress-text">{}%</span></div>',
-        reverse("batch-detail", kwargs={"pk": batch.pk}),
+        '<div class="batch-progress-cancelled" style="width: {}%"></div>'
+        '<span class="batch-progress-text">{}</span></div>',
+        _api_url(batch),
         batch.status,
         batch.progress,
-        batch.progress,
+        cancelled,
+        progress_text(batch.progress, batch.cancelled_items),
     )
+
+
+def progress_text(progress: int, cancelled: int) -> str:
+    # The script writes the same words (templates/admin/batches/progress_script.html).
+    return f"{progress}%" + (f" · {cancelled} cancelled" if cancelled else "")
+
+
+def live(batch: Batch, field: str, value, *, kind: str = ""):
+    """A figure of the batch the page's script refreshes from the same API answer
+    as the bar, so that no two figures on a screen can disagree."""
+    shown = duration_text(value) if kind == "duration" else "—" if value is None else value
+    return format_html(
+        '<span data-batch-url="{}" data-batch-field="{}" data-kind="{}">{}</span>',
+        _api_url(batch),
+        field,
+        kind,
+        shown,
+    )
+
+
+def duration_text(seconds: float | None) -> str:
+    # The same words as the page's script (templates/admin/batches/progress_script.html).
+    if seconds is None:
+        return "—"
+    whole = round(seconds)
+    hours, minutes = whole // 3600, whole % 3600 // 60
+    text = f"{hours} h " if hours else ""
+    text += f"{minutes} min " if hours or minutes else ""
+    return f"{text}{whole % 60} s"
+
+
+def _api_url(batch: Batch) -> str:
+    return reverse("batch-detail", kwargs={"pk": batch.pk})
 
 
 @admin.register(Batch)
 class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
-    list_display = [
-        "display_name",
-        "owner",
-        "status",
-        "total_items",
-        "processed_items",
-        "failed_items",
-        "progress",
-        "created_at",
-    ]
+    list_display = ["display_name", "owner", "live_status", "counts", "progress", "created"]
     list_filter = ["status", "owner", "processor"]
     list_select_related = ["owner"]
     search_fields = ["=id", "name", "owner__username", "source_name"]
@@ -50,9 +83,10 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
     fields = [
         ("id", "name"),
         ("owner", "processor"),
-        "status",
+        "live_status",
         "progress",
-        ("total_items", "processed_items", "failed_items", "cancelled_items"),
+        ("total_items", "live_processed", "live_failed", "live_cancelled"),
+        "pace",
         "source_name",
         "options_json",
         "error",
@@ -62,6 +96,44 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
     readonly_fields = [
         name for row in fields for name in (row if isinstance(row, tuple) else (row,))
     ]
+
+    def has_add_permission(self, request, obj=None):
+        # Uploads, not edits: the same service as the API creates the batch.
+        codename = get_permission_codename("add", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = BatchAddForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                data = form.cleaned_data
+                created = services.batch_create(
+                    owner=request.user,
+                    upload=data["file"],
+                    name=data["name"],
+                    processor=data["processor"],
+                    options=data["options"],
+                )
+            except ApiError as exc:
+                form.add_error(None, exc.message)  # the API's own sentence
+            else:
+                batch = created.batch
+                self.message_user(
+                    request,
+                    f"Batch {batch} queued with {batch.total_items} items.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("admin:batches_batch_change", args=[batch.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Add batch",
+            "opts": self.opts,
+            "form": form,
+            "preview_url": reverse("batch-list") + "?dry_run=true",
+        }
+        return TemplateResponse(request, "admin/batches/batch/add_form.html", context)
 
     def get_urls(self):
         own = [
@@ -86,6 +158,48 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
     def progress(self, batch):
         return progress_bar(batch)
 
+    @admin.display(description="status", ordering="status")
+    def live_status(self, batch):
+        return live(batch, "status", batch.status)
+
+    @admin.display(description="succeeded", ordering="processed_items")
+    def live_processed(self, batch):
+        return live(batch, "processed_items", batch.processed_items)
+
+    @admin.display(description="failed", ordering="failed_items")
+    def live_failed(self, batch):
+        return live(batch, "failed_items", batch.failed_items)
+
+    @admin.display(description="succeeded / failed of")
+    def counts(self, batch):
+        return format_html(
+            "{} / {} of {}",
+            live(batch, "processed_items", batch.processed_items),
+            live(batch, "failed_items", batch.failed_items),
+            batch.total_items,
+        )
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, batch):
+        return timezone.localtime(batch.created_at).strftime("%Y-%m-%d %H:%M")
+
+    @admin.display(description="cancelled")
+    def live_cancelled(self, batch):
+        return live(batch, "cancelled_items", batch.cancelled_items)
+
+    @admin.display(description="pace")
+    def pace(self, batch):
+        figures = batch_pace(batch)
+        return format_html(
+            "{} items/min since the start, {} over the last minute; {} elapsed; {} left",
+            live(batch, "pace.items_per_minute", figures["items_per_minute"]),
+            live(
+                batch, "pace.items_per_minute_last_minute", figures["items_per_minute_last_minute"]
+            ),
+            live(batch, "pace.elapsed_seconds", figures["elapsed_seconds"], kind="duration"),
+            live(batch, "pace.eta_seconds", figures["eta_seconds"], kind="duration"),
+        )
+
     @admin.display(description="options")
     def options_json(self, batch):
         return pretty_json(batch.options)
@@ -105,8 +219,7 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
         batch = self.get_object(request, object_id)
         extra_context = extra_context or {}
         if batch is not None:
-            paginator = Paginator(batch.interactions.order_by("row_number"), ITEMS_PER_PAGE)
-            extra_context["items_page"] = paginator.get_page(request.GET.get("items"))
+            extra_context.update(items_context(batch, request.GET))
             may_operate = self.has_operate_permission(request)
             extra_context["can_cancel"] = may_operate and batch.is_active
             extra_context["can_retry"] = may_operate and batch.status in (
@@ -174,6 +287,24 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
         if request.method == "POST":
             action(request, Batch.objects.filter(pk=batch.pk))
         return HttpResponseRedirect(reverse("admin:batches_batch_change", args=[batch.pk]))
+
+
+def items_context(batch: Batch, query) -> dict:
+    """The batch page's items: one status (or all) a page at a time, with the count
+    of each status."""
+    status = query.get("items_status", "")
+    items = batch.interactions.order_by("row_number")
+    if status in InteractionStatus.values:
+        items = items.filter(status=status)
+    else:
+        status = ""
+    counts = status_counts(batch)
+    return {
+        "items_page": Paginator(items, ITEMS_PER_PAGE).get_page(query.get("items")),
+        "items_status": status,
+        "items_counts": [(name, counts[name]) for name in InteractionStatus.values],
+        "items_total": sum(counts.values()),
+    }
 
 
 @admin.register(Interaction)

@@ -306,6 +306,12 @@ class Interaction(models.Model):
     def __str__(self):
         return f"{self.batch_id} row {self.row_number}"
 
+    @property
+    def answer_first_line(self) -> str:
+        """The first line of the processor's answer, for lists."""
+        text = (self.output or {}).get("text") if isinstance(self.output, dict) else None
+        return str(text).strip().partition("\n")[0] if text else ""
+
 
 class WorkerQuerySet(models.QuerySet):
     def live(self, *, since):

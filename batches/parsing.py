@@ -86,6 +86,7 @@ SHARED_STRINGS_TYPE = (
 MAX_CHAT_ID = 255  # batches.models.NAME_MAX, the length of Interaction.chat_id
 # How many skipped rows an answer lists; skipped_count says how many there were.
 MAX_SKIPPED_LISTED = 100
+FIRST_ROWS = 5  # rows a dry run shows, to check the columns were read as meant
 NO_QUESTION = "no question"
 # Delimiters tried on the header line, in order; Excel writes ";" in many locales.
 DELIMITERS = (",", ";", "\t")
@@ -132,6 +133,7 @@ class Sheet:
             "columns": list(self.columns),
             "chat_groups": len(groups),
             "largest_chat_group": max(groups.values(), default=0),
+            "first_rows": [{"row": row.number, **row.values} for row in self.rows[:FIRST_ROWS]],
         }
 
 

@@ -1,12 +1,16 @@
 """Reads for batches: what the API, the admin and export_batch show."""
 
+import datetime as dt
 import os
 import tempfile
 import time
 from collections.abc import Iterator
 
+from django.db.models import Count
+from django.utils import timezone
+
 from batches.exports import iter_csv, iter_json, write_xlsx
-from batches.models import Batch
+from batches.models import Batch, BatchStatus, InteractionStatus
 from batches.parsing import CHAT_ID
 
 RESULT_COLUMNS = ("output", "status", "error")
@@ -15,6 +19,44 @@ EXPORT_CHUNK = 2000
 
 def batches_for(user):
     return Batch.objects.visible_to(user).select_related("owner")
+
+
+RAN = (InteractionStatus.SUCCEEDED, InteractionStatus.FAILED)
+WINDOW = dt.timedelta(minutes=1)
+
+
+def batch_pace(batch: Batch, *, now: dt.datetime | None = None) -> dict:
+    """How fast a batch goes: items that ran per minute since it started and over
+    the last minute, the time it has taken, and while it runs an estimate of the
+    time left (from the last minute's rate, else the whole run's)."""
+    now = now or timezone.now()
+    if batch.started_at is None:
+        return {"elapsed_seconds": None, "items_per_minute": None,
+                "items_per_minute_last_minute": None, "eta_seconds": None}  # fmt: skip
+    end = batch.finished_at or now
+    elapsed = max((end - batch.started_at).total_seconds(), 0.001)
+    ran = batch.processed_items + batch.failed_items
+    overall = ran * 60 / elapsed
+    recent = None
+    if batch.status == BatchStatus.PROCESSING:
+        window = min(WINDOW.total_seconds(), elapsed)
+        done = batch.interactions.filter(status__in=RAN, finished_at__gte=now - WINDOW).count()
+        recent = done * 60 / window
+    remaining = batch.total_items - ran - batch.cancelled_items
+    rate = recent or overall
+    eta = remaining * 60 / rate if batch.status == BatchStatus.PROCESSING and rate else None
+    return {
+        "elapsed_seconds": round(elapsed, 1),
+        "items_per_minute": round(overall, 1),
+        "items_per_minute_last_minute": None if recent is None else round(recent, 1),
+        "eta_seconds": None if eta is None else round(eta),
+    }
+
+
+def status_counts(batch: Batch) -> dict[str, int]:
+    """How many of the batch's items are in each status, every status named."""
+    counts = dict(batch.interactions.order_by().values_list("status").annotate(n=Count("pk")))
+    return {status: counts.get(status, 0) for status in InteractionStatus.values}
 
 
 def result_columns(batch: Batch) -> list[str]:

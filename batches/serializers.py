@@ -7,11 +7,28 @@ from rest_framework.settings import api_settings
 from batches.models import NAME_MAX, Batch, Interaction
 from batches.parsing import MAX_SKIPPED_LISTED
 from batches.processors import processor_names
+from batches.selectors import batch_pace
 from batchsvc.flags import parse_bool
+
+
+class PaceSerializer(serializers.Serializer):
+    elapsed_seconds = serializers.FloatField(
+        allow_null=True, help_text="since it started (until it ended)"
+    )
+    items_per_minute = serializers.FloatField(
+        allow_null=True, help_text="items that ran per minute since it started"
+    )
+    items_per_minute_last_minute = serializers.FloatField(
+        allow_null=True, help_text="the same over the last minute, while it is processing"
+    )
+    eta_seconds = serializers.IntegerField(
+        allow_null=True, help_text="estimated time left, while it is processing"
+    )
 
 
 class BatchSerializer(serializers.ModelSerializer):
     owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    pace = serializers.SerializerMethodField(help_text="how fast the batch goes")
     progress = serializers.IntegerField(
         read_only=True,
         help_text="0-100: whole percent of the items that ran (succeeded or failed). "
@@ -39,6 +56,7 @@ class BatchSerializer(serializers.ModelSerializer):
             "processed_items",
             "failed_items",
             "cancelled_items",
+            "pace",
             "skipped_count",
             "skipped_rows",
             "source_name",
@@ -50,6 +68,10 @@ class BatchSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(PaceSerializer)
+    def get_pace(self, batch) -> dict:
+        return batch_pace(batch)
 
 
 class SkippedRowSerializer(serializers.Serializer):

@@ -5,6 +5,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.e2e.test_batch_admin_pages import no_sideways_scroll
 from traces.models import Run
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -31,12 +32,6 @@ def run_page(browser, login_browser, live_server, staff, api, run_factory, alice
         lambda driver: len(driver.find_elements(By.CSS_SELECTOR, "#setup-log li")) == 12
     )
     return browser
-
-
-def no_sideways_scroll(browser) -> bool:
-    return browser.execute_script(
-        "return document.documentElement.scrollWidth <= window.innerWidth"
-    )
 
 
 def test_log_columns_line_up_for_one_and_two_digit_seqs(run_page):

@@ -1,0 +1,30 @@
+"""The admin's upload form: the API's upload fields, for a person."""
+
+from django import forms
+
+from batches.models import NAME_MAX
+from batches.processors import processor_names
+
+
+class BatchAddForm(forms.Form):
+    file = forms.FileField(help_text="A .csv or .xlsx with a question column.")
+    name = forms.CharField(max_length=NAME_MAX, required=False, help_text="Default: the file name.")
+    processor = forms.ChoiceField(choices=(), initial="echo")
+    options = forms.JSONField(
+        required=False,
+        initial=dict,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text='The processor\'s options as a JSON object, e.g. {"delay": 0.1}.',
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["processor"].choices = [(name, name) for name in processor_names()]
+
+    def clean_options(self):
+        options = self.cleaned_data.get("options")
+        if options in (None, ""):
+            return {}
+        if not isinstance(options, dict):
+            raise forms.ValidationError("options must be a JSON object.")
+        return options
