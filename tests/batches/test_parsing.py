@@ -332,6 +332,13 @@ def test_the_summary_counts_items_columns_and_conversations_blank_chat_id_alone(
         "columns": ["question", "chat_id", "Topic"],
         "chat_groups": 4,  # c1, c2 and two rows without a chat id
         "largest_chat_group": 3,
+        "first_rows": [
+            {"row": 2, "question": "a", "chat_id": "c1", "Topic": None},
+            {"row": 3, "question": "b", "chat_id": "c1", "Topic": None},
+            {"row": 4, "question": "c", "chat_id": "", "Topic": None},
+            {"row": 5, "question": "d", "chat_id": "c2", "Topic": None},
+            {"row": 6, "question": "e", "chat_id": "", "Topic": None},
+        ],
     }
 
 

@@ -138,6 +138,10 @@ def test_a_cancel_from_the_admin_shows_a_cancelled_segment(admin_page, alice):
     batch = make_batch(alice, [(f"q{n}", "") for n in range(10)])
     page = admin_page(f"batches/batch/{batch.pk}/change/")
     page.find_element(By.ID, "batch-cancel").click()
+    # The cancel posts, then the page comes back with a message.
+    WebDriverWait(page, 15).until(
+        lambda driver: driver.find_elements(By.CSS_SELECTOR, ".messagelist")
+    )
     text = page.find_element(By.CSS_SELECTOR, ".batch-progress-text").text
     assert text == "0% · 10 cancelled"
     segment = page.find_element(By.CSS_SELECTOR, ".batch-progress-cancelled")
