@@ -4,6 +4,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.defaultfilters import truncatechars
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -309,7 +310,10 @@ def items_context(batch: Batch, query) -> dict:
 
 @admin.register(Interaction)
 class InteractionAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
-    list_display = ["row_number", "batch", "owner", "chat_id", "question", "status", "attempts"]
+    list_display = [
+        *("row_number", "batch", "owner", "chat_id", "question", "status"),
+        *("answer", "short_error", "attempts"),
+    ]
     list_filter = ["status", ("batch__owner", admin.RelatedFieldListFilter)]
     list_select_related = ["batch__owner"]
     search_fields = ["=batch__id", "chat_id", "=batch__owner__username"]
@@ -338,6 +342,14 @@ class InteractionAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
     @admin.display(description="question")
     def question(self, item):
         return str(item.input.get("question", ""))[:80]
+
+    @admin.display(description="answer (first line)")
+    def answer(self, item):
+        return truncatechars(item.answer_first_line, 80)
+
+    @admin.display(description="error")
+    def short_error(self, item):
+        return truncatechars(item.error, 120)
 
     @admin.display(description="input")
     def input_json(self, item):

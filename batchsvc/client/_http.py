@@ -51,8 +51,8 @@ class Client:
       connection), at most ``max_retries`` times within that deadline.
 
     JSON bodies larger than ``gzip_threshold`` bytes are sent gzip-compressed
-    (Content-Encoding: gzip); None, the default, never compresses them, for
-    servers that do not accept compressed bodies.
+    (Content-Encoding: gzip), by default those over 16 KiB; None never compresses
+    them, for a server from before compressed bodies.
     """
 
     def __init__(
@@ -65,7 +65,7 @@ class Client:
         backoff: float = 0.5,
         max_backoff: float = 10.0,
         retry_deadline: float = 120.0,
-        gzip_threshold: int | None = None,
+        gzip_threshold: int | None = 16 * 1024,
         transport: httpx.BaseTransport | None = None,
     ):
         self.max_retries = max_retries

@@ -124,3 +124,20 @@ def test_staff_who_may_change_batches_can_cancel_and_see_the_buttons(django_user
     assert 'id="batch-cancel"' in page
     assert 'value="cancel"' in listed
     assert Batch.objects.get(pk=batch.pk).status == BatchStatus.CANCELLED
+
+
+def test_the_failed_items_list_shows_each_error_and_the_answers_first_line(admin_client, alice):
+    from batches.models import InteractionStatus
+    from tests.batches.factories import make_batch
+
+    batch = make_batch(alice, [("q1", ""), ("q2", "")])
+    first, second = batch.interactions.order_by("row_number")
+    first.status, first.error = InteractionStatus.FAILED, "the model said no"
+    first.save()
+    second.status, second.output = InteractionStatus.SUCCEEDED, {"text": "four\nand more"}
+    second.save()
+    failed = admin_client.get("/admin/batches/interaction/", {"status__exact": "failed"})
+    page = failed.content.decode()
+    assert "the model said no" in page and 'class="column-short_error' in page
+    everything = admin_client.get("/admin/batches/interaction/").content.decode()
+    assert "<td class=\"field-answer\">four</td>" in everything

@@ -44,11 +44,14 @@ def test_a_body_of_exactly_the_threshold_is_sent_as_it_is(front, token):
     assert [seen.json() for seen in front.seen] == [{"runs": runs}] * 2
 
 
-def test_without_a_threshold_no_body_is_gzipped(front, token):
+def test_by_default_a_body_over_16_kib_is_gzipped_and_none_turns_it_off(front, token):
+    runs = [make_run() for _ in range(100)]
     with Client(front.url, token=token) as client:
-        client.upload_runs([make_run() for _ in range(100)])
-    assert front.seen[0].encoding is None
-    assert front.seen[0].size > THRESHOLD
+        client.upload_runs(runs)
+    with Client(front.url, token=token, gzip_threshold=None) as client:
+        client.upload_runs(runs)
+    assert [seen.encoding for seen in front.seen] == ["gzip", None]
+    assert front.seen[1].size > THRESHOLD
 
 
 def test_every_request_accepts_gzip_answers(front, token):
