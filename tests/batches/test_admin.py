@@ -140,4 +140,4 @@ def test_the_failed_items_list_shows_each_error_and_the_answers_first_line(admin
     page = failed.content.decode()
     assert "the model said no" in page and 'class="column-short_error' in page
     everything = admin_client.get("/admin/batches/interaction/").content.decode()
-    assert "<td class=\"field-answer\">four</td>" in everything
+    assert '<td class="field-answer">four</td>' in everything
