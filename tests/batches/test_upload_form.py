@@ -3,8 +3,8 @@
 import pytest
 
 from batches.models import Batch, Interaction
-from batches.processing import batch_process
 from batches.serializers import BatchUploadSerializer
+from batches.worker import batch_process
 from tests.batches.factories import csv_upload, post_batch
 from tests.batches.test_processors import Stub
 

@@ -1,0 +1,209 @@
+"""Claiming a worker thread's next conversation, fairly, from all active batches.
+
+Every claim looks at every active batch and tries them in this order:
+
+1. owners with the fewest rows running first (round-robin across owners: one user's
+   twenty batches do not starve another user's one);
+2. then that owner's batches by priority, then fewest rows running, then oldest;
+3. a batch whose ``concurrency`` (at most BATCH_CONCURRENCY_MAX) rows already run
+   is passed over.
+
+In a batch, a thread claims a whole conversation by turning its head (see
+batches.models) running under its own token: conversations not started yet first,
+then those of dead workers. Claims lock the head row with SELECT ... FOR UPDATE SKIP
+LOCKED on PostgreSQL, so workers never claim one conversation twice, and lock the
+batch row while counting its running rows, so two workers never both take its last
+free slot; on SQLite every write transaction is IMMEDIATE (settings), which
+serialises claims.
+"""
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from batches import statements
+from batches.conversations import Claim, Item
+from batches.models import PRIORITY_RANK, RUNNING_SQL, Batch, Interaction
+from batches.progress import Progress, stale_after, stopping
+from batchsvc.outages import retry_while_unavailable
+
+logger = logging.getLogger("batches.processing")
+
+# What a claim answers when every batch with work left is at its concurrency cap.
+WAIT = "wait"
+FULL = "full"
+
+
+@dataclass
+class Candidate:
+    """An active batch as the scheduler sees it."""
+
+    pk: object
+    owner_id: int | None
+    priority: str
+    created_at: datetime
+    concurrency: int | None
+    status: str
+    processor: str
+    options: dict
+    running: int = 0
+
+    @property
+    def cap(self) -> int:
+        limit = max(1, settings.BATCH_CONCURRENCY_MAX)
+        return min(self.concurrency or limit, limit)
+
+
+def fair_order() -> list[Candidate]:
+    """The active batches in the order a thread tries them; see the module docstring."""
+    fields = ("pk", "owner_id", "priority", "created_at", "concurrency", "status")
+    rows = (
+        Batch.objects.active().order_by("created_at").values_list(*fields, "processor", "options")
+    )
+    candidates = [Candidate(*row) for row in rows]
+    running = _running_counts([c.pk for c in candidates])
+    by_owner = defaultdict(list)
+    for candidate in candidates:
+        candidate.running = running.get(candidate.pk, 0)
+        by_owner[candidate.owner_id].append(candidate)
+    owners = sorted(
+        by_owner.values(),
+        key=lambda batches: (sum(b.running for b in batches), batches[0].created_at),
+    )
+    return [
+        candidate
+        for batches in owners
+        for candidate in sorted(
+            batches, key=lambda b: (PRIORITY_RANK.get(b.priority, 1), b.running, b.created_at)
+        )
+    ]
+
+
+def _running_counts(batch_ids: list, *, since=None) -> dict:
+    if not batch_ids:
+        return {}
+    rows = Interaction.objects.filter(RUNNING_SQL, batch_id__in=batch_ids)
+    if since is not None:
+        rows = rows.filter(heartbeat_at__gte=since)
+    counts = rows.values_list("batch_id").annotate(n=Count("pk")).order_by()
+    return {pk: n for pk, n in counts}
+
+
+class Claims:
+    """The claims of one worker run's threads."""
+
+    def __init__(self, progress: Progress, *, usable, drained):
+        self.progress = progress
+        # Called with a candidate before claiming in it: False passes it over.
+        self.usable = usable
+        # Called with a batch in which nothing is left to claim or running.
+        self.drained = drained
+        self.heads: dict[object, tuple[str, list]] = {}
+
+    def claim(self, token: str) -> Claim | str | None:
+        """A conversation now running as ``token``'s, WAIT, or None: nothing to do."""
+        return retry_while_unavailable(
+            lambda: self.next(token),
+            what=f"Claim of thread {token}",
+            stop=stopping,
+            landed=lambda: self.taken(token),
+        )
+
+    def next(self, token: str) -> Claim | str | None:
+        capped = False
+        for candidate in fair_order():
+            if candidate.running >= candidate.cap or not self.usable(candidate):
+                capped = capped or candidate.running >= candidate.cap
+                continue
+            claim = self.take(candidate, token)
+            if claim is FULL:
+                capped = True
+            elif claim is not None:
+                return claim
+            elif candidate.running == 0:
+                self.drained(candidate.pk)
+        return WAIT if capped else None
+
+    def take(self, candidate: Candidate, token: str) -> Claim | str | None:
+        now = timezone.now()
+        before = now - stale_after()
+        stale = Interaction.objects.stale(before=before).filter(batch_id=candidate.pk)
+        with self.progress.writing, transaction.atomic(), connection.cursor() as cursor:
+            if not self.below_cap(candidate, since=before):
+                return FULL
+            cursor.execute(*self.heads_sql(candidate.pk))
+            head = cursor.fetchone()
+            if head is None:
+                cursor.execute(*statements.claim_sql(stale, "interaction_running"))
+                head = cursor.fetchone()
+            if head is None:
+                return None
+            pk, _, _, status, _ = head
+            stamp = connection.ops.adapt_datetimefield_value(now)
+            cursor.execute(statements.sql(statements.START), [token, stamp, stamp, pk, status])
+            claim = self.claimed(cursor, token, head, candidate)
+        self.progress.hold(pk, candidate.pk)  # once committed: a failed claim holds nothing
+        return claim
+
+    def below_cap(self, candidate: Candidate, *, since) -> bool:
+        """Whether another of the batch's conversations may start, counted under the
+        batch row's lock on PostgreSQL (SQLite's IMMEDIATE transaction locks it all)."""
+        if connection.vendor != "sqlite":
+            list(Batch.objects.select_for_update().filter(pk=candidate.pk).values_list("pk"))
+        running = _running_counts([candidate.pk], since=since).get(candidate.pk, 0)
+        return running < candidate.cap
+
+    def heads_sql(self, batch_id) -> tuple[str, list]:
+        # Compiled once a batch: building this query with the ORM cost more than
+        # running it.
+        if batch_id not in self.heads:
+            heads = Interaction.objects.heads(Batch(pk=batch_id))
+            self.heads[batch_id] = statements.claim_sql(heads, "interaction_pending")
+        return self.heads[batch_id]
+
+    def taken(self, token: str) -> Claim | None:
+        """The conversation this thread claimed if the claim was committed, although
+        the database went away before answering: its head runs under our token."""
+        with connection.cursor() as cursor:
+            cursor.execute(statements.sql(statements.HELD), [token])
+            head = cursor.fetchone()
+            if head is None:
+                return None
+            batch = Batch.objects.filter(pk=head[5]).values_list("pk", "processor", "options")
+            pk, processor, options = batch.get()
+            candidate = Candidate(pk, None, "", timezone.now(), None, "", processor, options)
+            claim = self.claimed(cursor, token, head[:5], candidate)
+        self.progress.hold(claim.head.pk, claim.batch_id)
+        return claim
+
+    def claimed(self, cursor, token: str, head: tuple, candidate: Candidate) -> Claim:
+        """The claim of a conversation whose ``head`` row now runs as ours."""
+        pk, conversation, row_number, _, data = head
+        batch_id = Batch._meta.pk.get_db_prep_value(candidate.pk, connection)
+        cursor.execute(
+            statements.sql(statements.CONVERSATION),
+            [batch_id, conversation, row_number, row_number],
+        )
+        rest, history = [], []
+        for other, number, values, output in cursor.fetchall():
+            if number > row_number:
+                rest.append(Item(other, statements.from_json(values)))
+            else:
+                history.append(
+                    {"input": statements.from_json(values), "output": statements.from_json(output)}
+                )
+        return Claim(
+            token=token,
+            batch_id=candidate.pk,
+            processor=candidate.processor,
+            options=candidate.options,
+            head=Item(pk, statements.from_json(data)),
+            rest=rest,
+            history=history,
+        )
