@@ -2,8 +2,9 @@
 
 Every claim looks at every active batch and tries them in this order:
 
-1. owners with the fewest rows running first (round-robin across owners: one user's
-   twenty batches do not starve another user's one);
+1. owners with the fewest rows running first, then the one served longest ago
+   (round-robin across owners: one user's twenty batches do not starve another
+   user's one, whatever the number of threads);
 2. then that owner's batches by priority, then fewest rows running, then oldest;
 3. a batch whose ``concurrency`` (at most BATCH_CONCURRENCY_MAX) rows already run
    is passed over.
@@ -52,6 +53,7 @@ class Candidate:
     status: str
     processor: str
     options: dict
+    claimed_at: datetime | None = None
     running: int = 0
 
     @property
@@ -63,19 +65,15 @@ class Candidate:
 def fair_order() -> list[Candidate]:
     """The active batches in the order a thread tries them; see the module docstring."""
     fields = ("pk", "owner_id", "priority", "created_at", "concurrency", "status")
-    rows = (
-        Batch.objects.active().order_by("created_at").values_list(*fields, "processor", "options")
-    )
+    more = ("processor", "options", "claimed_at")
+    rows = Batch.objects.active().order_by("created_at").values_list(*fields, *more)
     candidates = [Candidate(*row) for row in rows]
     running = _running_counts([c.pk for c in candidates])
     by_owner = defaultdict(list)
     for candidate in candidates:
         candidate.running = running.get(candidate.pk, 0)
         by_owner[candidate.owner_id].append(candidate)
-    owners = sorted(
-        by_owner.values(),
-        key=lambda batches: (sum(b.running for b in batches), batches[0].created_at),
-    )
+    owners = sorted(by_owner.values(), key=_owner_turn)
     return [
         candidate
         for batches in owners
@@ -83,6 +81,11 @@ def fair_order() -> list[Candidate]:
             batches, key=lambda b: (PRIORITY_RANK.get(b.priority, 1), b.running, b.created_at)
         )
     ]
+
+
+def _owner_turn(batches: list[Candidate]) -> tuple:
+    served = max((b.claimed_at for b in batches if b.claimed_at), default=None)
+    return sum(b.running for b in batches), served is not None, served, batches[0].created_at
 
 
 def _running_counts(batch_ids: list, *, since=None) -> dict:
@@ -135,7 +138,8 @@ class Claims:
         before = now - stale_after()
         stale = Interaction.objects.stale(before=before).filter(batch_id=candidate.pk)
         with self.progress.writing, transaction.atomic(), connection.cursor() as cursor:
-            if not self.below_cap(candidate, since=before):
+            if not self.below_cap(candidate, now=now, since=before):
+                transaction.set_rollback(True)
                 return FULL
             cursor.execute(*self.heads_sql(candidate.pk))
             head = cursor.fetchone()
@@ -143,6 +147,7 @@ class Claims:
                 cursor.execute(*statements.claim_sql(stale, "interaction_running"))
                 head = cursor.fetchone()
             if head is None:
+                transaction.set_rollback(True)
                 return None
             pk, _, _, status, _ = head
             stamp = connection.ops.adapt_datetimefield_value(now)
@@ -151,11 +156,11 @@ class Claims:
         self.progress.hold(pk, candidate.pk)  # once committed: a failed claim holds nothing
         return claim
 
-    def below_cap(self, candidate: Candidate, *, since) -> bool:
-        """Whether another of the batch's conversations may start, counted under the
-        batch row's lock on PostgreSQL (SQLite's IMMEDIATE transaction locks it all)."""
-        if connection.vendor != "sqlite":
-            list(Batch.objects.select_for_update().filter(pk=candidate.pk).values_list("pk"))
+    def below_cap(self, candidate: Candidate, *, now, since) -> bool:
+        """Whether another of the batch's conversations may start. Stamping the batch
+        first locks its row, so on PostgreSQL the count cannot race another worker's
+        claim (SQLite's IMMEDIATE transaction locks the whole database anyway)."""
+        Batch.objects.filter(pk=candidate.pk).update(claimed_at=now)
         running = _running_counts([candidate.pk], since=since).get(candidate.pk, 0)
         return running < candidate.cap
 

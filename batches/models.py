@@ -150,6 +150,9 @@ class Batch(models.Model):
     # Bumped by every worker task working on the batch; an active batch whose
     # heartbeat is stale has lost its workers (see batches.recovery).
     heartbeat_at = models.DateTimeField(default=timezone.now)
+    # When a worker last claimed one of its conversations: owners served longest ago
+    # go first among equals (see batches.claims).
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     objects = BatchQuerySet.as_manager()
 
