@@ -32,6 +32,11 @@ CONVERSATION = (
     "OR (row_number < %s AND status = 'succeeded')) ORDER BY row_number"
 )
 
+# Rows running, per batch (the fair order and the concurrency caps). Through the
+# small partial index of running rows: SQLite's planner otherwise walks every row of
+# the batch through the (batch, row_number) index.
+RUNNING = "SELECT batch_id, COUNT(*) FROM {table} {index} WHERE status = 'running' {more}"
+
 CLAIM_COLUMNS = ("pk", "conversation", "row_number", "status", "input")
 OUTPUT = Interaction._meta.get_field("output")
 
@@ -39,6 +44,30 @@ OUTPUT = Interaction._meta.get_field("output")
 def sql(template: str) -> str:
     """A statement above with this connection's quoting of the interactions table."""
     return template.format(table=connection.ops.quote_name(Interaction._meta.db_table))
+
+
+def running_counts(*, batch_id=None, since=None) -> dict:
+    """Rows running per batch id: of one batch, and only those beating since ``since``."""
+    more, params = [], []
+    if batch_id is not None:
+        more.append("AND batch_id = %s")
+        params.append(Interaction._meta.get_field("batch").get_db_prep_value(batch_id, connection))
+    if since is not None:
+        more.append("AND heartbeat_at >= %s")
+        params.append(connection.ops.adapt_datetimefield_value(since))
+    index = 'INDEXED BY "interaction_running"' if connection.vendor == "sqlite" else ""
+    query = RUNNING.format(
+        table=connection.ops.quote_name(Interaction._meta.db_table),
+        index=index,
+        more=" ".join(more) + " GROUP BY batch_id",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return {_uuid(pk): n for pk, n in cursor.fetchall()}
+
+
+def _uuid(value):
+    return Interaction._meta.get_field("batch").target_field.to_python(value)
 
 
 def claim_sql(queryset, index: str) -> tuple[str, list]:

@@ -101,8 +101,8 @@ def test_unknown_form_fields_are_a_400_naming_them_and_listing_the_accepted_ones
     refused(
         post_batch(api, csv_upload(ROWS), batch_name="Quiz", model="gpt"),
         "Unknown form fields batch_name, model; the accepted fields are: file, name, "
-        "batchName, processor, aiProvider, options, lang, searchProvider, applyOverrides, priority, "
-        "concurrency, dry_run.",
+        "batchName, processor, aiProvider, options, lang, searchProvider, applyOverrides, "
+        "priority, concurrency, dry_run.",
     )
 
 

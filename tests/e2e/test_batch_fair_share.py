@@ -5,6 +5,7 @@ import pytest
 from django_tasks_db.models import DBTaskResult
 
 from batches.models import ACTIVE_BATCH, Batch, InteractionStatus
+from batches.models import Worker as WorkerRow
 from tests.batches.factories import Worker, make_batch, wait_until
 from tests.e2e.test_batch_worker import finished
 
@@ -104,16 +105,17 @@ def test_a_high_priority_batch_runs_before_its_owners_older_normal_one(alice, st
 def test_two_workers_share_every_owners_batches_without_running_an_item_twice(
     alice, bob, start_worker
 ):
+    start_worker(BATCH_CONCURRENCY=3)
+    start_worker(BATCH_CONCURRENCY=3)
+    wait_until(lambda: WorkerRow.objects.count() == 2, message="two live workers")
     batches = [
-        make_batch(owner, single_rows(20, owner.username), options={"delay": 0.05})
+        make_batch(owner, single_rows(30, owner.username), options={"delay": 0.1})
         for owner in (alice, bob)
     ]
-    start_worker(BATCH_CONCURRENCY=3)
-    start_worker(BATCH_CONCURRENCY=3)
 
     for batch in batches:
         done = wait_until(lambda batch=batch: finished(batch.pk), message="batch end")
-        assert (done.status, done.processed_items) == ("processed", 20)
+        assert (done.status, done.processed_items) == ("processed", 30)
         assert set(batch.interactions.values_list("attempts", flat=True)) == {1}
     tokens = {
         claim.split("/")[0]
