@@ -161,11 +161,11 @@ class Claims:
             if head is None:
                 transaction.set_rollback(True)
                 return None
-            pk, _, _, status, _ = head
+            pk, _, _, status, _, _ = head
             # Stamped once the batch's lock is held, after any claim it waited for.
             stamp = connection.ops.adapt_datetimefield_value(timezone.now())
             cursor.execute(statements.sql(statements.START), [token, stamp, stamp, pk, status])
-            claim = self.claimed(cursor, token, head, candidate)
+            claim = self.claimed(token, head, candidate)
         self.progress.hold(pk, candidate.pk)  # once committed: a failed claim holds nothing
         return claim
 
@@ -194,23 +194,20 @@ class Claims:
             head = cursor.fetchone()
             if head is None:
                 return None
-            batch = Batch.objects.filter(pk=head[5]).values_list("pk", "processor", "options")
+            batch = Batch.objects.filter(pk=head[6]).values_list("pk", "processor", "options")
             pk, processor, options = batch.get()
             candidate = Candidate(pk, None, "", timezone.now(), None, "", processor, options)
-            claim = self.claimed(cursor, token, head[:5], candidate)
+            claim = self.claimed(token, head[:6], candidate)
         self.progress.hold(claim.head.pk, claim.batch_id)
         return claim
 
-    def claimed(self, cursor, token: str, head: tuple, candidate: Candidate) -> Claim:
+    def claimed(self, token: str, head: tuple, candidate: Candidate) -> Claim:
         """The claim of a conversation whose ``head`` row now runs as ours."""
-        pk, conversation, row_number, _, data = head
-        batch_id = Batch._meta.pk.get_db_prep_value(candidate.pk, connection)
-        cursor.execute(
-            statements.sql(statements.CONVERSATION),
-            [batch_id, conversation, row_number, row_number],
-        )
+        pk, conversation, row_number, _, data, chat_id = head
         rest, history = [], []
-        for other, number, values, output in cursor.fetchall():
+        for other, number, values, output in self.others(
+            conversation, row_number, chat_id, candidate
+        ):
             if number > row_number:
                 rest.append(Item(other, statements.from_json(values)))
             else:
@@ -226,3 +223,16 @@ class Claims:
             rest=rest,
             history=history,
         )
+
+    def others(self, conversation: int, row_number: int, chat_id: str, candidate) -> list:
+        """The conversation's other rows: none for a row without a chat_id, which is a
+        conversation of its own (most rows of a real upload; one query saved each)."""
+        if not chat_id:
+            return []
+        batch_id = Batch._meta.pk.get_db_prep_value(candidate.pk, connection)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                statements.sql(statements.CONVERSATION),
+                [batch_id, conversation, row_number, row_number],
+            )
+            return cursor.fetchall()

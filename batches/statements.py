@@ -21,7 +21,7 @@ START = (
 )
 # The head of the conversation a thread's claim token holds.
 HELD = (
-    "SELECT id, conversation, row_number, status, input, batch_id FROM {table} "
+    "SELECT id, conversation, row_number, status, input, chat_id, batch_id FROM {table} "
     "WHERE claimed_by = %s AND status = 'running'"
 )
 # A claimed conversation's pending rows after its head, and the exchanges before it
@@ -37,7 +37,7 @@ CONVERSATION = (
 # the batch through the (batch, row_number) index.
 RUNNING = "SELECT batch_id, COUNT(*) FROM {table} {index} WHERE status = 'running' {more}"
 
-CLAIM_COLUMNS = ("pk", "conversation", "row_number", "status", "input")
+CLAIM_COLUMNS = ("pk", "conversation", "row_number", "status", "input", "chat_id")
 OUTPUT = Interaction._meta.get_field("output")
 
 
