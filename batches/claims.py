@@ -148,7 +148,6 @@ class Claims:
     def take(self, candidate: Candidate, token: str) -> Claim | str | None:
         now = timezone.now()
         before = now - stale_after()
-        stale = Interaction.objects.stale(before=before).filter(batch_id=candidate.pk)
         with self.progress.writing, transaction.atomic(), connection.cursor() as cursor:
             if not self.below_cap(candidate, now=now, since=before):
                 transaction.set_rollback(True)
@@ -156,6 +155,7 @@ class Claims:
             cursor.execute(*self.heads_sql(candidate.pk))
             head = cursor.fetchone()
             if head is None:
+                stale = Interaction.objects.stale(before=before).filter(batch_id=candidate.pk)
                 cursor.execute(*statements.claim_sql(stale, "interaction_running"))
                 head = cursor.fetchone()
             if head is None:
@@ -173,7 +173,7 @@ class Claims:
         """Whether another of the batch's conversations may start. Stamping the batch
         first locks its row, so on PostgreSQL the count cannot race another worker's
         claim (SQLite's IMMEDIATE transaction locks the whole database anyway)."""
-        Batch.objects.filter(pk=candidate.pk).update(claimed_at=now)
+        statements.stamp_claimed(candidate.pk, now)
         running = statements.running_counts(batch_id=candidate.pk, since=since)
         running = running.get(candidate.pk, 0)
         return running < candidate.cap

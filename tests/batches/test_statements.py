@@ -7,7 +7,7 @@ from django.db import connection
 from django.utils import timezone
 
 from batches import statements
-from batches.models import Interaction
+from batches.models import Batch, Interaction
 from tests.batches.factories import make_batch
 
 pytestmark = pytest.mark.django_db
@@ -39,3 +39,12 @@ def test_a_claim_query_names_its_partial_index_on_sqlite_and_locks_on_postgresql
         assert 'INDEXED BY "interaction_pending"' in sql
     else:
         assert "FOR UPDATE SKIP LOCKED" in sql
+
+
+def test_stamp_claimed_records_when_a_batch_was_served(alice):
+    batch = make_batch(alice, [("q", "")])
+    now = timezone.now()
+
+    statements.stamp_claimed(batch.pk, now)
+
+    assert Batch.objects.get(pk=batch.pk).claimed_at == now
