@@ -1,6 +1,6 @@
 """Batches of spreadsheet rows sent, row by row, to a chat processor in the background.
 
-How work is shared (see batches.processing for the worker side): the rows of one
+How work is shared (see batches.worker and batches.claims for the worker side): the rows of one
 chat_id form a *conversation* and run strictly in row order. A worker thread claims
 a conversation by turning its *head* (its lowest unfinished row) to ``running`` with
 its own ``claimed_by`` and a fresh ``heartbeat_at``; while it works, it moves the
@@ -37,6 +37,18 @@ class BatchStatus(models.TextChoices):
     CANCELLED = "cancelled"
     """Someone cancelled it; the items not started by then are cancelled."""
 
+
+class BatchPriority(models.TextChoices):
+    LOW = "low"
+    """Runs after this owner's other batches."""
+    NORMAL = "normal"
+    """The default."""
+    HIGH = "high"
+    """Runs before this owner's other batches."""
+
+
+# Higher first among one owner's batches (see batches.claims).
+PRIORITY_RANK = {BatchPriority.HIGH: 0, BatchPriority.NORMAL: 1, BatchPriority.LOW: 2}
 
 ACTIVE_BATCH = (BatchStatus.QUEUED, BatchStatus.PROCESSING)
 RETRYABLE_BATCH = (BatchStatus.COMPLETED_WITH_ERRORS, BatchStatus.FAILED)
@@ -103,6 +115,14 @@ class Batch(models.Model):
     status = models.CharField(
         max_length=32, choices=BatchStatus.choices, default=BatchStatus.QUEUED
     )
+    priority = models.CharField(
+        max_length=8, choices=BatchPriority.choices, default=BatchPriority.NORMAL
+    )
+    concurrency = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="conversations of this batch run at once, at most (empty: BATCH_CONCURRENCY_MAX)",
+    )
     total_items = models.PositiveIntegerField(default=0)
     processed_items = models.PositiveIntegerField(default=0, help_text="succeeded items")
     failed_items = models.PositiveIntegerField(default=0)
@@ -128,8 +148,11 @@ class Batch(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Bumped by every worker task working on the batch; an active batch whose
-    # heartbeat is stale has lost its workers (see services.batches_recover).
+    # heartbeat is stale has lost its workers (see batches.recovery).
     heartbeat_at = models.DateTimeField(default=timezone.now)
+    # When a worker last claimed one of its conversations: owners served longest ago
+    # go first among equals (see batches.claims).
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     objects = BatchQuerySet.as_manager()
 
@@ -152,6 +175,9 @@ class Batch(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(status__in=BatchStatus.values), name="batch_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(priority__in=BatchPriority.values), name="batch_priority_valid"
             ),
         ]
 

@@ -49,6 +49,8 @@ class BatchSerializer(serializers.ModelSerializer):
             "owner",
             "processor",
             "options",
+            "priority",
+            "concurrency",
             "status",
             "progress",
             "ended_progress",
@@ -182,6 +184,14 @@ class BatchUploadSerializer(serializers.Serializer):
     applyOverrides = FlagField(
         required=False, help_text="given to the processor as options.apply_overrides"
     )
+    priority = _text(
+        "priority", "low, normal or high: orders this owner's batches (default: normal)"
+    )
+    concurrency = _text(
+        "concurrency",
+        "how many of the batch's conversations may run at once, 1 to BATCH_CONCURRENCY_MAX "
+        "(default: BATCH_CONCURRENCY_MAX)",
+    )
     dry_run = FlagField(required=False, help_text="validate and summarise; create nothing")
 
     def to_internal_value(self, data):
@@ -203,6 +213,8 @@ class BatchUploadSerializer(serializers.Serializer):
             "name": _either(attrs, "name", "batchName"),
             "processor": processor,
             "options": _options(attrs),
+            "priority": attrs.get("priority") or "normal",
+            "concurrency": attrs.get("concurrency") or None,
             "dry_run": attrs.get("dry_run", False),
         }
 

@@ -15,6 +15,7 @@ from batches.models import (
     NAME_MAX,
     RETRYABLE_BATCH,
     Batch,
+    BatchPriority,
     BatchStatus,
     Interaction,
     InteractionStatus,
@@ -67,9 +68,31 @@ def processor_check(*, processor: str, options) -> None:
         raise ApiError(str(exc)) from None
 
 
-def batch_dry_run(*, upload, processor: str = "echo", options=None) -> dict:
+def schedule_check(*, priority: str = BatchPriority.NORMAL, concurrency=None) -> int | None:
+    """Refuse a priority or concurrency outside the allowed values (400); the
+    concurrency as a number (None: as many as BATCH_CONCURRENCY_MAX allows)."""
+    if priority not in BatchPriority.values:
+        raise ApiError(f"priority must be one of: {', '.join(BatchPriority.values)}.")
+    if concurrency in (None, ""):
+        return None
+    limit = settings.BATCH_CONCURRENCY_MAX
+    try:
+        number = int(concurrency)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or isinstance(concurrency, bool) or not 1 <= number <= limit:
+        raise ApiError(
+            f"concurrency must be a whole number from 1 to {limit} (BATCH_CONCURRENCY_MAX)."
+        )
+    return number
+
+
+def batch_dry_run(
+    *, upload, processor: str = "echo", options=None, priority="normal", concurrency=None
+) -> dict:
     """What batch_create would make of the upload, creating nothing."""
     processor_check(processor=processor, options={} if options is None else options)
+    schedule_check(priority=priority, concurrency=concurrency)
     sheet = upload_read(upload=upload)
     return {**sheet.summary(), "dry_run": True}
 
@@ -81,6 +104,8 @@ def batch_create(
     name: str = "",
     processor: str = "echo",
     options=None,
+    priority: str = BatchPriority.NORMAL,
+    concurrency=None,
     idempotency_key: str = "",
     filename: str | None = None,
 ) -> Created:
@@ -99,6 +124,7 @@ def batch_create(
     if len(name) > NAME_MAX:
         raise ApiError(f"name is longer than {NAME_MAX} characters.")
     processor_check(processor=processor, options=options)
+    concurrency = schedule_check(priority=priority, concurrency=concurrency)
     source = os.path.basename(filename or getattr(upload, "name", "") or "")[:NAME_MAX]
     fingerprint = ""
     if idempotency_key:
@@ -113,6 +139,8 @@ def batch_create(
         name=name or source,
         processor=processor,
         options=options,
+        priority=priority,
+        concurrency=concurrency,
         columns=sheet.columns,
         total_items=len(sheet.rows),
         skipped_count=sheet.skipped_count,

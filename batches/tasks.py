@@ -6,20 +6,21 @@ import time
 from django_tasks import task
 from structlog.contextvars import bound_contextvars
 
+from batches.worker import batch_process
+
 logger = logging.getLogger("batches.worker")
 
 
 @task(takes_context=True)
 def process_batch(context, batch_id: str) -> dict:
-    """Work on one batch until no conversation is left for this worker to claim."""
-    from batches.processing import batch_process
-
+    """Wake a worker: it works on every active batch, fairly, until nothing is left
+    for it to claim; ``batch_id`` is the batch the task was queued for."""
     task_id = str(context.task_result.id)
     # Every line this task writes, from any of its threads, names the batch and task.
     with bound_contextvars(batch_id=batch_id, task_id=task_id):
         logger.info("batch %s: task started", batch_id)
         started = time.perf_counter()
-        result = batch_process(batch_id=batch_id, worker_id=task_id)
+        result = batch_process(batch_id=batch_id, worker_id=task_id, announce=enqueue_batch)
         logger.info(
             "batch %s: task ended, %s",
             batch_id,

@@ -87,7 +87,7 @@ class BatchViewSet(
     )
     def create(self, request):
         form = upload_form(request.data)
-        upload = {key: form[key] for key in ("processor", "options")}
+        upload = {key: form[key] for key in ("processor", "options", "priority", "concurrency")}
         if query_flag(request, "dry_run") or form["dry_run"]:
             summary = services.batch_dry_run(upload=form["file"], **upload)
             return Response(summary, status=status.HTTP_200_OK)

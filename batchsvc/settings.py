@@ -279,6 +279,9 @@ BATCH_MAX_UNCOMPRESSED_BYTES = env_int("BATCH_MAX_UNCOMPRESSED_BYTES", 256 * 102
 BATCH_MAX_SHARED_STRINGS_BYTES = env_int("BATCH_MAX_SHARED_STRINGS_BYTES", 64 * 1024 * 1024)
 # Conversations one worker process runs at the same time (threads).
 BATCH_CONCURRENCY = env_int("BATCH_CONCURRENCY", 4)
+# The most conversations of one batch that run at the same time, over all workers;
+# a batch's own concurrency may only lower it.
+BATCH_CONCURRENCY_MAX = env_int("BATCH_CONCURRENCY_MAX", 32)
 # A running item or batch whose worker has sent no heartbeat for this many seconds
 # is taken over by another worker (its worker died: SIGKILL, lost machine).
 BATCH_STALE_AFTER = env_int("BATCH_STALE_AFTER", 300)

@@ -8,10 +8,11 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from batches.models import Batch, BatchStatus, Interaction, InteractionStatus
-from batches.processing import batch_process, batches_recover
 from batches.processors import EchoProcessor, ProcessorError
+from batches.recovery import batches_recover
 from batches.services import batch_cancel
 from batches.tasks import enqueue_batch
+from batches.worker import batch_process
 from tests.batches.factories import make_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)

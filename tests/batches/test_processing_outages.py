@@ -9,9 +9,12 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from batches.claims import Claims, fair_order
+from batches.conversations import Conversation
 from batches.models import BatchStatus, InteractionStatus
-from batches.processing import BatchRun, batch_process
 from batches.processors import EchoProcessor
+from batches.progress import Progress
+from batches.worker import batch_process
 from tests.batches.factories import make_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,12 +68,20 @@ def test_an_item_whose_answer_meets_a_locked_database_is_stored_once_it_is_free(
     assert "the database is back" in caplog.text
 
 
+def claims_of(batch) -> Claims:
+    return Claims(Progress(announced=batch.pk), usable=lambda c: True, drained=lambda pk: None)
+
+
+def take(claims: Claims, token: str):
+    return claims.take(fair_order()[0], token)
+
+
 def test_a_claim_committed_before_its_answer_was_lost_is_found_again_by_its_token(alice):
     batch = make_batch(alice, [("one", "a"), ("two", "a"), ("other", "b")])
-    run = BatchRun(batch, "worker")
-    claim = run.take("worker/0")
+    run = claims_of(batch)
+    claim = take(run, "worker/0")
 
-    again = BatchRun(batch, "worker").taken("worker/0")
+    again = claims_of(batch).taken("worker/0")
 
     assert (again.head, again.rest, again.history) == (claim.head, claim.rest, claim.history)
     assert [item.input["question"] for item in [again.head, *again.rest]] == ["one", "two"]
@@ -79,15 +90,17 @@ def test_a_claim_committed_before_its_answer_was_lost_is_found_again_by_its_toke
 
 def test_an_end_committed_before_its_answer_was_lost_is_recognised_not_recorded_twice(alice):
     batch = make_batch(alice, [("one", "a"), ("two", "a"), ("three", "a")])
-    run = BatchRun(batch, "worker")
-    claim = run.take("worker/0")
+    claims = claims_of(batch)
+    claim = take(claims, "worker/0")
+    run = Conversation(claim, claims.progress)
     one, two = claim.head, claim.rest[0]
-    assert run.recorded("worker/0", one, two) is None  # not ended yet: record it
+    assert run.recorded(one, two) is None  # not ended yet: record it
 
-    assert run.record("worker/0", one, {"text": "1"}, "", two, timezone.now()) == (True, True)
+    assert run.record(one, {"text": "1"}, "", two, timezone.now()) == (True, True)
 
-    assert run.recorded("worker/0", one, two) == (True, True)
-    assert run.recorded("worker/1", one, two) is None  # another thread's token
+    assert run.recorded(one, two) == (True, True)
+    claim.token = "worker/1"
+    assert run.recorded(one, two) is None  # another thread's token
     rows = {i.input["question"]: i for i in batch.interactions.all()}
     assert (rows["one"].status, rows["one"].attempts) == (InteractionStatus.SUCCEEDED, 1)
     assert (rows["two"].status, rows["two"].attempts) == (InteractionStatus.RUNNING, 1)

@@ -3,8 +3,8 @@
 import pytest
 
 from batches.models import Batch, Interaction
-from batches.processing import batch_process
 from batches.serializers import BatchUploadSerializer
+from batches.worker import batch_process
 from tests.batches.factories import csv_upload, post_batch
 from tests.batches.test_processors import Stub
 
@@ -102,7 +102,7 @@ def test_unknown_form_fields_are_a_400_naming_them_and_listing_the_accepted_ones
         post_batch(api, csv_upload(ROWS), batch_name="Quiz", model="gpt"),
         "Unknown form fields batch_name, model; the accepted fields are: file, name, "
         "batchName, processor, aiProvider, options, lang, searchProvider, applyOverrides, "
-        "dry_run.",
+        "priority, concurrency, dry_run.",
     )
 
 

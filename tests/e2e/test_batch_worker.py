@@ -49,7 +49,8 @@ def test_a_worker_process_processes_an_uploaded_batch(api, start_worker):
         i.output["turn"] for i in batch.interactions.filter(chat_id="chat 0").order_by("row_number")
     ]
     assert turns == [1, 2, 3, 4]
-    assert DBTaskResult.objects.filter(status="SUCCESSFUL").exists()
+    # The batch ends as soon as its rows have; its task once the worker has nothing left.
+    assert wait_until(lambda: DBTaskResult.objects.filter(status="SUCCESSFUL").exists())
 
 
 def test_a_killed_worker_s_batch_is_finished_by_a_restarted_worker_each_item_once(

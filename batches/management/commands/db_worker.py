@@ -6,7 +6,7 @@ what ``python manage.py db_worker`` runs. It adds four things django-tasks-db ha
 no hook for:
 
 1. a thread that every ``--recover-every`` seconds calls
-   :func:`batches.processing.batches_recover`: django-tasks-db leaves the task of a
+   :func:`batches.recovery.batches_recover`: django-tasks-db leaves the task of a
    SIGKILLed worker RUNNING forever (django-tasks issue 46);
 2. a graceful stop that does not wait for a whole batch: on SIGTERM/SIGINT the batch
    task ends its conversations after their current row and queues the batch again;
@@ -16,7 +16,7 @@ no hook for:
    connection error out and the process exits. Ours closes the broken connection,
    backs off and enters the loop again; a task's outcome is recorded once the
    database is back (the batch task itself waits outages out, see
-   batches.processing).
+   batches.worker).
 """
 
 import functools
@@ -29,7 +29,8 @@ from django.db import connection
 from django_tasks_db.management.commands import db_worker as upstream
 
 from batches.heartbeats import Heartbeat
-from batches.processing import batches_recover, stopping
+from batches.progress import stopping
+from batches.recovery import batches_recover
 from batchsvc.outages import (
     DATABASE_ERRORS,
     Backoff,

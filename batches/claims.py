@@ -1,0 +1,238 @@
+"""Claiming a worker thread's next conversation, fairly, from all active batches.
+
+Every claim looks at every active batch and tries them in this order:
+
+1. owners with the fewest rows running first, then the one served longest ago
+   (round-robin across owners: one user's twenty batches do not starve another
+   user's one, whatever the number of threads);
+2. then that owner's batches by priority, then fewest rows running, then oldest;
+3. a batch whose ``concurrency`` (at most BATCH_CONCURRENCY_MAX) rows already run
+   is passed over.
+
+In a batch, a thread claims a whole conversation by turning its head (see
+batches.models) running under its own token: conversations not started yet first,
+then those of dead workers. Claims lock the head row with SELECT ... FOR UPDATE SKIP
+LOCKED on PostgreSQL, so workers never claim one conversation twice, and lock the
+batch row while counting its running rows, so two workers never both take its last
+free slot; on SQLite every write transaction is IMMEDIATE (settings), which
+serialises claims.
+"""
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from batches import statements
+from batches.conversations import Claim, Item
+from batches.models import PRIORITY_RANK, Batch, Interaction
+from batches.progress import Progress, stale_after, stopping
+from batchsvc.outages import retry_while_unavailable
+
+logger = logging.getLogger("batches.processing")
+
+# What a claim answers when every batch with work left is at its concurrency cap.
+WAIT = "wait"
+FULL = "full"
+# How long a run's threads may share one fair order while their claims succeed.
+ORDER_SECONDS = 0.05
+
+
+@dataclass
+class Candidate:
+    """An active batch as the scheduler sees it."""
+
+    pk: object
+    owner_id: int | None
+    priority: str
+    created_at: datetime
+    concurrency: int | None
+    status: str
+    processor: str
+    options: dict
+    claimed_at: datetime | None = None
+    running: int = 0
+
+    @property
+    def cap(self) -> int:
+        limit = max(1, settings.BATCH_CONCURRENCY_MAX)
+        return min(self.concurrency or limit, limit)
+
+
+def fair_order() -> list[Candidate]:
+    """The active batches in the order a thread tries them; see the module docstring."""
+    fields = ("pk", "owner_id", "priority", "created_at", "concurrency", "status")
+    more = ("processor", "options", "claimed_at")
+    rows = Batch.objects.active().order_by("created_at").values_list(*fields, *more)
+    candidates = [Candidate(*row) for row in rows]
+    running = statements.running_counts() if candidates else {}
+    by_owner = defaultdict(list)
+    for candidate in candidates:
+        candidate.running = running.get(candidate.pk, 0)
+        by_owner[candidate.owner_id].append(candidate)
+    owners = sorted(by_owner.values(), key=_owner_turn)
+    return [
+        candidate
+        for batches in owners
+        for candidate in sorted(
+            batches, key=lambda b: (PRIORITY_RANK.get(b.priority, 1), b.running, b.created_at)
+        )
+    ]
+
+
+def _owner_turn(batches: list[Candidate]) -> tuple:
+    served = max((b.claimed_at for b in batches if b.claimed_at), default=None)
+    return sum(b.running for b in batches), served is not None, served, batches[0].created_at
+
+
+class Claims:
+    """The claims of one worker run's threads."""
+
+    def __init__(self, progress: Progress, *, usable, drained):
+        self.progress = progress
+        # Called with a candidate before claiming in it: False passes it over.
+        self.usable = usable
+        # Called with a batch in which nothing is left to claim or running.
+        self.drained = drained
+        self.heads: dict[object, tuple[str, list]] = {}
+        self.order: tuple[float, list[Candidate]] = (0.0, [])
+        self.order_lock = threading.Lock()
+
+    def claim(self, token: str) -> Claim | str | None:
+        """A conversation now running as ``token``'s, WAIT, or None: nothing to do."""
+        return retry_while_unavailable(
+            lambda: self.next(token),
+            what=f"Claim of thread {token}",
+            stop=stopping,
+            landed=lambda: self.taken(token),
+        )
+
+    def fair_order(self) -> list[Candidate]:
+        """The fair order, shared by the run's threads for ORDER_SECONDS while their
+        claims succeed: computing it for every claim halved the speed of short items.
+        The concurrency caps are still counted afresh by every claim."""
+        with self.order_lock:
+            computed, order = self.order
+            if time.monotonic() - computed > ORDER_SECONDS:
+                order = fair_order()
+                self.order = (time.monotonic(), order)
+            return order
+
+    def forget_order(self) -> None:
+        with self.order_lock:
+            self.order = (0.0, [])
+
+    def next(self, token: str) -> Claim | str | None:
+        capped = False
+        for candidate in self.fair_order():
+            if candidate.running >= candidate.cap or not self.usable(candidate):
+                capped = capped or candidate.running >= candidate.cap
+                continue
+            claim = self.take(candidate, token)
+            if claim is None or claim is FULL:
+                self.forget_order()
+            if claim is FULL:
+                capped = True
+            elif claim is not None:
+                return claim
+            elif candidate.running == 0:
+                self.drained(candidate.pk)
+        return WAIT if capped else None
+
+    def take(self, candidate: Candidate, token: str) -> Claim | str | None:
+        now = timezone.now()
+        before = now - stale_after()
+        with self.progress.writing, transaction.atomic(), connection.cursor() as cursor:
+            if not self.below_cap(candidate, now=now, since=before):
+                transaction.set_rollback(True)
+                return FULL
+            cursor.execute(*self.heads_sql(candidate.pk))
+            head = cursor.fetchone()
+            if head is None:
+                stale = Interaction.objects.stale(before=before).filter(batch_id=candidate.pk)
+                cursor.execute(*statements.claim_sql(stale, "interaction_running"))
+                head = cursor.fetchone()
+            if head is None:
+                transaction.set_rollback(True)
+                return None
+            pk, _, _, status, _, _ = head
+            # Stamped once the batch's lock is held, after any claim it waited for.
+            stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+            cursor.execute(statements.sql(statements.START), [token, stamp, stamp, pk, status])
+            claim = self.claimed(token, head, candidate)
+        self.progress.hold(pk, candidate.pk)  # once committed: a failed claim holds nothing
+        return claim
+
+    def below_cap(self, candidate: Candidate, *, now, since) -> bool:
+        """Whether another of the batch's conversations may start. Stamping the batch
+        first locks its row, so on PostgreSQL the count cannot race another worker's
+        claim (SQLite's IMMEDIATE transaction locks the whole database anyway)."""
+        statements.stamp_claimed(candidate.pk, now)
+        running = statements.running_counts(batch_id=candidate.pk, since=since)
+        running = running.get(candidate.pk, 0)
+        return running < candidate.cap
+
+    def heads_sql(self, batch_id) -> tuple[str, list]:
+        # Compiled once a batch: building this query with the ORM cost more than
+        # running it.
+        if batch_id not in self.heads:
+            heads = Interaction.objects.heads(Batch(pk=batch_id))
+            self.heads[batch_id] = statements.claim_sql(heads, "interaction_pending")
+        return self.heads[batch_id]
+
+    def taken(self, token: str) -> Claim | None:
+        """The conversation this thread claimed if the claim was committed, although
+        the database went away before answering: its head runs under our token."""
+        with connection.cursor() as cursor:
+            cursor.execute(statements.sql(statements.HELD), [token])
+            head = cursor.fetchone()
+            if head is None:
+                return None
+            batch = Batch.objects.filter(pk=head[6]).values_list("pk", "processor", "options")
+            pk, processor, options = batch.get()
+            candidate = Candidate(pk, None, "", timezone.now(), None, "", processor, options)
+            claim = self.claimed(token, head[:6], candidate)
+        self.progress.hold(claim.head.pk, claim.batch_id)
+        return claim
+
+    def claimed(self, token: str, head: tuple, candidate: Candidate) -> Claim:
+        """The claim of a conversation whose ``head`` row now runs as ours."""
+        pk, conversation, row_number, _, data, chat_id = head
+        rest, history = [], []
+        for other, number, values, output in self.others(
+            conversation, row_number, chat_id, candidate
+        ):
+            if number > row_number:
+                rest.append(Item(other, statements.from_json(values)))
+            else:
+                history.append(
+                    {"input": statements.from_json(values), "output": statements.from_json(output)}
+                )
+        return Claim(
+            token=token,
+            batch_id=candidate.pk,
+            processor=candidate.processor,
+            options=candidate.options,
+            head=Item(pk, statements.from_json(data)),
+            rest=rest,
+            history=history,
+        )
+
+    def others(self, conversation: int, row_number: int, chat_id: str, candidate) -> list:
+        """The conversation's other rows: none for a row without a chat_id, which is a
+        conversation of its own (most rows of a real upload; one query saved each)."""
+        if not chat_id:
+            return []
+        batch_id = Batch._meta.pk.get_db_prep_value(candidate.pk, connection)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                statements.sql(statements.CONVERSATION),
+                [batch_id, conversation, row_number, row_number],
+            )
+            return cursor.fetchall()

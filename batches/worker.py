@@ -1,0 +1,165 @@
+"""A worker run: one task's threads, each taking its next conversation from all
+active batches (batches.claims), running it (batches.conversations) and taking the
+next, until nothing is left to claim anywhere.
+
+A task is queued per upload, retry-failed and recovery; it names a batch, but only
+to wake a worker: its run works on whatever batch is due next, so no task pins a
+worker to one batch while others wait. A heartbeat thread keeps the run's running
+rows, the batches they belong to and the task's own batch fresh, and writes the
+counters (batches.progress). A batch with nothing left is finished at once.
+
+The database going away is waited out (batchsvc.outages): each step that touches it
+(a claim, an item's end, a heartbeat, the counters, the run as a whole) is tried
+again until the database answers. An item is never failed because the database was
+away.
+"""
+
+import contextvars
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import connection
+
+from batches.claims import WAIT, Candidate, Claims
+from batches.conversations import Conversation
+from batches.finishing import batch_fail, batch_finish
+from batches.models import ACTIVE_BATCH, Batch, BatchStatus, Interaction
+from batches.processors import get_processor
+from batches.progress import Progress, stopping
+from batchsvc.outages import retry_while_unavailable
+
+logger = logging.getLogger("batches.processing")
+
+# How long a thread whose every batch is at its concurrency cap waits to look again.
+WAIT_SECONDS = 0.05
+
+
+def batch_process(
+    *, batch_id, worker_id: str | None = None, announce: Callable | None = None
+) -> dict:
+    """Run the worker until nothing is left to claim; the state of ``batch_id`` after.
+
+    ``announce(batch_id)`` queues another task (batches.tasks passes enqueue_batch;
+    without it this run invites no helper and hands nothing over when stopped). A
+    database outage on the way is waited out and the work taken up again from the
+    database's state, as a restarted worker would."""
+    worker_id = worker_id or uuid.uuid4().hex
+    return retry_while_unavailable(
+        lambda: _batch_process(batch_id, worker_id, announce),
+        what=f"Batch {batch_id}",
+        stop=stopping,
+    )
+
+
+def _batch_process(batch_id, worker_id: str, announce: Callable | None) -> dict:
+    batch = Batch.objects.filter(pk=batch_id).first()
+    if batch is None:
+        return {"batch_id": str(batch_id), "status": "missing"}
+    WorkerRun(batch, worker_id, announce).run()
+    batch_finish(batch=batch)
+    batch.refresh_from_db(fields=["status", "processed_items", "failed_items"])
+    return {
+        "batch_id": str(batch.pk),
+        "status": batch.status,
+        "processed_items": batch.processed_items,
+        "failed_items": batch.failed_items,
+    }
+
+
+class WorkerRun:
+    """One task run's threads, on every active batch."""
+
+    def __init__(self, batch: Batch, worker_id: str, announce: Callable | None):
+        self.batch = batch
+        self.worker_id = worker_id
+        self.announce = announce or (lambda batch_id: None)
+        self.threads = max(1, settings.BATCH_CONCURRENCY)
+        self.progress = Progress(announced=batch.pk)
+        self.claims = Claims(self.progress, usable=self.usable, drained=self.drained)
+        self.checked: dict[object, bool] = {}
+        self.touched: set = set()
+
+    def run(self) -> None:
+        self.invite_helper()
+        heartbeat = _thread(self.progress.heartbeat, "batch-heartbeat")
+        heartbeat.start()
+        threads = [_thread(self.work, f"batch-{n}", n) for n in range(self.threads)]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            self.progress.done.set()
+            heartbeat.join()
+        self.progress.flush(force=True)
+        for pk in self.touched:
+            batch_finish(batch=Batch(pk=pk))
+        if stopping.is_set():
+            self.hand_over()
+
+    def invite_helper(self) -> None:
+        """More conversations than threads: queue another task, which a free worker
+        picks up (and which finds nothing to do if none is free until this run ends)."""
+        heads = Interaction.objects.heads(self.batch)
+        if heads[self.threads : self.threads + 1].exists():
+            self.announce(self.batch.pk)
+
+    def hand_over(self) -> None:
+        """Stopped early: queue a task again, for whichever worker is next."""
+        if Interaction.objects.pending().filter(batch__status__in=ACTIVE_BATCH).exists():
+            self.announce(self.batch.pk)
+            logger.warning("Batch %s: worker stopping; queued again", self.batch.pk)
+
+    def work(self, number: int) -> None:
+        token = f"{self.worker_id}/{number}"
+        processors = {}
+        try:
+            while not stopping.is_set() and (claim := self.claims.claim(token)) is not None:
+                if claim == WAIT:
+                    stopping.wait(WAIT_SECONDS)
+                    continue
+                self.touched.add(claim.batch_id)
+                if claim.batch_id not in processors:
+                    processors[claim.batch_id] = get_processor(claim.processor, claim.options)
+                Conversation(claim, self.progress).run(processors[claim.batch_id])
+        except Exception:
+            logger.exception("Worker thread %s stopped", token)
+        finally:
+            for processor in processors.values():
+                processor.close()
+            connection.close()
+
+    def usable(self, candidate: Candidate) -> bool:
+        """Whether the batch's processor can be used, checked once a run; a batch
+        whose processor cannot fails as a whole. A queued batch starts processing."""
+        if candidate.pk not in self.checked:
+            self.checked[candidate.pk] = self.check(candidate)
+        return self.checked[candidate.pk]
+
+    def check(self, candidate: Candidate) -> bool:
+        batch = Batch(pk=candidate.pk, status=candidate.status)
+        if candidate.status == BatchStatus.QUEUED:
+            batch.mark_processing()
+        try:
+            get_processor(candidate.processor, candidate.options).close()
+        except ValueError as exc:
+            batch_fail(batch=batch, error=str(exc))
+            batch_finish(batch=batch)
+            return False
+        return True
+
+    def drained(self, batch_id) -> None:
+        """Nothing left to claim in the batch and no row running: finish it now."""
+        self.progress.flush(force=True, batch_id=batch_id)
+        batch_finish(batch=Batch(pk=batch_id))
+
+
+def _thread(target, name: str, *args) -> threading.Thread:
+    # Each thread runs in a copy of this context, so its log lines name the task.
+    return threading.Thread(
+        target=contextvars.copy_context().run, args=(target, *args), name=name, daemon=True
+    )

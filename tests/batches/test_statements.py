@@ -1,0 +1,50 @@
+"""The worker's hand-written SQL (batches.statements), on the real database."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from batches import statements
+from batches.models import Batch, Interaction
+from tests.batches.factories import make_batch
+
+pytestmark = pytest.mark.django_db
+
+
+def test_running_counts_count_running_rows_per_batch_and_since_a_heartbeat(alice):
+    one = make_batch(alice, [(f"q{n}", "") for n in range(4)])
+    other = make_batch(alice, [("q", "")])
+    now = timezone.now()
+    rows = list(one.interactions.order_by("row_number"))
+    Interaction.objects.filter(pk__in=[rows[0].pk, rows[1].pk]).update(
+        status="running", heartbeat_at=now
+    )
+    Interaction.objects.filter(pk=rows[2].pk).update(
+        status="running", heartbeat_at=now - timedelta(minutes=10)
+    )
+
+    assert statements.running_counts() == {one.pk: 3}
+    assert statements.running_counts(since=now - timedelta(minutes=1)) == {one.pk: 2}
+    assert statements.running_counts(batch_id=other.pk) == {}
+
+
+def test_a_claim_query_names_its_partial_index_on_sqlite_and_locks_on_postgresql(alice):
+    batch = make_batch(alice, [("q", "")])
+
+    sql, _ = statements.claim_sql(Interaction.objects.heads(batch), "interaction_pending")
+
+    if connection.vendor == "sqlite":
+        assert 'INDEXED BY "interaction_pending"' in sql
+    else:
+        assert "FOR UPDATE SKIP LOCKED" in sql
+
+
+def test_stamp_claimed_records_when_a_batch_was_served(alice):
+    batch = make_batch(alice, [("q", "")])
+    now = timezone.now()
+
+    statements.stamp_claimed(batch.pk, now)
+
+    assert Batch.objects.get(pk=batch.pk).claimed_at == now
