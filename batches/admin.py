@@ -116,6 +116,8 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
                     name=data["name"],
                     processor=data["processor"],
                     options=data["options"],
+                    priority=data["priority"],
+                    concurrency=data["concurrency"],
                 )
             except ApiError as exc:
                 form.add_error(None, exc.message)  # the API's own sentence

@@ -1,6 +1,8 @@
 """Ending a batch: its final status and exact counters, or its failure as a whole."""
 
 from django.db import transaction
+from django.db.models import Count, F, Value
+from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
 from batches.models import ACTIVE_BATCH, Batch, BatchStatus, InteractionStatus
@@ -21,11 +23,31 @@ def batch_finish(*, batch: Batch) -> bool:
             cancelled_items=counts.get(InteractionStatus.CANCELLED, 0),
             updated_at=now,
         )
+        status = final_status(succeeded=succeeded, failed=failed)
+        if status == BatchStatus.FAILED:
+            # A batch that failed as a whole says why, not only its items.
+            fields["error"] = Coalesce(NullIf(F("error"), Value("")), Value(why_all_failed(batch)))
         Batch.objects.filter(pk=batch.pk, status__in=ACTIVE_BATCH).update(
-            status=final_status(succeeded=succeeded, failed=failed), finished_at=now, **fields
+            status=status, finished_at=now, **fields
         )
+        fields.pop("error", None)
         Batch.objects.filter(pk=batch.pk, status=BatchStatus.CANCELLED).update(**fields)
     return True
+
+
+def why_all_failed(batch: Batch) -> str:
+    """One sentence for a batch none of whose items succeeded: its most common error."""
+    common = (
+        batch.interactions.filter(status=InteractionStatus.FAILED)
+        .order_by()
+        .values("error")
+        .annotate(n=Count("pk"))
+        .order_by("-n")
+        .first()
+    )
+    if common is None or not common["error"]:
+        return "Every item failed."
+    return f"Every item failed; {common['n']} with: {common['error']}"
 
 
 def final_status(*, succeeded: int, failed: int) -> str:

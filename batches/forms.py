@@ -1,8 +1,10 @@
 """The admin's upload form: the API's upload fields, for a person."""
 
 from django import forms
+from django.conf import settings
+from django.core.validators import MaxValueValidator
 
-from batches.models import NAME_MAX
+from batches.models import NAME_MAX, BatchPriority
 from batches.processors import processor_names
 
 
@@ -16,10 +18,24 @@ class BatchAddForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         help_text='The processor\'s options as a JSON object, e.g. {"delay": 0.1}.',
     )
+    priority = forms.ChoiceField(
+        choices=BatchPriority.choices,
+        initial=BatchPriority.NORMAL,
+        help_text="Orders this owner's batches.",
+    )
+    concurrency = forms.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="At most this many of its conversations at once (default: the worker's).",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["processor"].choices = [(name, name) for name in processor_names()]
+        # Read when the form is made, as the setting may change (tests, a deploy).
+        concurrency = self.fields["concurrency"]
+        concurrency.validators.append(MaxValueValidator(settings.BATCH_CONCURRENCY_MAX))
+        concurrency.widget.attrs["max"] = settings.BATCH_CONCURRENCY_MAX
 
     def clean_options(self):
         options = self.cleaned_data.get("options")

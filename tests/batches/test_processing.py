@@ -139,11 +139,12 @@ def test_one_failed_item_is_recorded_and_processing_goes_on(alice):
     assert batch.interactions.get(row_number=5).output["turn"] == 2
 
 
-def test_a_batch_where_every_item_fails_is_failed(alice):
+def test_a_batch_where_every_item_fails_is_failed_and_says_why(alice):
     batch = make_batch(alice, [("fail 1", ""), ("fail 2", "")], processor="flaky")
     batch_process(batch_id=batch.pk)
     batch.refresh_from_db()
     assert (batch.status, batch.failed_items) == (BatchStatus.FAILED, 2)
+    assert batch.error == "Every item failed; 2 with: the model refused"
 
 
 def test_a_processor_that_cannot_be_used_fails_the_batch_with_the_reason(alice, settings):

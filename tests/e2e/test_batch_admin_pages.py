@@ -5,7 +5,7 @@ a cancelled segment, no sideways scroll."""
 import pytest
 from django.utils import timezone
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from batches.models import Batch, BatchStatus, InteractionStatus
 from tests.batches.factories import Worker, csv_bytes, make_batch
@@ -51,6 +51,8 @@ def test_an_upload_is_previewed_then_started_from_the_admin(admin_page, tmp_path
     assert no_sideways_scroll(page)
     page.find_element(By.NAME, "file").send_keys(str(upload))
     page.find_element(By.NAME, "name").send_keys("Quiz")
+    Select(page.find_element(By.NAME, "priority")).select_by_value("high")
+    page.find_element(By.NAME, "concurrency").send_keys("2")
     page.find_element(By.ID, "batch-preview").click()
     summary = page.find_element(By.CSS_SELECTOR, ".batch-preview-summary")
     WebDriverWait(page, 15).until(lambda _: "items in" in summary.text)
@@ -65,6 +67,7 @@ def test_an_upload_is_previewed_then_started_from_the_admin(admin_page, tmp_path
     WebDriverWait(page, 15).until(lambda driver: "/change/" in driver.current_url)
     batch = Batch.objects.get()
     assert (batch.name, batch.owner, batch.total_items) == ("Quiz", staff, 3)
+    assert (batch.priority, batch.concurrency) == ("high", 2)
     assert "queued with 3 items" in page.find_element(By.CSS_SELECTOR, ".messagelist").text
 
 
