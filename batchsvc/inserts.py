@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import sqlite3
 from collections.abc import Sequence
+from contextlib import ExitStack
 from functools import lru_cache, partial
 from itertools import chain
 
@@ -115,7 +116,8 @@ def insert_ignoring_conflicts(
     quote = conn.ops.quote_name
     head = f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(f.column) for f in fields)})"
     tail = f"ON CONFLICT DO NOTHING RETURNING {quote(opts.get_field(key).column)}"
-    # The staging table empties at commit: its COPY and INSERT need one transaction.
+    # The staging table empties at commit, whatever happens: its COPY and INSERT need
+    # one transaction.
     with transaction.atomic(savepoint=False), _driver_cursor(conn) as cursor:
         returned = insert(cursor, head, tail, fields, table, order)
     return {position_of[key_value] for key_value in returned}
@@ -182,24 +184,38 @@ def _insert_unnest(cursor, head, tail, fields, table, order) -> list:
 
 def _insert_staged(cursor, head, tail, fields, table, order) -> list:
     """PostgreSQL: binary COPY into a temporary table of this connection's, then one
-    ``INSERT ... SELECT`` from it in the rows' order. COPY's binary rows are encoded
-    by psycopg's C code, where arrays of the same values are built in Python, and
-    the server reads them without parsing a statement's worth of parameters."""
+    statement that empties it into the target in the rows' order. COPY's binary rows
+    are encoded by psycopg's C code, where arrays of the same values are built in
+    Python, and the server reads them without parsing a statement's worth of
+    parameters. Emptying it in the same statement leaves nothing behind for the next
+    batch of one transaction (an atomic import, chunk after chunk)."""
     db = cursor.db
     types = [_db_type(field, db) for field in fields]
     stage = _staging_table(cursor, head, types)
     names = [f"c{at}" for at in range(len(fields))]
-    with cursor.copy(
-        f"COPY {stage} ({', '.join(names)}, position) FROM STDIN (FORMAT BINARY)"
-    ) as copy:
+    copy_sql = f"COPY {stage} ({', '.join(names)}, position) FROM STDIN (FORMAT BINARY)"
+    with _as_django_would(cursor, copy_sql), cursor.copy(copy_sql) as copy:
         copy.set_types([*map(_staged_type, types), "int4"])
         rows = list(zip(*table, strict=True))
         write = copy.write_row
         for position, at in enumerate(order):
             write((*rows[at], position))
     casts = ", ".join(f"{name}::{kind}" for name, kind in zip(names, types, strict=True))
-    cursor.execute(f"{head} SELECT {casts} FROM {stage} ORDER BY position {tail}")
+    cursor.execute(
+        f"WITH staged AS (DELETE FROM {stage} RETURNING *) "
+        f"{head} SELECT {casts} FROM staged ORDER BY position {tail}"
+    )
     return [key_value for (key_value,) in cursor.fetchall()]
+
+
+def _as_django_would(cursor, sql: str) -> ExitStack:
+    """Around a statement Django's cursor wrapper does not run itself (COPY): its
+    errors translated into Django's, and it is logged and counted when queries are."""
+    stack = ExitStack()
+    stack.enter_context(cursor.db.wrap_database_errors)
+    if isinstance(cursor, db_utils.CursorDebugWrapper):
+        stack.enter_context(cursor.debug_sql(sql))
+    return stack
 
 
 def _staging_table(cursor, head: str, types: list[str]) -> str:
@@ -209,11 +225,16 @@ def _staging_table(cursor, head: str, types: list[str]) -> str:
     COMMIT DELETE ROWS empties it whatever becomes of the transaction."""
     shape = hashlib.sha256("|".join([head, *types]).encode()).hexdigest()[:16]
     name = f"batchsvc_stage_{shape}"
-    columns = ", ".join(f"c{at} {_staged_type(kind)}" for at, kind in enumerate(types))
-    cursor.execute(
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({columns}, position int4) "
-        "ON COMMIT DELETE ROWS"
-    )
+    session = cursor.db.connection
+    made = session.__dict__.setdefault("batchsvc_staging_tables", set())
+    if name not in made:
+        columns = ", ".join(f"c{at} {_staged_type(kind)}" for at, kind in enumerate(types))
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({columns}, position int4) "
+            "ON COMMIT DELETE ROWS"
+        )
+        # Known to exist only once created for good: a rollback takes the table with it.
+        transaction.on_commit(partial(made.add, name), using=cursor.db.alias)
     return name
 
 

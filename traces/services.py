@@ -132,7 +132,10 @@ def _claim_run_ids(firsts: list[tuple[int, RunIn]], runs) -> tuple[list, dict[in
 def _results(items, failures, outcomes, repeats):
     results, errors = [], []
     for index, raw in enumerate(items):
-        event_id, run_id = _echo(raw, "event_id"), _echo(raw, "run_id")
+        if type(raw) is RunIn:  # the common case, a valid run: no look-ups by name
+            event_id, run_id = str(raw.event_id), raw.run_id
+        else:
+            event_id, run_id = _echo(raw, "event_id"), _echo(raw, "run_id")
         if index in failures:
             results.append(
                 {"index": index, "event_id": event_id, "run_id": run_id, "result": FAILED}
