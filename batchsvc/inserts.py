@@ -11,10 +11,12 @@ then one ``INSERT ... SELECT`` from it; a small one as one array per column.
 import datetime as dt
 import hashlib
 import sqlite3
+import uuid
 from collections.abc import Sequence
 from contextlib import ExitStack
 from functools import lru_cache, partial
 from itertools import chain
+from operator import itemgetter
 
 import msgspec
 import psycopg
@@ -107,8 +109,8 @@ def insert_ignoring_conflicts(
         if (convert := _column_converter(field, conn)) is not None:
             table[at] = convert(table[at])
     keys = table[list(columns).index(key)]
-    order = sorted(range(len(keys)), key=lambda i: str(keys[i]))
-    position_of = {keys[i]: i for i in order}
+    order = sorted(range(len(keys)), key=_sort_keys(keys).__getitem__)
+    position_of = dict(zip(keys, range(len(keys)), strict=True))
 
     insert = _insert_values
     if conn.vendor == "postgresql":
@@ -121,6 +123,15 @@ def insert_ignoring_conflicts(
     with transaction.atomic(savepoint=False), _driver_cursor(conn) as cursor:
         returned = insert(cursor, head, tail, fields, table, order)
     return {position_of[key_value] for key_value in returned}
+
+
+def _sort_keys(keys: Sequence) -> Sequence:
+    """What rows are ordered by: their keys, UUIDs by their number (the order of
+    their text, without making the text). Any order does, as long as every batch
+    uses the same."""
+    if isinstance(keys[0], uuid.UUID):
+        return [key.int for key in keys]
+    return keys
 
 
 STAGE_FROM_ROWS = 50
@@ -177,7 +188,7 @@ def _insert_unnest(cursor, head, tail, fields, table, order) -> list:
     cursor.execute(
         f"{head} SELECT {', '.join(names)} FROM unnest({arrays}) WITH ORDINALITY "
         f"AS rows ({', '.join(names)}, position) ORDER BY position {tail}",
-        [[column[i] for i in order] for column in table],
+        [list(column) for column in _in_order(table, order)],  # arrays: lists, not tuples
     )
     return [key_value for (key_value,) in cursor.fetchall()]
 
@@ -196,10 +207,9 @@ def _insert_staged(cursor, head, tail, fields, table, order) -> list:
     copy_sql = f"COPY {stage} ({', '.join(names)}, position) FROM STDIN (FORMAT BINARY)"
     with _as_django_would(cursor, copy_sql), cursor.copy(copy_sql) as copy:
         copy.set_types([*map(_staged_type, types), "int4"])
-        rows = list(zip(*table, strict=True))
         write = copy.write_row
-        for position, at in enumerate(order):
-            write((*rows[at], position))
+        for row in zip(*_in_order(table, order), range(len(order)), strict=True):
+            write(row)
     casts = ", ".join(f"{name}::{kind}" for name, kind in zip(names, types, strict=True))
     cursor.execute(
         f"WITH staged AS (DELETE FROM {stage} RETURNING *) "
@@ -216,6 +226,13 @@ def _as_django_would(cursor, sql: str) -> ExitStack:
     if isinstance(cursor, db_utils.CursorDebugWrapper):
         stack.enter_context(cursor.debug_sql(sql))
     return stack
+
+
+def _in_order(table: list[Sequence], order: list[int]) -> list[Sequence]:
+    """Each column of ``table`` with its values in ``order``."""
+    if len(order) == 1:
+        return [[column[order[0]]] for column in table]
+    return list(map(itemgetter(*order), table))
 
 
 def _staging_table(cursor, head: str, types: list[str]) -> str:

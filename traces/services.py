@@ -3,6 +3,7 @@
 import uuid
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from django.db import transaction
@@ -77,7 +78,7 @@ def runs_ingest(*, owner, items: list, atomic: bool, dry_run: bool = False) -> I
     """
     valid, invalid = validate_items(items, RunIn)
     failures = {error.index: error.error for error in invalid}
-    firsts, repeats = first_occurrences(valid, key=lambda run: run.event_id)
+    firsts, repeats = first_occurrences(valid, key=attrgetter("event_id"))
     runs = Run.objects.owned_by(owner)
     firsts, clashes = _claim_run_ids(firsts, runs)
     for index, first in clashes.items():
@@ -116,7 +117,7 @@ def _claim_run_ids(firsts: list[tuple[int, RunIn]], runs) -> tuple[list, dict[in
     request wins, but when the run_id is stored already, its own event does: that is
     a retry, ``existing``, and the newcomers are the clash. One read, only when a
     run_id is repeated with different event_ids."""
-    kept, clashes = first_occurrences(firsts, key=lambda run: run.run_id)
+    kept, clashes = first_occurrences(firsts, key=attrgetter("run_id"))
     if not clashes:
         return kept, clashes
     contested = {run.run_id for index, run in firsts if index in clashes}
@@ -125,7 +126,7 @@ def _claim_run_ids(firsts: list[tuple[int, RunIn]], runs) -> tuple[list, dict[in
     ranked = sorted(
         firsts, key=lambda pair: holder.get(pair[1].run_id, pair[1].event_id) != pair[1].event_id
     )
-    kept, clashes = first_occurrences(ranked, key=lambda run: run.run_id)
+    kept, clashes = first_occurrences(ranked, key=attrgetter("run_id"))
     return sorted(kept, key=lambda pair: pair[0]), clashes
 
 
