@@ -120,7 +120,7 @@ def insert_ignoring_conflicts(
     tail = f"ON CONFLICT DO NOTHING RETURNING {quote(opts.get_field(key).column)}"
     # The staging table empties at commit, whatever happens: its COPY and INSERT need
     # one transaction.
-    with transaction.atomic(savepoint=False), _driver_cursor(conn) as cursor:
+    with transaction.atomic(savepoint=False), driver_cursor(conn) as cursor:
         returned = insert(cursor, head, tail, fields, table, order)
     return {position_of[key_value] for key_value in returned}
 
@@ -139,7 +139,7 @@ STAGE_FROM_ROWS = 50
 its extra round trips cost more than the arrays they save)."""
 
 
-def _driver_cursor(db) -> db_utils.CursorWrapper:
+def driver_cursor(db) -> db_utils.CursorWrapper:
     """A cursor of the driver's own, wrapped like Django's so that the query is
     still logged, counted and has its errors translated, but taking the driver's
     own placeholders as they are. Django's cursors rewrite every query on the way

@@ -4,6 +4,7 @@ import json
 
 from django.db import connection
 
+from batchsvc.inserts import driver_cursor
 from setuplogs.models import LogEntry
 from traces.models import Run
 from traces.selectors import run_for
@@ -34,10 +35,12 @@ def stored_client_ids(run: Run, client_ids: list[str]) -> set[str]:
     if not client_ids:
         return set()
     if connection.vendor == "postgresql":
-        ids, params = "SELECT unnest(%s::text[])", [client_ids]
+        # The driver's own cursor, the ids bound as one binary array on the server:
+        # Django's cursor would quote each of them into the statement's text.
+        ids, params, cursor = "SELECT unnest(%b::text[])", [client_ids], driver_cursor(connection)
     else:
-        ids, params = "SELECT value FROM json_each(%s)", [json.dumps(client_ids)]
-    with connection.cursor() as cursor:
+        ids, params, cursor = "SELECT value FROM json_each(%s)", [json.dumps(client_ids)], None
+    with cursor or connection.cursor() as cursor:
         cursor.execute(
             f"SELECT client_id FROM {LogEntry._meta.db_table} WHERE run_id = %s "
             f"AND NOT (client_id = '') AND client_id IN ({ids})",
