@@ -27,6 +27,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._server import server
 from bench.ingest import COLUMNS, empty_runs_table, realistic_run
 
+ORDERED = False  # --ordered-ids: time-ordered event_ids and run_ids instead of random ones
+
+
+def new_ids() -> tuple[uuid.UUID, str]:
+    """An event_id and a run_id: random (uuid4), or with ``--ordered-ids`` led by
+    the time in nanoseconds (like a UUIDv7, and a run_id naming its date), so
+    that new entries land at the right edge of the unique indexes."""
+    if not ORDERED:
+        return uuid.uuid4(), f"run-{uuid.uuid4().hex}"
+    now = time.time_ns()
+    event_id = uuid.UUID(int=(now << 64) | random.getrandbits(64))
+    return event_id, f"run-{now:016x}-{random.getrandbits(64):016x}"
+
+
+def batch_runs() -> list[dict]:
+    runs = [realistic_run(n) for n in range(1000)]
+    for run in runs:
+        event_id, run["run_id"] = new_ids()
+        run["event_id"] = str(event_id)
+    return runs
+
+
 LOG_COLUMNS = ["run_id", "seq", "timestamp", "level", "message", "client_id", "received_at"]
 LINES_PER_RUN = 1000
 FILL_CHUNK = 50_000
@@ -37,8 +59,9 @@ def stored_runs(start: int, count: int, owner: int):
     SQLite, and what text COPY takes)."""
     now = "2026-01-28 10:31:12"
     for n in range(start, start + count):
+        event_id, run_id = new_ids()
         yield (
-            uuid.uuid4().hex, f"run-{uuid.uuid4().hex}", f"parent-{n // 10}",
+            event_id.hex, run_id, f"parent-{n // 10}",
             "launch.orchestrator", "launch", "words", "https://example.com/org/repo.git",
             "main", "3f2c1e0a9b", "success", now, now,
             f'{{"pages": {n}, "tokens_in": 1200}}', '{"host": "worker-3"}', "", owner, now, now,
@@ -131,7 +154,7 @@ def measure(http: httpx.Client, rng: random.Random, filler: Filler, rounds: int)
     append_run = new_run(http)
     times = {"runs batch": [], "batch GET": [], "log tail": [], "log append": []}
     for _ in range(rounds):
-        body = json.dumps({"runs": [realistic_run(n) for n in range(1000)]}).encode()
+        body = json.dumps({"runs": batch_runs()}).encode()
         times["runs batch"].append(timed(http, "POST", "/api/v1/runs/batch", body, 201))
         body = json.dumps({"resource_type": "runs", "ids": rng.sample(run_ids, 100)}).encode()
         times["batch GET"].append(timed(http, "POST", "/api/v1/batch/get", body, 200))
@@ -165,7 +188,12 @@ def main():
     parser.add_argument("--quick", action="store_true", help="10k and 100k rows, 5 rounds")
     parser.add_argument("--sizes", help="rows stored at each step, comma-separated")
     parser.add_argument("--rounds", type=int, help="requests of each kind per size")
+    parser.add_argument(
+        "--ordered-ids", action="store_true", help="time-ordered event_ids and run_ids"
+    )
     args = parser.parse_args()
+    global ORDERED
+    ORDERED = args.ordered_ids
     sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
     if args.sizes:
         sizes = [int(size) for size in args.sizes.split(",")]
@@ -197,9 +225,11 @@ def main():
 
 def report(curve, database: str, rounds: int) -> None:
     kinds = list(curve[0][2])
+    ids = "time-ordered" if ORDERED else "random"
+    load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     print(
-        f"cost as tables grow: {database}, gunicorn (2 workers), medians of {rounds} requests "
-        f"per size; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        f"cost as tables grow: {database}, {ids} ids, gunicorn (2 workers), medians of "
+        f"{rounds} requests per size; {load}"
     )
     print(f"  {'runs stored':>12} {'(fill s)':>9} " + " ".join(f"{k:>12}" for k in kinds))
     for size, fill, times in curve:
