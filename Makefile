@@ -57,6 +57,7 @@ test-pg: install var/secret_key
 	PROMETHEUS_MULTIPROC_DIR=var/test-prometheus \
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres} $(BIN)/pytest $(PYTEST_ARGS)
 
+# QUICK=1 make bench: the growth curve to 100,000 rows rather than 1,000,000.
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/batch_get.py
@@ -64,6 +65,8 @@ bench: install
 	$(BIN)/python bench/logs.py
 	$(BIN)/python bench/batches.py
 	$(BIN)/python bench/slow_clients.py
+	$(BIN)/python bench/scale.py $(if $(QUICK),--quick)
+	$(BIN)/python bench/memory.py
 
 clean:
 	rm -rf $(VENV) var/test.sqlite3*

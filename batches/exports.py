@@ -8,13 +8,15 @@ results hold text from uploads and from models, and a cell such as
 """
 
 import csv
+import datetime as dt
 import io
 import re
 from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import Any
 
 import msgspec
-from openpyxl import Workbook
+import xlsxwriter
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # The byte order mark makes Excel read the file as UTF-8 rather than the locale's
@@ -50,14 +52,42 @@ def iter_csv(rows: Iterable[dict], columns: list[str]) -> Iterator[bytes]:
 
 
 def write_xlsx(rows: Iterable[dict], columns: list[str], out) -> None:
-    """An XLSX workbook with one sheet, written row by row (openpyxl write-only
-    mode keeps no cells in memory). ``out`` is a path or a binary file."""
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("Results")
-    sheet.append([_xlsx_cell(name) for name in columns])
-    for row in rows:
-        sheet.append([_xlsx_cell(row.get(name)) for name in columns])
-    workbook.save(out)
+    """An XLSX workbook with one sheet, written row by row. XlsxWriter's
+    constant-memory mode flushes each row as it is written and keeps strings in
+    their cells (no shared-strings table growing with the rows); it writes in
+    half the time openpyxl's write-only mode takes. Text is always written as
+    text: never read as a formula, a number or a link. ``out`` is a path or a
+    binary file."""
+    workbook = xlsxwriter.Workbook(
+        out,
+        {
+            "constant_memory": True,
+            "strings_to_formulas": False,
+            "strings_to_numbers": False,
+            "strings_to_urls": False,
+        },
+    )
+    sheet = workbook.add_worksheet("Results")
+    write_row = partial(_write_row, sheet, workbook.add_format({"num_format": XLSX_DATE}))
+    write_row(0, [_xlsx_cell(name) for name in columns])
+    for number, row in enumerate(rows, start=1):
+        write_row(number, [_xlsx_cell(row.get(name)) for name in columns])
+    workbook.close()
+
+
+XLSX_DATE = "yyyy-mm-dd h:mm:ss"  # openpyxl's, which the exports used before
+
+
+def _write_row(sheet, dates, number: int, cells: list) -> None:
+    for column, value in enumerate(cells):
+        if value is None or value == "":
+            continue  # a blank cell is one not written
+        if isinstance(value, str):
+            sheet.write_string(number, column, value)
+        elif isinstance(value, dt.date | dt.time):
+            sheet.write_datetime(number, column, value, dates)
+        else:
+            sheet.write(number, column, value)
 
 
 def iter_json(rows: Iterable[dict]) -> Iterator[bytes]:

@@ -215,30 +215,35 @@ def _enqueue(batch_id) -> None:
 
 def _insert_rows(batch: Batch, sheet: Sheet) -> None:
     """One row per item, through the bulk engine's insert (a third of the time of
-    bulk_create on a 10,000-row upload)."""
+    bulk_create on a 10,000-row upload), a chunk at a time: the rows on their way
+    to the database are a chunk's, not the whole file's, whatever its size."""
     # A blank chat_id is a conversation of its own, keyed by its row number.
     conversations: dict[str | int, int] = {}
-    rows = []
-    for row in sheet.rows:
-        # Never cut: read_upload refuses a chat_id longer than the column.
-        chat_id = str(row.values.get(CHAT_ID) or "")
-        rows.append(
-            {
-                "batch": batch.pk,
-                "row_number": row.number,
-                "chat_id": chat_id,
-                "conversation": conversations.setdefault(
-                    chat_id or row.number, len(conversations) + 1
-                ),
-                "input": row.values,
-                "status": InteractionStatus.PENDING.value,
-                "error": "",
-                "attempts": 0,
-                "claimed_by": "",
-            }
-        )
-    # A new batch has no rows yet: nothing conflicts, every row is inserted.
-    insert_ignoring_conflicts(Interaction, rows, key="row_number")
+    for start in range(0, len(sheet.rows), INSERT_CHUNK):
+        rows = []
+        for row in sheet.rows[start : start + INSERT_CHUNK]:
+            # Never cut: read_upload refuses a chat_id longer than the column.
+            chat_id = str(row.values.get(CHAT_ID) or "")
+            rows.append(
+                {
+                    "batch": batch.pk,
+                    "row_number": row.number,
+                    "chat_id": chat_id,
+                    "conversation": conversations.setdefault(
+                        chat_id or row.number, len(conversations) + 1
+                    ),
+                    "input": row.values,
+                    "status": InteractionStatus.PENDING.value,
+                    "error": "",
+                    "attempts": 0,
+                    "claimed_by": "",
+                }
+            )
+        # A new batch has no rows yet: nothing conflicts, every row is inserted.
+        insert_ignoring_conflicts(Interaction, rows, key="row_number")
+
+
+INSERT_CHUNK = 5000
 
 
 def batch_cancel(*, batch: Batch) -> int:

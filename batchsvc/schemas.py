@@ -6,7 +6,9 @@ Pure: no models, no requests, no database.
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from functools import lru_cache
+from operator import attrgetter
 
 import msgspec
 import msgspec.inspect
@@ -35,12 +37,33 @@ NUL_AND_SLASH_FREE = refusing(r"^[^\x00/]*$", "\x00/", "must not contain / or th
 def refuse_characters(item: msgspec.Struct) -> None:
     """ValueError naming the first field of ``item`` that holds a character its
     :func:`refusing` metadata refuses."""
+    for values_of, characters in _refusal_groups(type(item)):
+        # One search per character through the group's values joined, rather than
+        # one per field: the common case, nothing refused, in a few C calls.
+        text = "".join(filter(None, values_of(item)))  # None and msgspec.UNSET are false
+        if any(character in text for character in characters):
+            _refuse_first(item)
+
+
+def _refuse_first(item: msgspec.Struct) -> None:
     for name, characters, problem in _refusals(type(item)):
         value = getattr(item, name)
-        if value:  # None and msgspec.UNSET are false
-            for character in characters:
-                if character in value:
-                    raise ValueError(f"{name}: {problem}")
+        if value and any(character in value for character in characters):
+            raise ValueError(f"{name}: {problem}")
+
+
+@lru_cache
+def _refusal_groups(schema: type[msgspec.Struct]) -> list[tuple[Callable, str]]:
+    """The fields refusing the same characters, with a getter of their values."""
+    groups: dict[str, list[str]] = {}
+    for name, characters, _problem in _refusals(schema):
+        groups.setdefault(characters, []).append(name)
+    return [(_values_getter(names), characters) for characters, names in groups.items()]
+
+
+def _values_getter(names: list[str]) -> Callable:
+    get = attrgetter(*names)
+    return get if len(names) > 1 else lambda item: (get(item),)
 
 
 @lru_cache

@@ -113,7 +113,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # After WhiteNoise, which serves static files compressed ahead of time, and before
     # every middleware that writes a body (the JSON errors), so it compresses theirs.
-    "django.middleware.gzip.GZipMiddleware",
+    "batchsvc.compression.GZipMiddleware",
     "batchsvc.errors.ApiErrorMiddleware",
     "batchsvc.errors.DatabaseUnavailableMiddleware",
     "batchsvc.errors.RefuseNulMiddleware",

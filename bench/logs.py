@@ -8,6 +8,7 @@ says otherwise), over real HTTP.
 """
 
 import argparse
+import datetime as dt
 import itertools
 import json
 import os
@@ -115,22 +116,81 @@ def batch_bodies(count: int) -> list[bytes]:
     ]
 
 
-def append_rate(base, token, bodies) -> tuple[float, float]:
+def append_rate(base, token, bodies, database="") -> tuple[float, float, float | None]:
     """Lines per second through POST .../setup_logs, one client sending batches back
     to back: per second of wall time, and per second of the web workers' CPU time
-    (which other load on the machine does not change much)."""
+    (which other load on the machine does not change much). On PostgreSQL, also the
+    rate of psycopg's binary COPY of the same lines into a table with the log table's
+    DDL, one batch after each request (so both see the same machine)."""
     run_id = create_run(base, token)
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    copies = LogCopyTurns(database, run_id, bodies) if database.startswith("postgres") else None
+    spent = 0.0
     with httpx.Client(base_url=base, headers=headers, timeout=120) as http:
         url = f"/api/v1/runs/{run_id}/setup_logs"
         http.get(url)  # warm the worker
-        cpu, start = server_cpu_seconds(base), time.perf_counter()
+        cpu = server_cpu_seconds(base)
         for body in bodies:
+            start = time.perf_counter()
             response = http.post(url, content=body)
+            spent += time.perf_counter() - start
             assert response.json()["logs_added"] == 1000, response.text[:300]
-        elapsed, cpu = time.perf_counter() - start, server_cpu_seconds(base) - cpu
+            if copies is not None:
+                copies()
+        cpu = server_cpu_seconds(base) - cpu
     lines = len(bodies) * 1000
-    return lines / elapsed, lines / cpu
+    copy_rate = copies.close() if copies is not None else None
+    return lines / spent, lines / cpu, copy_rate
+
+
+class LogCopyTurns:
+    """The same lines COPYed (binary, one transaction per batch) into a table with
+    setuplogs_logentry's DDL and foreign key, numbered for the same run."""
+
+    def __init__(self, url, run_id, bodies):
+        import psycopg
+
+        self.conn = psycopg.connect(url, autocommit=True)
+        (run,) = self.conn.execute(
+            "SELECT id FROM traces_run WHERE run_id = %s", [run_id]
+        ).fetchone()
+        self.conn.execute("DROP TABLE IF EXISTS bench_raw_log")
+        self.conn.execute("CREATE TABLE bench_raw_log (LIKE setuplogs_logentry INCLUDING ALL)")
+        self.conn.execute(
+            "ALTER TABLE bench_raw_log ADD FOREIGN KEY (run_id) REFERENCES traces_run (id) "
+            "DEFERRABLE INITIALLY DEFERRED"
+        )
+        now = dt.datetime.now(dt.UTC)
+        seqs = itertools.count(1)
+        self.batches = iter(
+            [
+                [
+                    (run, next(seqs), dt.datetime.fromisoformat(line["timestamp"]),
+                     line["level"], line["message"], line["client_id"], now)
+                    for line in json.loads(body)["logs"]
+                ]
+                for body in bodies
+            ]
+        )  # fmt: skip
+        self.spent, self.lines = 0.0, 0
+
+    def __call__(self):
+        batch = next(self.batches)
+        columns = "run_id, seq, timestamp, level, message, client_id, received_at"
+        sql = f"COPY bench_raw_log ({columns}) FROM STDIN (FORMAT BINARY)"
+        types = ["int8", "int8", "timestamptz", "text", "text", "text", "timestamptz"]
+        start = time.perf_counter()
+        with self.conn.transaction(), self.conn.cursor() as cur, cur.copy(sql) as copy:
+            copy.set_types(types)
+            for row in batch:
+                copy.write_row(row)
+        self.spent += time.perf_counter() - start
+        self.lines += len(batch)
+
+    def close(self) -> float:
+        self.conn.execute("DROP TABLE bench_raw_log")
+        self.conn.close()
+        return self.lines / self.spent
 
 
 def server_cpu_seconds(base: str) -> float:
@@ -195,7 +255,8 @@ def main():
             paced["single"].append(job_one_request_per_line(base, token, args.lines, work))
             paced["none"].append((0, job_without_logs(args.lines, work)))
         bodies = batch_bodies(args.batches)
-        rates = [append_rate(base, token, bodies) for _ in range(args.rounds)]
+        database = env.get("DATABASE_URL", "")
+        rates = [append_rate(base, token, bodies, database) for _ in range(args.rounds)]
         raw = None if on_pg else raw_sqlite_rate(bodies, Path(env["VAR_DIR"]) / "db.sqlite3")
 
     load = os.getloadavg()[0]
@@ -226,17 +287,25 @@ def main():
         f"{(s_time - none_time) / max(b_time - none_time, 1e-3):.0f} x less time spent logging"
     )
 
-    rate = statistics.median(wall for wall, _ in rates)
-    per_cpu = statistics.median(cpu for _, cpu in rates)
+    rate = statistics.median(wall for wall, _, _ in rates)
+    per_cpu = statistics.median(cpu for _, cpu, _ in rates)
     print(f"batch append, {args.batches} batches of 1000 lines per round, one client:")
     print(
         f"  POST .../setup_logs   {rate:10,.0f} lines/s "
-        f"(best round {max(wall for wall, _ in rates):,.0f}); "
+        f"(best round {max(wall for wall, _, _ in rates):,.0f}); "
         f"{per_cpu:,.0f} lines per second of server CPU"
     )
     if raw is not None:
         print(f"  raw limit (sqlite3 executemany, same table) {raw:10,.0f} lines/s")
         print(f"  endpoint / raw limit: {rate / raw:.2f}")
+    else:
+        ratios = [wall / copy for wall, _, copy in rates]
+        copy = statistics.median(copy for _, _, copy in rates)
+        print(f"  raw limit (psycopg binary COPY, same DDL, taking turns) {copy:10,.0f} lines/s")
+        print(
+            f"  endpoint / raw limit: {statistics.median(ratios):.2f} "
+            f"(rounds {', '.join(f'{r:.2f}' for r in ratios)})"
+        )
 
 
 def median(trials: list[tuple[int, float]]) -> tuple[int, float]:

@@ -20,17 +20,18 @@ from bench._server import server
 
 
 def json_trace(n: int) -> str:
-    """About 4 KB, like an action trace."""
+    """About 6 KB, like an action trace."""
     steps = [
         {"step": i, "action": f"action-{i}", "actor": f"actor-{n}", "ms": i * 3.5, "ok": True}
-        for i in range(40)
+        for i in range(58)
     ]
     return json.dumps({"trace_id": f"trace-{n}", "steps": steps}, indent=1)
 
 
 def text_trace(n: int) -> str:
+    """About 6 KB of text lines."""
     lines = [f"=== Trace {n} ==="]
-    lines += [f"[{i:03}] actor-{n} did action-{i} in {i * 3.5:.1f} ms: ok" for i in range(60)]
+    lines += [f"[{i:03}] actor-{n} did action-{i} in {i * 3.5:.1f} ms: ok" for i in range(140)]
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,7 @@ from batchsvc.inserts import insert_ignoring_conflicts
 from batchsvc.schemas import describe
 from setuplogs.models import CLIENT_ID_MAX, LogEntry, LogLevel
 from setuplogs.schemas import RESERVED_CLIENT_ID_PREFIX, LogLineIn
-from setuplogs.selectors import stored_client_ids
+from setuplogs.selectors import append_position
 from traces.models import Run
 from traces.selectors import run_not_found
 
@@ -65,9 +65,9 @@ def log_lines_append(*, run: Run, lines: Sequence, dropped: int = 0) -> AppendRe
         return result
     now = timezone.now()
     with transaction.atomic():
-        last = _lock_and_last_seq(run)
+        _lock(run)
         # A resend after a lost answer: its stored lines get no seq, so none is skipped.
-        stored = stored_client_ids(run, [line.client_id for line in batch if line.client_id])
+        last, stored = append_position(run, [line.client_id for line in batch if line.client_id])
         new = [line for line in batch if not (line.client_id and line.client_id in stored)]
         rows = [
             {
@@ -103,19 +103,18 @@ def log_line_append(*, run: Run, raw: Any) -> tuple[LogEntry, bool]:
     return LogEntry.objects.get(run=run, client_id=line.client_id), False
 
 
-def _lock_and_last_seq(run: Run) -> int:
-    """Serialise appends to ``run`` and return its last seq (0 for none).
+def _lock(run: Run) -> None:
+    """Serialise appends to ``run``.
 
     SQLite needs no lock: our transactions are IMMEDIATE, so writers already queue
     at BEGIN. PostgreSQL locks the run row; the last seq is read by a separate,
-    later statement because under READ COMMITTED a statement sees only what was
-    committed when it started, and the previous lock holder commits while we wait.
+    later statement (:func:`append_position`) because under READ COMMITTED a
+    statement sees only what was committed when it started, and the previous lock
+    holder commits while we wait.
     """
     locks = connection.features.has_select_for_update
     if locks and not Run.objects.select_for_update().filter(pk=run.pk).values_list("pk"):
         raise run_not_found(run.run_id)  # deleted since the view looked it up
-    last = LogEntry.objects.of_run(run).order_by("-seq").values_list("seq", flat=True).first()
-    return last or 0
 
 
 def _dropped_line(dropped: int, batch: list[LogLineIn]) -> LogLineIn:

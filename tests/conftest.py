@@ -47,6 +47,11 @@ def api(alice, token):
 
 
 @pytest.fixture
+def connection_vendor():
+    return connection.vendor
+
+
+@pytest.fixture
 def anonymous():
     return APIClient()
 

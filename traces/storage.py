@@ -53,12 +53,18 @@ class TraceStorage(FileSystemStorage):
         return _checked(name)
 
     def stage(
-        self, name: str, chunks: Iterable[bytes], *, directories: "Directories | None" = None
+        self,
+        name: str,
+        chunks: Iterable[bytes],
+        *,
+        directories: "Directories | None" = None,
+        sync: bool = True,
     ) -> "StagedFile":
         """Write a file without showing it yet: see :class:`StagedFile`. The
         trace service publishes staged files under a lock, so that files and
         their rows change in the same order when two requests write one path.
-        A batch passes its :meth:`directories` to open each directory once."""
+        A batch passes its :meth:`directories` to open each directory once, and
+        ``sync=False`` to flush its files together (:meth:`StagedFile.sync`)."""
         return stage_file(
             self.location,
             _checked(name),
@@ -67,6 +73,7 @@ class TraceStorage(FileSystemStorage):
             file_mode=self.file_permissions_mode,
             directory_mode=self.directory_permissions_mode,
             directories=directories,
+            sync=sync,
         )
 
     def directories(self) -> "Directories":
@@ -109,10 +116,25 @@ class StagedFile:
         self.dir_fd, self.temporary, self.file_name = dir_fd, temporary, file_name
         self.size, self.fsync = size, fsync
         self.published = False
+        self.fd: int | None = None  # the file itself, while its flush is still to come
+
+    def sync(self) -> None:
+        """Flush the file's bytes to disk (when the storage flushes) and close it.
+        Safe to call from another thread, one file per thread: the flushes of
+        several files overlap on the disk."""
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return
+        try:
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def publish(self) -> None:
         """Rename over the target: atomic on POSIX, so a reader sees the old file
         or the new one. On failure the temporary file is removed."""
+        self.sync()  # never a name for bytes that are not on disk yet
         try:
             os.replace(
                 self.temporary, self.file_name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd
@@ -126,6 +148,9 @@ class StagedFile:
         """Flush the directory (a crash after a published write keeps it) unless
         ``sync`` is false, or remove the temporary file of one never published."""
         try:
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
             if self.published and self.fsync and sync:
                 os.fsync(self.dir_fd)
             elif not self.published:
@@ -165,9 +190,11 @@ def stage_file(
     file_mode: int | None = None,
     directory_mode: int | None = None,
     directories: "Directories | None" = None,
+    sync: bool = True,
 ) -> StagedFile:
     """Write ``chunks`` for ``root/name`` to a temporary file in the target's
-    directory, flushed to disk, ready to :meth:`~StagedFile.publish`.
+    directory, flushed to disk (or, with ``sync`` false, left open for
+    :meth:`~StagedFile.sync`), ready to :meth:`~StagedFile.publish`.
 
     Each directory of ``name`` is opened below the real root relative to its
     parent, created when missing, and refused when it is a link (``O_NOFOLLOW``);
@@ -185,8 +212,11 @@ def stage_file(
         os.close(dir_fd)
         raise
     staged = StagedFile(dir_fd, temporary, file_name, 0, fsync)
+    staged.fd = fd
     try:
-        staged.size = _write_all(fd, chunks, fsync=fsync, mode=file_mode)
+        staged.size = _write_all(fd, chunks, mode=file_mode)
+        if sync:
+            staged.sync()
     except BaseException:
         staged.close()
         raise
@@ -221,17 +251,16 @@ class Directories:
             return os.dup(fd)
 
 
-def _write_all(fd: int, chunks: Iterable[bytes], *, fsync: bool, mode: int | None) -> int:
-    with os.fdopen(fd, "wb") as stream:
-        written = 0
-        for chunk in chunks:
-            stream.write(chunk)
-            written += len(chunk)
-        stream.flush()
-        if mode is not None:
-            os.fchmod(stream.fileno(), mode)
-        if fsync:
-            os.fsync(stream.fileno())
+def _write_all(fd: int, chunks: Iterable[bytes], *, mode: int | None) -> int:
+    """Write every chunk to ``fd``, which stays open."""
+    written = 0
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view) :]
+        written += len(chunk)
+    if mode is not None:
+        os.fchmod(fd, mode)
     return written
 
 

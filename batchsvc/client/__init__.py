@@ -10,7 +10,8 @@ with Client("http://127.0.0.1:8000", token="...") as client:
 
 from batchsvc.client._http import ApiError, Client
 from batchsvc.client.handler import BatchsvcLogHandler
+from batchsvc.client.ids import new_event_id
 from batchsvc.client.logs import LogBatcher
 from batchsvc.client.traces import TraceWriter
 
-__all__ = ["ApiError", "BatchsvcLogHandler", "Client", "LogBatcher", "TraceWriter"]
+__all__ = ["ApiError", "BatchsvcLogHandler", "Client", "LogBatcher", "TraceWriter", "new_event_id"]

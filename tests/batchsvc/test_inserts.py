@@ -6,9 +6,11 @@ import datetime as dt
 import uuid
 
 import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from batches.models import Interaction
-from batchsvc.inserts import insert_ignoring_conflicts
+from batchsvc.inserts import STAGE_FROM_ROWS, insert_ignoring_conflicts
 from batchsvc.schemas import JSONText
 from tests.batches.factories import make_batch
 from traces.models import Run
@@ -101,3 +103,109 @@ def test_interaction_fields_round_trip_a_uuid_foreign_key_small_integers_and_jso
         None,
         when,
     )
+
+
+RUN_COLUMNS = [
+    *("event_id", "run_id", "parent_run_id", "agent_name", "job_type", "product"),
+    *("git_repo", "git_branch", "git_commit", "status", "start_time", "end_time"),
+    *("metrics_json", "context_json", "error_summary", "owner", "created_at", "updated_at"),
+]
+
+
+def run_rows(owner, count, *, start=0):
+    """``count`` runs with every kind of value: text, absent text, JSON as text and
+    as objects, times in another zone, and NULLs."""
+    when = dt.datetime(2026, 1, 28, 12, 30, 15, 123456, tzinfo=PLUS_TWO)
+    rows = []
+    for n in range(start, start + count):
+        full = n % 2 == 0
+        rows.append(
+            (uuid.uuid4(), f"run-{n}", f"parent-{n // 10}" if full else None, "agent", "job",
+             "ü" * (n % 3) if full else None, None, "main", None, "success", when,
+             when + dt.timedelta(seconds=n) if full else None,
+             JSONText(f'{{"n": {n}}}') if full else None, {"tags": ["a", n]} if full else None,
+             "boom" if full else None, owner.pk, when, when)
+        )  # fmt: skip
+    return rows
+
+
+def test_a_batch_large_enough_to_be_staged_round_trips_and_skips_conflicts(alice):
+    stored = run_rows(alice, 30)
+    insert_ignoring_conflicts(Run, stored, key="event_id", columns=RUN_COLUMNS)
+    fresh = run_rows(alice, STAGE_FROM_ROWS * 2, start=30)
+    # Stored rows again (their event_ids conflict) and a new event_id with a stored
+    # run_id (the other unique constraint), shuffled among the new ones.
+    clash = (uuid.uuid4(), *stored[0][1:])
+    rows = fresh[:40] + stored[::3] + [clash] + fresh[40:]
+    inserted = insert_ignoring_conflicts(Run, rows, key="event_id", columns=RUN_COLUMNS)
+    assert inserted == {i for i, row in enumerate(rows) if row in fresh}
+    assert Run.objects.count() == 30 + len(fresh)
+    for row in fresh[:2]:
+        run = Run.objects.get(event_id=row[0])
+        assert (run.run_id, run.parent_run_id, run.product, run.git_repo) == (
+            row[1], row[2] or "", row[5] or "", ""
+        )  # fmt: skip
+        assert (run.end_time, run.error_summary) == (row[11], row[14] or "")
+        assert run.metrics_json == (None if row[12] is None else {"n": int(row[1][4:])})
+        assert run.context_json == row[13]
+        assert run.start_time == row[10]
+
+
+def test_two_staged_batches_in_one_transaction_do_not_mix(alice):
+    with transaction.atomic():
+        first = run_rows(alice, STAGE_FROM_ROWS)
+        second = run_rows(alice, STAGE_FROM_ROWS, start=STAGE_FROM_ROWS)
+        assert insert_ignoring_conflicts(Run, first, "event_id", columns=RUN_COLUMNS) == set(
+            range(STAGE_FROM_ROWS)
+        )
+        # The first batch's rows again, then new ones: the positions are this batch's.
+        rows = first[:5] + second
+        inserted = insert_ignoring_conflicts(Run, rows, "event_id", columns=RUN_COLUMNS)
+        assert inserted == set(range(5, 5 + STAGE_FROM_ROWS))
+    assert Run.objects.count() == 2 * STAGE_FROM_ROWS
+
+
+def test_rows_are_inserted_in_key_order(alice):
+    rows = run_rows(alice, STAGE_FROM_ROWS * 2)
+    insert_ignoring_conflicts(Run, rows, "event_id", columns=RUN_COLUMNS)
+    by_id = list(Run.objects.order_by("id").values_list("event_id", flat=True))
+    assert by_id == sorted((row[0] for row in rows), key=str)
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_staging_table_lost_to_a_rollback_is_created_again(alice):
+    with transaction.atomic():
+        insert_ignoring_conflicts(
+            Run, run_rows(alice, STAGE_FROM_ROWS), "event_id", columns=RUN_COLUMNS
+        )
+        transaction.set_rollback(True)
+    rows = run_rows(alice, STAGE_FROM_ROWS)
+    assert insert_ignoring_conflicts(Run, rows, "event_id", columns=RUN_COLUMNS) == set(
+        range(len(rows))
+    )
+    assert Run.objects.count() == len(rows)
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_session_creates_its_staging_table_once_and_commits_leave_it_empty(alice):
+    def insert(start):
+        rows = run_rows(alice, STAGE_FROM_ROWS, start=start)
+        with CaptureQueriesContext(connection) as ctx:
+            assert insert_ignoring_conflicts(Run, rows, "event_id", columns=RUN_COLUMNS) == set(
+                range(len(rows))
+            )  # outside any transaction: the insert makes its own
+        return [query["sql"].split()[0] for query in ctx.captured_queries]
+
+    assert insert(0) == ["BEGIN", "CREATE", "COPY", "WITH", "COMMIT"]
+    assert insert(STAGE_FROM_ROWS) == ["BEGIN", "COPY", "WITH", "COMMIT"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relname LIKE 'batchsvc_stage_%%' "
+            "AND relpersistence = 't'"
+        )
+        (stage,) = cursor.fetchone()
+        cursor.execute(f"SELECT count(*) FROM {stage}")
+        assert cursor.fetchone() == (0,)
+    assert Run.objects.count() == 2 * STAGE_FROM_ROWS

@@ -120,3 +120,19 @@ def test_large_json_answers_are_gzipped_for_clients_that_accept_it(api, run_fact
     assert compressed["Content-Encoding"] == "gzip"
     assert json.loads(gzip.decompress(compressed.content)) == plain.json()
     assert len(compressed.content) < len(plain.content) / 2
+    assert "Accept-Encoding" in compressed["Vary"]
+
+
+def test_gzipped_answers_carry_a_random_length_file_name_against_breach(api, run_factory):
+    api.post(RUNS, {"runs": [run_factory() for _ in range(20)]}, format="json")
+    headers = set()
+    for _ in range(10):
+        body = api.get("/api/v1/runs/", HTTP_ACCEPT_ENCODING="gzip").content
+        assert body[3] & gzip.FNAME
+        headers.add(body[10 : body.index(b"\x00", 10)])
+    assert len(headers) > 1
+
+
+def test_a_small_answer_is_not_compressed(api):
+    response = api.get("/api/v1/runs/?page_size=1", HTTP_ACCEPT_ENCODING="gzip")
+    assert "Content-Encoding" not in response

@@ -23,10 +23,3 @@ def batch_url(run) -> str:
 
 def single_url(run) -> str:
     return f"/api/v1/runs/{run.run_id}/setup_log"
-
-
-@pytest.fixture
-def connection_vendor():
-    from django.db import connection
-
-    return connection.vendor

@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
 
-from traces.storage import TraceStorage, describe_os_error
+from traces.storage import TraceStorage, close_all, describe_os_error
 
 
 @pytest.fixture
@@ -190,3 +190,26 @@ def test_a_directory_swapped_for_a_link_mid_batch_still_gets_the_files_not_the_l
         staged.close()
     assert tree(outside) == []
     assert sorted(p.name for p in (root / "moved").iterdir()) == ["1.txt", "2.txt"]
+
+
+def test_files_staged_unflushed_are_flushed_from_other_threads_and_published(storage, root):
+    names = [f"d/{n}.txt" for n in range(4)]
+    staged = [storage.stage(name, [name.encode()] * 3, sync=False) for name in names]
+    assert all(file.fd is not None for file in staged)
+    threads = [threading.Thread(target=file.sync) for file in staged[:2]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for file in staged:
+        file.publish()  # the last two flush here, before their rename
+        assert file.fd is None
+    close_all(staged)
+    for name in names:
+        assert (root / name).read_bytes() == name.encode() * 3
+    assert tree(root) == ["d", *names]
+
+
+def test_an_unflushed_file_never_published_leaves_nothing_behind(storage, root):
+    storage.stage("a/t.txt", [b"x"], sync=False).close()
+    assert tree(root) == ["a"]
