@@ -14,6 +14,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from batchsvc import client as batchsvc_client
+from tests.conftest import make_run
 from tests.e2e.front import FrontServer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -94,3 +95,11 @@ def front(live_server):
     front = FrontServer(live_server.url).start()
     yield front
     front.stop()
+
+
+@pytest.fixture
+def run_id(api):
+    """The run_id of a run alice stored through the API."""
+    run = make_run()
+    assert api.post("/api/v1/runs/", run, format="json").status_code == 201
+    return run["run_id"]

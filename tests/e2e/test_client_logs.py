@@ -12,12 +12,11 @@ import pytest
 from batchsvc.client import BatchsvcLogHandler, Client, LogBatcher
 from setuplogs.models import LogEntry
 from tests.conftest import make_run
+from tests.e2e.logs import messages, wait_for
 from tests.e2e.proxy import Proxy
 from traces.models import Run
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-WAIT = 15  # seconds to wait for something that should happen much sooner
 
 
 class CountingTransport(httpx.HTTPTransport):
@@ -44,26 +43,6 @@ def transport():
 def client(live_server, token, transport):
     with Client(live_server.url, token=token, transport=transport) as client:
         yield client
-
-
-@pytest.fixture
-def run_id(api):
-    run = make_run()
-    assert api.post("/api/v1/runs/", run, format="json").status_code == 201
-    return run["run_id"]
-
-
-def messages(run_id) -> list[str]:
-    return list(LogEntry.objects.filter(run__run_id=run_id).values_list("message", flat=True))
-
-
-def wait_for(condition, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_100_lines_added_quickly_reach_the_server_in_at_most_10_requests_in_order(

@@ -9,33 +9,12 @@ import pytest
 
 from batchsvc.client import Client, LogBatcher
 from setuplogs.models import LogEntry
-from tests.conftest import make_run
+from tests.e2e.logs import WAIT, messages, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-WAIT = 15  # seconds to wait for something that should happen much sooner
 # The long outage of the suite: a database failover can take this long.
 LONG_OUTAGE = float(os.environ.get("BATCHSVC_TEST_OUTAGE_SECONDS", "30"))
-
-
-@pytest.fixture
-def run_id(api):
-    run = make_run()
-    assert api.post("/api/v1/runs/", run, format="json").status_code == 201
-    return run["run_id"]
-
-
-def messages(run_id) -> list[str]:
-    return list(LogEntry.objects.filter(run__run_id=run_id).values_list("message", flat=True))
-
-
-def wait_for(condition, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_lines_added_during_an_outage_stay_buffered_and_arrive_once_in_order(front, token, run_id):
