@@ -27,6 +27,7 @@ from batches.parsing import (
     read_upload,
 )
 from batches.processors import get_processor
+from batches.tasks import enqueue_batch
 from batchsvc.errors import ApiError, Conflict
 from batchsvc.inserts import insert_ignoring_conflicts
 
@@ -162,7 +163,7 @@ def _batch_insert(batch: Batch, sheet: Sheet) -> None:
         with transaction.atomic():
             batch.save(force_insert=True)
             _insert_rows(batch, sheet)
-            transaction.on_commit(partial(_enqueue, batch.pk))
+            transaction.on_commit(partial(enqueue_batch, batch.pk))
     except IntegrityError:
         key = batch.idempotency_key
         if not (key and (earlier := _by_key(batch.owner, key))):
@@ -205,12 +206,6 @@ def _replayed(earlier: Batch, fingerprint: str) -> Created:
 
 def _by_key(owner, key: str) -> Batch | None:
     return Batch.objects.filter(owner=owner, idempotency_key=key).first()
-
-
-def _enqueue(batch_id) -> None:
-    from batches.tasks import enqueue_batch
-
-    enqueue_batch(batch_id)
 
 
 def _insert_rows(batch: Batch, sheet: Sheet) -> None:
@@ -296,7 +291,7 @@ def batch_retry_failed(*, batch: Batch) -> int:
             heartbeat_at=now,
             updated_at=now,
         )
-        transaction.on_commit(partial(_enqueue, batch.pk))
+        transaction.on_commit(partial(enqueue_batch, batch.pk))
     batch.refresh_from_db()
     return retried
 
