@@ -1,4 +1,6 @@
 import msgspec
+from django.utils.functional import lazy
+from django.utils.text import format_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -6,7 +8,7 @@ from rest_framework.settings import api_settings
 
 from batches.models import NAME_MAX, Batch, Interaction
 from batches.parsing import MAX_SKIPPED_LISTED
-from batches.processors import processor_names
+from batches.processors import options_help, processor_names
 from batches.selectors import batch_pace
 from batchsvc.flags import parse_bool
 
@@ -177,7 +179,12 @@ class BatchUploadSerializer(serializers.Serializer):
     )
     aiProvider = _text("aiProvider", "the same as processor (seed 004's form calls it aiProvider)")
     options = JSONObjectTextField(
-        required=False, help_text="the processor's options, a JSON object as text"
+        required=False,
+        help_text=format_lazy(
+            "the processor's options, a JSON object as text; each processor takes its own "
+            "(any other is a 400 listing them): {}",
+            lazy(options_help, str)(),
+        ),
     )
     lang = _text("lang", "the answers' language, given to the processor as options.lang")
     searchProvider = _text("searchProvider", "given to the processor as options.search_provider")

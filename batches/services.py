@@ -60,13 +60,14 @@ def upload_read(*, upload, filename: str | None = None) -> Sheet:
 
 
 def processor_check(*, processor: str, options) -> None:
-    """Refuse an unknown processor or options it does not accept (400)."""
+    """Refuse an unknown processor, one this server is not configured for, or options
+    it does not take (400, listing those it takes)."""
     if not isinstance(options, dict):
         raise ApiError("options must be a JSON object.")
     try:
         get_processor(processor, options).close()
     except ValueError as exc:
-        raise ApiError(str(exc)) from None
+        raise ApiError(str(exc), details=getattr(exc, "details", None)) from None
 
 
 def schedule_check(*, priority: str = BatchPriority.NORMAL, concurrency=None) -> int | None:
