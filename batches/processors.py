@@ -19,8 +19,8 @@ import random
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings

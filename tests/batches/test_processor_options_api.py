@@ -132,7 +132,7 @@ def test_the_admin_form_refuses_an_unknown_option_and_lists_those_taken(admin_cl
             "processor": "echo",
             "options": '{"language": "en"}',
             "priority": "normal",
-        },  # fmt: skip
+        },
     )
 
     assert page.status_code == 200
