@@ -26,7 +26,8 @@ class BatchAddForm(forms.Form):
     concurrency = forms.IntegerField(
         required=False,
         min_value=1,
-        help_text="At most this many of its conversations at once (default: the worker's).",
+        help_text="At most this many of its conversations at once "
+        "(default: BATCH_CONCURRENCY_DEFAULT).",
     )
 
     def __init__(self, *args, **kwargs):

@@ -9,7 +9,7 @@ from rest_framework.settings import api_settings
 from batches.models import NAME_MAX, Batch, Interaction
 from batches.parsing import MAX_SKIPPED_LISTED
 from batches.processors import options_help, processor_names
-from batches.selectors import batch_pace
+from batches.selectors import batch_pace, batch_waiting_for
 from batchsvc.flags import parse_bool
 
 
@@ -28,9 +28,24 @@ class PaceSerializer(serializers.Serializer):
     )
 
 
+class WaitingSerializer(serializers.Serializer):
+    reason = serializers.ChoiceField(
+        choices=["worker", "concurrency", "rate_limit"],
+        help_text="worker: none is live, or all their threads are busy; concurrency: the "
+        "batch runs as many conversations as its concurrency allows; rate_limit: its "
+        "processor is paused until `until`",
+    )
+    message = serializers.CharField(help_text="the same, as a sentence")
+    until = serializers.DateTimeField(allow_null=True, help_text="for rate_limit: until when")
+
+
 class BatchSerializer(serializers.ModelSerializer):
     owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
     pace = serializers.SerializerMethodField(help_text="how fast the batch goes")
+    waiting_for = serializers.SerializerMethodField(
+        help_text="why an active batch does not start more of its conversations now; "
+        "null when it is not waiting"
+    )
     progress = serializers.IntegerField(
         read_only=True,
         help_text="0-100: whole percent of the items that ran (succeeded or failed). "
@@ -61,6 +76,7 @@ class BatchSerializer(serializers.ModelSerializer):
             "failed_items",
             "cancelled_items",
             "pace",
+            "waiting_for",
             "skipped_count",
             "skipped_rows",
             "source_name",
@@ -76,6 +92,11 @@ class BatchSerializer(serializers.ModelSerializer):
     @extend_schema_field(PaceSerializer)
     def get_pace(self, batch) -> dict:
         return batch_pace(batch)
+
+    @extend_schema_field(WaitingSerializer(allow_null=True))
+    def get_waiting_for(self, batch) -> dict | None:
+        waiting = batch_waiting_for(batch)
+        return None if waiting is None else WaitingSerializer(waiting).data
 
 
 class SkippedRowSerializer(serializers.Serializer):
@@ -197,7 +218,7 @@ class BatchUploadSerializer(serializers.Serializer):
     concurrency = _text(
         "concurrency",
         "how many of the batch's conversations may run at once, 1 to BATCH_CONCURRENCY_MAX "
-        "(default: BATCH_CONCURRENCY_MAX)",
+        "(default: BATCH_CONCURRENCY_DEFAULT)",
     )
     dry_run = FlagField(required=False, help_text="validate and summarise; create nothing")
 

@@ -33,7 +33,8 @@ from batchsvc.outages import retry_while_unavailable
 
 logger = logging.getLogger("batches.processing")
 
-# How long a thread whose every batch is at its concurrency cap waits to look again.
+# How long a thread with nothing to start waits to look again (every batch at its
+# concurrency cap, or nothing left but what the run's other threads are running).
 WAIT_SECONDS = 0.05
 
 
@@ -81,6 +82,8 @@ class WorkerRun:
         self.claims = Claims(self.progress, usable=self.usable, drained=self.drained)
         self.checked: dict[object, bool] = {}
         self.touched: set = set()
+        self.busy = 0
+        self.busy_lock = threading.Lock()
 
     def run(self) -> None:
         self.invite_helper()
@@ -118,20 +121,39 @@ class WorkerRun:
         token = f"{self.worker_id}/{number}"
         processors = {}
         try:
-            while not stopping.is_set() and (claim := self.claims.claim(token)) is not None:
-                if claim == WAIT:
+            while not stopping.is_set():
+                claim = self.claims.claim(token)
+                if claim is None and not self.working():
+                    break
+                if claim is None or claim == WAIT:
+                    # A thread stays while the run works: a batch uploaded meanwhile
+                    # finds it free, rather than waiting for the run to end.
                     stopping.wait(WAIT_SECONDS)
                     continue
-                self.touched.add(claim.batch_id)
-                if claim.batch_id not in processors:
-                    processors[claim.batch_id] = get_processor(claim.processor, claim.options)
-                Conversation(claim, self.progress).run(processors[claim.batch_id])
+                self.run_claim(claim, processors)
         except Exception:
             logger.exception("Worker thread %s stopped", token)
         finally:
             for processor in processors.values():
                 processor.close()
             connection.close()
+
+    def run_claim(self, claim, processors: dict) -> None:
+        with self.busy_lock:
+            self.busy += 1
+        try:
+            self.touched.add(claim.batch_id)
+            if claim.batch_id not in processors:
+                processors[claim.batch_id] = get_processor(claim.processor, claim.options)
+            Conversation(claim, self.progress).run(processors[claim.batch_id])
+        finally:
+            with self.busy_lock:
+                self.busy -= 1
+
+    def working(self) -> bool:
+        """Whether some thread of this run is running a conversation."""
+        with self.busy_lock:
+            return self.busy > 0
 
     def usable(self, candidate: Candidate) -> bool:
         """Whether the batch's processor can be used, checked once a run; a batch

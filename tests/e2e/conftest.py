@@ -14,6 +14,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from batchsvc import client as batchsvc_client
+from tests.batches.factories import Worker
 from tests.e2e.front import FrontServer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -94,3 +95,12 @@ def front(live_server):
     front = FrontServer(live_server.url).start()
     yield front
     front.stop()
+
+
+@pytest.fixture
+def start_worker(transactional_db):
+    """``start_worker(**env)``: a db_worker process, stopped after the test."""
+    workers = []
+    yield lambda **env: workers.append(Worker(**env).start()) or workers[-1]
+    for worker in workers:
+        worker.stop()
