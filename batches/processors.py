@@ -64,6 +64,8 @@ class Processor:
     # Options it does not know are passed on (to a service that knows them) rather
     # than refused.
     passes_on: ClassVar[bool] = False
+    # The setting holding the address it calls, named when every item fails alike.
+    address_setting: ClassVar[str] = ""
 
     def __init__(self, options: dict):
         if not isinstance(options, dict):
@@ -110,10 +112,16 @@ class UnknownOptions(ValueError):
 def get_processor(name: str, options: dict) -> Processor:
     """Build the processor registered as ``name`` in settings.BATCH_PROCESSORS.
     ValueError (with a sentence for the user) for an unknown name or bad options."""
-    registry = settings.BATCH_PROCESSORS
-    if name not in registry:
+    processor = processor_class(name)
+    if processor is None:
+        registry = settings.BATCH_PROCESSORS
         raise ValueError(f"Unknown processor {name!r}; choose one of: {', '.join(registry)}.")
-    return import_string(registry[name])(options)
+    return processor(options)
+
+
+def processor_class(name: str) -> type[Processor] | None:
+    path = settings.BATCH_PROCESSORS.get(name)
+    return None if path is None else import_string(path)
 
 
 def processor_names() -> list[str]:
@@ -212,6 +220,7 @@ class HttpProcessor(_HttpProcessor):
     name = "http"
     # The service at BATCH_HTTP_URL, not this server, knows which options it takes.
     passes_on = True
+    address_setting = "BATCH_HTTP_URL"
 
     def __init__(self, options: dict):
         super().__init__(options)
@@ -241,6 +250,7 @@ class OpenAIProcessor(_HttpProcessor):
         "model": "the model's name, text (default: OPENAI_MODEL)",
         "system_prompt": "text sent first as the system message (default: none)",
     }
+    address_setting = "OPENAI_BASE_URL"
 
     def __init__(self, options: dict):
         headers = {}

@@ -144,7 +144,18 @@ def test_a_batch_where_every_item_fails_is_failed_and_says_why(alice):
     batch_process(batch_id=batch.pk)
     batch.refresh_from_db()
     assert (batch.status, batch.failed_items) == (BatchStatus.FAILED, 2)
-    assert batch.error == "Every item failed; 2 with: the model refused"
+    assert batch.error == "All 2 items failed with the same error: the model refused"
+
+
+def test_a_batch_whose_items_fail_differently_names_the_most_common_error(alice):
+    rows = [("fail 1", ""), ("crash", ""), ("fail 2", "")]
+    batch = make_batch(alice, rows, processor="flaky")
+    batch_process(batch_id=batch.pk)
+    batch.refresh_from_db()
+    assert (batch.status, batch.error) == (
+        BatchStatus.FAILED,
+        "Every item failed; 2 with: the model refused",
+    )
 
 
 def test_a_processor_that_cannot_be_used_fails_the_batch_with_the_reason(alice, settings):
