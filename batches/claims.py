@@ -137,10 +137,8 @@ class Claims:
             if candidate.running >= candidate.cap or not self.usable(candidate):
                 capped = capped or candidate.running >= candidate.cap
                 continue
-            if time.monotonic() - self.exhausted.get(candidate.pk, -EXHAUSTED_SECONDS) < (
-                EXHAUSTED_SECONDS
-            ):
-                continue
+            if candidate.running and self.recently_exhausted(candidate.pk):
+                continue  # (once none of its rows runs, a claim finishes it: drained)
             claim = self.take(candidate, token)
             if claim is None or claim is FULL:
                 self.forget_order()
@@ -153,6 +151,10 @@ class Claims:
             else:
                 self.exhausted[candidate.pk] = time.monotonic()
         return WAIT if capped else None
+
+    def recently_exhausted(self, batch_id) -> bool:
+        found_nothing = self.exhausted.get(batch_id)
+        return found_nothing is not None and time.monotonic() - found_nothing < EXHAUSTED_SECONDS
 
     def take(self, candidate: Candidate, token: str) -> Claim | str | None:
         now = timezone.now()

@@ -280,10 +280,10 @@ BATCH_MAX_SHARED_STRINGS_BYTES = env_int("BATCH_MAX_SHARED_STRINGS_BYTES", 64 * 
 # Conversations one worker process runs at the same time (threads). Model calls wait
 # on the network, so a worker has more threads than one batch takes by default: a
 # new batch finds free threads whatever else runs.
-BATCH_CONCURRENCY = env_int("BATCH_CONCURRENCY", 16)
+BATCH_CONCURRENCY = env_int("BATCH_CONCURRENCY", 10)
 # Conversations of one batch that run at the same time, over all workers, when its
 # upload gives no concurrency.
-BATCH_CONCURRENCY_DEFAULT = env_int("BATCH_CONCURRENCY_DEFAULT", 8)
+BATCH_CONCURRENCY_DEFAULT = env_int("BATCH_CONCURRENCY_DEFAULT", 5)
 # The most a batch's own concurrency may ask for.
 BATCH_CONCURRENCY_MAX = env_int("BATCH_CONCURRENCY_MAX", 32)
 # A running item or batch whose worker has sent no heartbeat for this many seconds
