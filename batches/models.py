@@ -240,20 +240,6 @@ class Batch(models.Model):
         """Heartbeat: a live worker is on this batch."""
         Batch.objects.filter(pk=self.pk).update(heartbeat_at=timezone.now())
 
-    def add_counts(self, *, succeeded: int, failed: int) -> None:
-        """Add a worker's running totals. Not once the batch has ended on its own:
-        batch_finish has written the exact counts then, and a second worker flushing
-        its last items afterwards would count them twice. (A cancelled batch is
-        recounted by every worker's batch_finish, which comes after its flush.)"""
-        if succeeded or failed:
-            Batch.objects.filter(
-                pk=self.pk, status__in=(*ACTIVE_BATCH, BatchStatus.CANCELLED)
-            ).update(
-                processed_items=models.F("processed_items") + succeeded,
-                failed_items=models.F("failed_items") + failed,
-                updated_at=timezone.now(),
-            )
-
 
 class InteractionQuerySet(OwnedQuerySet):
     owner_field = "batch__owner"

@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from batches import statements
 from batches.models import Batch, BatchStatus, Interaction, InteractionStatus
 from batches.processors import EchoProcessor, ProcessorError
 from batches.recovery import batches_recover
@@ -221,7 +222,7 @@ def test_a_worker_flushing_after_another_finished_the_batch_counts_nothing_twice
     batch.refresh_from_db()
     assert (batch.status, batch.processed_items) == ("processed", 3)
 
-    batch.add_counts(succeeded=2, failed=1)
+    statements.add_counts(batch.pk, succeeded=2, failed=1)
 
     batch.refresh_from_db()
     assert (batch.processed_items, batch.failed_items) == (3, 0)
