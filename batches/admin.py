@@ -13,7 +13,7 @@ from django.utils.html import format_html
 from batches import services
 from batches.forms import BatchAddForm
 from batches.models import Batch, BatchStatus, Interaction, InteractionStatus
-from batches.selectors import batch_pace, status_counts
+from batches.selectors import batch_pace, batch_waiting_for, status_counts
 from batches.views import results_response
 from batchsvc.admin import AuditAdmin, OwnedAdmin, pretty_json
 from batchsvc.errors import ApiError
@@ -88,6 +88,7 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
         "progress",
         ("total_items", "live_processed", "live_failed", "live_cancelled"),
         "pace",
+        "waiting_for",
         "source_name",
         "options_json",
         "error",
@@ -202,6 +203,11 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
             live(batch, "pace.elapsed_seconds", figures["elapsed_seconds"], kind="duration"),
             live(batch, "pace.eta_seconds", figures["eta_seconds"], kind="duration"),
         )
+
+    @admin.display(description="waiting for")
+    def waiting_for(self, batch):
+        waiting = batch_waiting_for(batch)
+        return live(batch, "waiting_for.message", waiting and waiting["message"])
 
     @admin.display(description="options")
     def options_json(self, batch):

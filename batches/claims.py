@@ -25,13 +25,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from batches import statements
 from batches.conversations import Claim, Item
-from batches.models import PRIORITY_RANK, Batch, Interaction
+from batches.models import PRIORITY_RANK, Batch, Interaction, concurrency_cap
 from batches.progress import Progress, stale_after, stopping
 from batchsvc.outages import retry_while_unavailable
 
@@ -42,6 +41,10 @@ WAIT = "wait"
 FULL = "full"
 # How long a run's threads may share one fair order while their claims succeed.
 ORDER_SECONDS = 0.05
+# How long a run's threads pass over a batch in which a claim found nothing to start
+# (its other conversations all run): idle threads look for work often, and would
+# otherwise try it again at every look.
+EXHAUSTED_SECONDS = 1.0
 
 
 @dataclass
@@ -61,8 +64,7 @@ class Candidate:
 
     @property
     def cap(self) -> int:
-        limit = max(1, settings.BATCH_CONCURRENCY_MAX)
-        return min(self.concurrency or limit, limit)
+        return concurrency_cap(self.concurrency)
 
 
 def fair_order() -> list[Candidate]:
@@ -103,6 +105,7 @@ class Claims:
         self.heads: dict[object, tuple[str, list]] = {}
         self.order: tuple[float, list[Candidate]] = (0.0, [])
         self.order_lock = threading.Lock()
+        self.exhausted: dict[object, float] = {}
 
     def claim(self, token: str) -> Claim | str | None:
         """A conversation now running as ``token``'s, WAIT, or None: nothing to do."""
@@ -134,6 +137,8 @@ class Claims:
             if candidate.running >= candidate.cap or not self.usable(candidate):
                 capped = capped or candidate.running >= candidate.cap
                 continue
+            if candidate.running and self.recently_exhausted(candidate.pk):
+                continue  # (once none of its rows runs, a claim finishes it: drained)
             claim = self.take(candidate, token)
             if claim is None or claim is FULL:
                 self.forget_order()
@@ -143,7 +148,13 @@ class Claims:
                 return claim
             elif candidate.running == 0:
                 self.drained(candidate.pk)
+            else:
+                self.exhausted[candidate.pk] = time.monotonic()
         return WAIT if capped else None
+
+    def recently_exhausted(self, batch_id) -> bool:
+        found_nothing = self.exhausted.get(batch_id)
+        return found_nothing is not None and time.monotonic() - found_nothing < EXHAUSTED_SECONDS
 
     def take(self, candidate: Candidate, token: str) -> Claim | str | None:
         now = timezone.now()

@@ -6,6 +6,7 @@ from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
 from batches.models import ACTIVE_BATCH, Batch, BatchStatus, InteractionStatus
+from batches.processors import processor_class
 
 
 def batch_finish(*, batch: Batch) -> bool:
@@ -36,18 +37,28 @@ def batch_finish(*, batch: Batch) -> bool:
 
 
 def why_all_failed(batch: Batch) -> str:
-    """One sentence for a batch none of whose items succeeded: its most common error."""
-    common = (
+    """One sentence for a batch none of whose items succeeded: its most common error,
+    and when every item failed alike (a provider it cannot reach, a key it refuses),
+    the setting to look at."""
+    errors = (
         batch.interactions.filter(status=InteractionStatus.FAILED)
         .order_by()
-        .values("error")
+        .values_list("error")
         .annotate(n=Count("pk"))
         .order_by("-n")
-        .first()
     )
-    if common is None or not common["error"]:
+    errors = list(errors[:2])
+    if not errors or not errors[0][0]:
         return "Every item failed."
-    return f"Every item failed; {common['n']} with: {common['error']}"
+    error, count = errors[0]
+    if len(errors) > 1:
+        return f"Every item failed; {count} with: {error}"
+    # Read again: the worker finishes batches it knows by their id only.
+    name = Batch.objects.filter(pk=batch.pk).values_list("processor", flat=True).first()
+    processor = processor_class(name or "")
+    setting = processor.address_setting if processor else ""
+    where = f" (is {setting} right, and its server up?)" if setting else ""
+    return f"All {count} items failed with the same error{where}: {error}"
 
 
 def final_status(*, succeeded: int, failed: int) -> str:

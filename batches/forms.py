@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator
 
 from batches.models import NAME_MAX, BatchPriority
-from batches.processors import processor_names
+from batches.processors import options_help, processor_names
 
 
 class BatchAddForm(forms.Form):
@@ -26,12 +26,14 @@ class BatchAddForm(forms.Form):
     concurrency = forms.IntegerField(
         required=False,
         min_value=1,
-        help_text="At most this many of its conversations at once (default: the worker's).",
+        help_text="At most this many of its conversations at once "
+        "(default: BATCH_CONCURRENCY_DEFAULT).",
     )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["processor"].choices = [(name, name) for name in processor_names()]
+        self.fields["options"].help_text += f" Each processor takes its own: {options_help()}."
         # Read when the form is made, as the setting may change (tests, a deploy).
         concurrency = self.fields["concurrency"]
         concurrency.validators.append(MaxValueValidator(settings.BATCH_CONCURRENCY_MAX))

@@ -50,6 +50,14 @@ class BatchPriority(models.TextChoices):
 # Higher first among one owner's batches (see batches.claims).
 PRIORITY_RANK = {BatchPriority.HIGH: 0, BatchPriority.NORMAL: 1, BatchPriority.LOW: 2}
 
+
+def concurrency_cap(concurrency: int | None) -> int:
+    """How many of a batch's conversations may run at once, over all workers: its own
+    ``concurrency``, else BATCH_CONCURRENCY_DEFAULT, never above BATCH_CONCURRENCY_MAX."""
+    limit = max(1, settings.BATCH_CONCURRENCY_MAX)
+    return min(concurrency or max(1, settings.BATCH_CONCURRENCY_DEFAULT), limit)
+
+
 ACTIVE_BATCH = (BatchStatus.QUEUED, BatchStatus.PROCESSING)
 RETRYABLE_BATCH = (BatchStatus.COMPLETED_WITH_ERRORS, BatchStatus.FAILED)
 RAN_TO_THE_END = (BatchStatus.PROCESSED, *RETRYABLE_BATCH)
@@ -121,6 +129,8 @@ class Batch(models.Model):
     concurrency = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
+        # The help text predates BATCH_CONCURRENCY_DEFAULT (concurrency_cap has the
+        # rule); correcting it is left to the next migration of this model.
         help_text="conversations of this batch run at once, at most (empty: BATCH_CONCURRENCY_MAX)",
     )
     total_items = models.PositiveIntegerField(default=0)
@@ -192,6 +202,10 @@ class Batch(models.Model):
         return self.status in ACTIVE_BATCH
 
     @property
+    def cap(self) -> int:
+        return concurrency_cap(self.concurrency)
+
+    @property
     def progress(self) -> int:
         """Whole percent of items that ran (succeeded or failed). Cancelled items do
         not count: a cancelled batch shows how far it got, never 100 for work not done."""
@@ -225,20 +239,6 @@ class Batch(models.Model):
     def touch(self) -> None:
         """Heartbeat: a live worker is on this batch."""
         Batch.objects.filter(pk=self.pk).update(heartbeat_at=timezone.now())
-
-    def add_counts(self, *, succeeded: int, failed: int) -> None:
-        """Add a worker's running totals. Not once the batch has ended on its own:
-        batch_finish has written the exact counts then, and a second worker flushing
-        its last items afterwards would count them twice. (A cancelled batch is
-        recounted by every worker's batch_finish, which comes after its flush.)"""
-        if succeeded or failed:
-            Batch.objects.filter(
-                pk=self.pk, status__in=(*ACTIVE_BATCH, BatchStatus.CANCELLED)
-            ).update(
-                processed_items=models.F("processed_items") + succeeded,
-                failed_items=models.F("failed_items") + failed,
-                updated_at=timezone.now(),
-            )
 
 
 class InteractionQuerySet(OwnedQuerySet):

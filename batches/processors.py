@@ -20,6 +20,7 @@ import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -34,22 +35,53 @@ MAX_DELAY = 10.0
 # A Retry-After longer than this is not waited for in full: the item would hold a
 # worker slot for minutes.
 MAX_RETRY_AFTER = 30.0
+# Hosted APIs that answer nothing without a key (a local server often needs none).
+KEYED_HOSTS = frozenset({"api.openai.com"})
 
 
 class ProcessorError(Exception):
     """the item fails; str(exc) is stored as its error"""
 
 
+# Seed 004's option form fields (lang, searchProvider, applyOverrides): every processor
+# takes them, so that its uploads are accepted whatever the processor.
+FORM_OPTIONS = {
+    "lang": "the answers' language (the lang form field)",
+    "search_provider": "a search provider's name (the searchProvider form field)",
+    "apply_overrides": "true or false (the applyOverrides form field)",
+}
+
+
 class Processor:
-    """Base class. Subclasses set ``name`` and implement ``process``; ``__init__``
-    validates the options and raises ValueError with a sentence when they are wrong."""
+    """Base class. Subclasses set ``name`` and ``accepts`` and implement ``process``;
+    ``__init__`` validates the options and raises ValueError with a sentence when
+    they are wrong or the processor is not configured."""
 
     name: ClassVar[str]
+    # The options it takes, name -> what it is: refused uploads, the schema and the
+    # README list them from here. Declaring one more is one line.
+    accepts: ClassVar[dict[str, str]] = FORM_OPTIONS
+    # Options it does not know are passed on (to a service that knows them) rather
+    # than refused.
+    passes_on: ClassVar[bool] = False
+    # The setting holding the address it calls, named when every item fails alike.
+    address_setting: ClassVar[str] = ""
 
     def __init__(self, options: dict):
         if not isinstance(options, dict):
             raise ValueError("The processor options must be a JSON object.")
+        if missing := self.configuration_error():
+            raise ValueError(missing)
+        unknown = [key for key in options if key not in self.accepts]
+        if unknown and not self.passes_on:
+            raise UnknownOptions(self, unknown)
         self.options = options
+
+    @classmethod
+    def configuration_error(cls) -> str | None:
+        """Why the processor cannot be used with this server's settings (a sentence
+        naming the setting), or None. Checked at upload and by the worker."""
+        return None
 
     def process(self, input: dict, history: list[dict]) -> dict:
         raise NotImplementedError
@@ -64,17 +96,46 @@ class Processor:
         self.close()
 
 
+class UnknownOptions(ValueError):
+    """Options the processor does not take; ``details`` lists those it does."""
+
+    def __init__(self, processor: Processor, unknown: list[str]):
+        plural = "s" if len(unknown) > 1 else ""
+        taken = "; ".join(f"{key}: {what}" for key, what in processor.accepts.items())
+        super().__init__(
+            f"The {processor.name} processor takes no option{plural} "
+            f"{', '.join(map(repr, unknown))}; it takes: {taken}."
+        )
+        self.details = {"unknown_options": unknown, "accepted_options": dict(processor.accepts)}
+
+
 def get_processor(name: str, options: dict) -> Processor:
     """Build the processor registered as ``name`` in settings.BATCH_PROCESSORS.
     ValueError (with a sentence for the user) for an unknown name or bad options."""
-    registry = settings.BATCH_PROCESSORS
-    if name not in registry:
+    processor = processor_class(name)
+    if processor is None:
+        registry = settings.BATCH_PROCESSORS
         raise ValueError(f"Unknown processor {name!r}; choose one of: {', '.join(registry)}.")
-    return import_string(registry[name])(options)
+    return processor(options)
+
+
+def processor_class(name: str) -> type[Processor] | None:
+    path = settings.BATCH_PROCESSORS.get(name)
+    return None if path is None else import_string(path)
 
 
 def processor_names() -> list[str]:
     return list(settings.BATCH_PROCESSORS)
+
+
+def options_help() -> str:
+    """The options each registered processor takes, for the schema and the forms."""
+    described = []
+    for name, path in settings.BATCH_PROCESSORS.items():
+        processor = import_string(path)
+        others = ", and any other (passed on)" if processor.passes_on else ""
+        described.append(f"{name}: {', '.join(processor.accepts)}{others}")
+    return "; ".join(described)
 
 
 class EchoProcessor(Processor):
@@ -82,6 +143,7 @@ class EchoProcessor(Processor):
     (seconds, at most 10) simulates a slow model in tests and benchmarks."""
 
     name = "echo"
+    accepts = {**FORM_OPTIONS, "delay": "seconds per item, a number, at most 10 (default 0)"}
 
     def __init__(self, options: dict):
         super().__init__(options)
@@ -101,6 +163,9 @@ class _HttpProcessor(Processor):
     """Shared by the network processors: one httpx client per processor (its
     connection pool is reused across items and may be shared by threads), and
     ``_post`` with timeouts and retries."""
+
+    # Options every network processor takes.
+    accepts = {**FORM_OPTIONS}
 
     def __init__(self, options: dict, *, headers: dict | None = None):
         super().__init__(options)
@@ -153,12 +218,19 @@ class HttpProcessor(_HttpProcessor):
     JSON object it answers, with "text" taken from it (or the whole answer as text)."""
 
     name = "http"
+    # The service at BATCH_HTTP_URL, not this server, knows which options it takes.
+    passes_on = True
+    address_setting = "BATCH_HTTP_URL"
 
     def __init__(self, options: dict):
-        if not settings.BATCH_HTTP_URL:
-            raise ValueError("The http processor is not configured (BATCH_HTTP_URL is empty).")
         super().__init__(options)
         self.url = settings.BATCH_HTTP_URL
+
+    @classmethod
+    def configuration_error(cls) -> str | None:
+        if not settings.BATCH_HTTP_URL:
+            return "The http processor is not configured (BATCH_HTTP_URL is empty)."
+        return None
 
     def process(self, input: dict, history: list[dict]) -> dict:
         body = self._post(self.url, {"input": input, "history": history, "options": self.options})
@@ -173,18 +245,37 @@ class OpenAIProcessor(_HttpProcessor):
     Options: ``model`` (default settings.OPENAI_MODEL), ``system_prompt``."""
 
     name = "openai"
+    accepts = {
+        **_HttpProcessor.accepts,
+        "model": "the model's name, text (default: OPENAI_MODEL)",
+        "system_prompt": "text sent first as the system message (default: none)",
+    }
+    address_setting = "OPENAI_BASE_URL"
 
     def __init__(self, options: dict):
-        for key in ("model", "system_prompt"):
-            if isinstance(options, dict) and not isinstance(options.get(key, ""), str):
-                raise ValueError(f"The openai processor's {key} must be text.")
         headers = {}
         if settings.OPENAI_API_KEY:
             headers["Authorization"] = f"Bearer {settings.OPENAI_API_KEY}"
         super().__init__(options, headers=headers)
+        for key in ("model", "system_prompt"):
+            if not isinstance(options.get(key, ""), str):
+                self.close()
+                raise ValueError(f"The openai processor's {key} must be text.")
         self.url = settings.OPENAI_BASE_URL.rstrip("/") + "/chat/completions"
         self.model = options.get("model") or settings.OPENAI_MODEL
         self.system_prompt = options.get("system_prompt") or ""
+
+    @classmethod
+    def configuration_error(cls) -> str | None:
+        if not settings.OPENAI_BASE_URL:
+            return "The openai processor is not configured (OPENAI_BASE_URL is empty)."
+        host = urlsplit(settings.OPENAI_BASE_URL).hostname or ""
+        if not settings.OPENAI_API_KEY and host in KEYED_HOSTS:
+            return (
+                f"The openai processor is not configured (OPENAI_API_KEY is empty, and "
+                f"{host} needs a key)."
+            )
+        return None
 
     def process(self, input: dict, history: list[dict]) -> dict:
         messages = self.messages(input, history)

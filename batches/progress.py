@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from batches import statements
 from batches.models import Batch, Interaction, InteractionStatus
 from batchsvc.outages import DATABASE_ERRORS, retry_while_unavailable
 
@@ -90,7 +91,7 @@ class Progress:
 
     def add_counts(self, batch_id, succeeded: int, failed: int) -> None:
         with self.writing:
-            Batch(pk=batch_id).add_counts(succeeded=succeeded, failed=failed)
+            statements.add_counts(batch_id, succeeded=succeeded, failed=failed)
 
     # The heartbeat thread --------------------------------------------------------
 

@@ -83,15 +83,15 @@ def _fail_lost_tasks(*, before, seconds: float) -> None:
         batch_id = args.get("kwargs", {}).get("batch_id")
         if Batch.objects.filter(pk=batch_id, heartbeat_at__gte=before).exists():
             continue  # some task on this batch is alive; maybe this one
-        # A conditional UPDATE rather than DBTaskResult.set_failed, which saves
-        # unconditionally and would overwrite a task that finished a moment ago.
-        running.filter(pk=task_id).update(
-            status="FAILED",
-            finished_at=timezone.now(),
-            exception_class_path=f"{WorkerLost.__module__}.{WorkerLost.__qualname__}",
-            traceback=(
-                f"WorkerLost: no heartbeat on batch {batch_id} for {seconds:g} s: the worker "
-                "running this task died (killed?); the batch is recovered by other workers.\n"
-            ),
-        )
+        with transaction.atomic():
+            # Locked and read again: a task that finished a moment ago keeps its outcome.
+            task = running.filter(pk=task_id).get_locked()
+            if task is None:
+                continue
+            task.set_failed(
+                WorkerLost(
+                    f"no heartbeat on batch {batch_id} for {seconds:g} s: the worker running "
+                    "this task died (killed?); the batch is recovered by other workers"
+                )
+            )
         logger.warning("Task %s on batch %s lost its worker", task_id, batch_id)

@@ -6,11 +6,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
 from batches.exports import iter_csv, iter_json, write_xlsx
-from batches.models import Batch, BatchStatus, InteractionStatus
+from batches.models import Batch, BatchStatus, Interaction, InteractionStatus, Worker
 from batches.parsing import CHAT_ID
 
 RESULT_COLUMNS = ("output", "status", "error")
@@ -51,6 +52,64 @@ def batch_pace(batch: Batch, *, now: dt.datetime | None = None) -> dict:
         "items_per_minute_last_minute": None if recent is None else round(recent, 1),
         "eta_seconds": None if eta is None else round(eta),
     }
+
+
+class Waiting:
+    """Why a batch is waiting (``waiting_for``'s ``reason``)."""
+
+    WORKER = "worker"
+    CONCURRENCY = "concurrency"
+    RATE_LIMIT = "rate_limit"
+
+
+def batch_waiting_for(batch: Batch, *, now: dt.datetime | None = None) -> dict | None:
+    """Why an active batch does not start more of its conversations now, or None when
+    it is not waiting (ended, or every conversation that may start runs):
+
+    - ``worker``: no worker has sent a heartbeat within BATCH_STALE_AFTER, or the
+      live workers' threads are all busy with other batches;
+    - ``rate_limit``: its processor is paused or limited until ``until``;
+    - ``concurrency``: as many of its conversations run as its concurrency allows.
+    """
+    if not batch.is_active or not Interaction.objects.heads(batch).exists():
+        return None
+    now = now or timezone.now()
+    since = now - dt.timedelta(seconds=settings.BATCH_STALE_AFTER)
+    if not Worker.objects.live(since=since).exists():
+        return _waiting(
+            Waiting.WORKER,
+            "No worker is running: none has sent a heartbeat in the last "
+            f"{settings.BATCH_STALE_AFTER} s (BATCH_STALE_AFTER).",
+        )
+    if (until := rate_limited_until(batch, now=now)) is not None:
+        return _waiting(
+            Waiting.RATE_LIMIT,
+            f"The {batch.processor} processor's rate limit: paused until {until.isoformat()}.",
+            until=until,
+        )
+    running = batch.interactions.filter(status=InteractionStatus.RUNNING, heartbeat_at__gte=since)
+    running = running.count()
+    if running >= batch.cap:
+        return _waiting(
+            Waiting.CONCURRENCY,
+            f"{running} of its conversations run, as many as its concurrency ({batch.cap}) "
+            "allows; the next starts when one ends.",
+        )
+    return _waiting(
+        Waiting.WORKER,
+        f"Waiting for a free worker thread: {running} of its conversations run (its "
+        f"concurrency allows {batch.cap}); the workers' other threads are busy.",
+    )
+
+
+def rate_limited_until(batch: Batch, *, now: dt.datetime) -> dt.datetime | None:
+    """Until when the batch's processor lane is paused or limited, or None. The
+    rate-limit reason plugs in here: the lane's own "paused/limited until T"."""
+    return None
+
+
+def _waiting(reason: str, message: str, *, until: dt.datetime | None = None) -> dict:
+    return {"reason": reason, "message": message, "until": until}
 
 
 def status_counts(batch: Batch) -> dict[str, int]:

@@ -1,4 +1,6 @@
 import msgspec
+from django.utils.functional import lazy
+from django.utils.text import format_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -6,8 +8,8 @@ from rest_framework.settings import api_settings
 
 from batches.models import NAME_MAX, Batch, Interaction
 from batches.parsing import MAX_SKIPPED_LISTED
-from batches.processors import processor_names
-from batches.selectors import batch_pace
+from batches.processors import options_help, processor_names
+from batches.selectors import batch_pace, batch_waiting_for
 from batchsvc.flags import parse_bool
 
 
@@ -26,9 +28,24 @@ class PaceSerializer(serializers.Serializer):
     )
 
 
+class WaitingSerializer(serializers.Serializer):
+    reason = serializers.ChoiceField(
+        choices=["worker", "concurrency", "rate_limit"],
+        help_text="worker: none is live, or all their threads are busy; concurrency: the "
+        "batch runs as many conversations as its concurrency allows; rate_limit: its "
+        "processor is paused until `until`",
+    )
+    message = serializers.CharField(help_text="the same, as a sentence")
+    until = serializers.DateTimeField(allow_null=True, help_text="for rate_limit: until when")
+
+
 class BatchSerializer(serializers.ModelSerializer):
     owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
     pace = serializers.SerializerMethodField(help_text="how fast the batch goes")
+    waiting_for = serializers.SerializerMethodField(
+        help_text="why an active batch does not start more of its conversations now; "
+        "null when it is not waiting"
+    )
     progress = serializers.IntegerField(
         read_only=True,
         help_text="0-100: whole percent of the items that ran (succeeded or failed). "
@@ -59,6 +76,7 @@ class BatchSerializer(serializers.ModelSerializer):
             "failed_items",
             "cancelled_items",
             "pace",
+            "waiting_for",
             "skipped_count",
             "skipped_rows",
             "source_name",
@@ -74,6 +92,11 @@ class BatchSerializer(serializers.ModelSerializer):
     @extend_schema_field(PaceSerializer)
     def get_pace(self, batch) -> dict:
         return batch_pace(batch)
+
+    @extend_schema_field(WaitingSerializer(allow_null=True))
+    def get_waiting_for(self, batch) -> dict | None:
+        waiting = batch_waiting_for(batch)
+        return None if waiting is None else WaitingSerializer(waiting).data
 
 
 class SkippedRowSerializer(serializers.Serializer):
@@ -177,7 +200,12 @@ class BatchUploadSerializer(serializers.Serializer):
     )
     aiProvider = _text("aiProvider", "the same as processor (seed 004's form calls it aiProvider)")
     options = JSONObjectTextField(
-        required=False, help_text="the processor's options, a JSON object as text"
+        required=False,
+        help_text=format_lazy(
+            "the processor's options, a JSON object as text; each processor takes its own "
+            "(any other is a 400 listing them): {}",
+            lazy(options_help, str)(),
+        ),
     )
     lang = _text("lang", "the answers' language, given to the processor as options.lang")
     searchProvider = _text("searchProvider", "given to the processor as options.search_provider")
@@ -190,7 +218,7 @@ class BatchUploadSerializer(serializers.Serializer):
     concurrency = _text(
         "concurrency",
         "how many of the batch's conversations may run at once, 1 to BATCH_CONCURRENCY_MAX "
-        "(default: BATCH_CONCURRENCY_MAX)",
+        "(default: BATCH_CONCURRENCY_DEFAULT)",
     )
     dry_run = FlagField(required=False, help_text="validate and summarise; create nothing")
 

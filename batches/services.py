@@ -27,6 +27,7 @@ from batches.parsing import (
     read_upload,
 )
 from batches.processors import get_processor
+from batches.tasks import enqueue_batch
 from batchsvc.errors import ApiError, Conflict
 from batchsvc.inserts import insert_ignoring_conflicts
 
@@ -59,13 +60,14 @@ def upload_read(*, upload, filename: str | None = None) -> Sheet:
 
 
 def processor_check(*, processor: str, options) -> None:
-    """Refuse an unknown processor or options it does not accept (400)."""
+    """Refuse an unknown processor, one this server is not configured for, or options
+    it does not take (400, listing those it takes)."""
     if not isinstance(options, dict):
         raise ApiError("options must be a JSON object.")
     try:
         get_processor(processor, options).close()
     except ValueError as exc:
-        raise ApiError(str(exc)) from None
+        raise ApiError(str(exc), details=getattr(exc, "details", None)) from None
 
 
 def schedule_check(*, priority: str = BatchPriority.NORMAL, concurrency=None) -> int | None:
@@ -162,7 +164,7 @@ def _batch_insert(batch: Batch, sheet: Sheet) -> None:
         with transaction.atomic():
             batch.save(force_insert=True)
             _insert_rows(batch, sheet)
-            transaction.on_commit(partial(_enqueue, batch.pk))
+            transaction.on_commit(partial(enqueue_batch, batch.pk))
     except IntegrityError:
         key = batch.idempotency_key
         if not (key and (earlier := _by_key(batch.owner, key))):
@@ -205,12 +207,6 @@ def _replayed(earlier: Batch, fingerprint: str) -> Created:
 
 def _by_key(owner, key: str) -> Batch | None:
     return Batch.objects.filter(owner=owner, idempotency_key=key).first()
-
-
-def _enqueue(batch_id) -> None:
-    from batches.tasks import enqueue_batch
-
-    enqueue_batch(batch_id)
 
 
 def _insert_rows(batch: Batch, sheet: Sheet) -> None:
@@ -296,7 +292,7 @@ def batch_retry_failed(*, batch: Batch) -> int:
             heartbeat_at=now,
             updated_at=now,
         )
-        transaction.on_commit(partial(_enqueue, batch.pk))
+        transaction.on_commit(partial(enqueue_batch, batch.pk))
     batch.refresh_from_db()
     return retried
 

@@ -3,14 +3,16 @@
 The ORM can say each of these, but building them with it cost more than running
 them: an item of the echo processor spent two thirds of its time compiling the two
 UPDATEs that end it and start the next, and a claim a third of its time compiling
-the stamp of its batch. The claim query is compiled by the ORM once
+the stamp of its batch, and the counters written every few items a tenth of the
+worker's time. The claim query is compiled by the ORM once
 per run and only amended, on SQLite, with an ``INDEXED BY`` clause the ORM has no
 way to express.
 """
 
 from django.db import connection, transaction
+from django.utils import timezone
 
-from batches.models import Batch, Interaction
+from batches.models import ACTIVE_BATCH, Batch, BatchStatus, Interaction
 
 END = (
     "UPDATE {table} SET status = %s, output = %s, error = %s, finished_at = %s "
@@ -41,6 +43,16 @@ RUNNING = "SELECT batch_id, COUNT(*) FROM {table} {index} WHERE status = 'runnin
 # A batch served now; also takes its row lock for the rest of the claim.
 STAMP = "UPDATE {batches} SET claimed_at = %s WHERE id = %s"
 
+# A worker's running totals, added. Not once the batch has ended on its own:
+# batch_finish has written the exact counts then, and a second worker flushing its
+# last items afterwards would count them twice. (A cancelled batch is recounted by
+# every worker's batch_finish, which comes after its flush.)
+ADD_COUNTS = (
+    "UPDATE {batches} SET processed_items = processed_items + %s, "
+    "failed_items = failed_items + %s, updated_at = %s WHERE id = %s AND status IN ({counted})"
+)
+COUNTED = (*ACTIVE_BATCH, BatchStatus.CANCELLED)
+
 CLAIM_COLUMNS = ("pk", "conversation", "row_number", "status", "input", "chat_id")
 OUTPUT = Interaction._meta.get_field("output")
 
@@ -58,6 +70,23 @@ def stamp_claimed(batch_id, now) -> None:
     ]
     with connection.cursor() as cursor:
         cursor.execute(STAMP.format(batches=batches), params)
+
+
+def add_counts(batch_id, *, succeeded: int, failed: int) -> None:
+    if not (succeeded or failed):
+        return
+    statement = ADD_COUNTS.format(
+        batches=connection.ops.quote_name(Batch._meta.db_table),
+        counted=", ".join(f"'{status}'" for status in COUNTED),
+    )
+    params = [
+        succeeded,
+        failed,
+        connection.ops.adapt_datetimefield_value(timezone.now()),
+        Batch._meta.pk.get_db_prep_value(batch_id, connection),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
 
 
 def running_counts(*, batch_id=None, since=None) -> dict:

@@ -17,6 +17,7 @@ away.
 import contextvars
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
@@ -33,7 +34,8 @@ from batchsvc.outages import retry_while_unavailable
 
 logger = logging.getLogger("batches.processing")
 
-# How long a thread whose every batch is at its concurrency cap waits to look again.
+# How long a thread with nothing to start waits to look again (every batch at its
+# concurrency cap, or nothing left but what the run's other threads are running).
 WAIT_SECONDS = 0.05
 
 
@@ -81,6 +83,10 @@ class WorkerRun:
         self.claims = Claims(self.progress, usable=self.usable, drained=self.drained)
         self.checked: dict[object, bool] = {}
         self.touched: set = set()
+        self.busy = 0
+        self.busy_lock = threading.Lock()
+        self.looking = threading.Lock()
+        self.next_look = 0.0
 
     def run(self) -> None:
         self.invite_helper()
@@ -118,20 +124,57 @@ class WorkerRun:
         token = f"{self.worker_id}/{number}"
         processors = {}
         try:
-            while not stopping.is_set() and (claim := self.claims.claim(token)) is not None:
-                if claim == WAIT:
-                    stopping.wait(WAIT_SECONDS)
-                    continue
-                self.touched.add(claim.batch_id)
-                if claim.batch_id not in processors:
-                    processors[claim.batch_id] = get_processor(claim.processor, claim.options)
-                Conversation(claim, self.progress).run(processors[claim.batch_id])
+            idle = False
+            while not stopping.is_set():
+                claim = self.look(token) if idle else self.claims.claim(token)
+                if claim is None and not self.working():
+                    break
+                # A thread stays while the run works: a batch uploaded meanwhile finds
+                # it free, rather than waiting for the run to end.
+                idle = claim is None or claim == WAIT
+                if not idle:
+                    self.run_claim(claim, processors)
         except Exception:
             logger.exception("Worker thread %s stopped", token)
         finally:
             for processor in processors.values():
                 processor.close()
             connection.close()
+
+    def look(self, token: str):
+        """An idle thread's claim. One idle thread looks at a time, and while looks
+        find nothing to start, once every WAIT_SECONDS for the whole run: a dozen
+        idle threads each trying the database cost busy ones a third of their speed."""
+        # A thread that just lost a race for a batch's last free slot waits too, or
+        # it and the winner would take the slot from each other at every item.
+        if stopping.wait(WAIT_SECONDS):
+            return WAIT
+        with self.looking:
+            delay = self.next_look - time.monotonic()
+            if delay > 0 and stopping.wait(delay):
+                return WAIT
+            claim = self.claims.claim(token)
+            # Found work, or the run is ending: the next idle thread looks at once.
+            waiting = claim == WAIT or (claim is None and self.working())
+            self.next_look = time.monotonic() + (WAIT_SECONDS if waiting else 0.0)
+        return claim
+
+    def run_claim(self, claim, processors: dict) -> None:
+        with self.busy_lock:
+            self.busy += 1
+        try:
+            self.touched.add(claim.batch_id)
+            if claim.batch_id not in processors:
+                processors[claim.batch_id] = get_processor(claim.processor, claim.options)
+            Conversation(claim, self.progress).run(processors[claim.batch_id])
+        finally:
+            with self.busy_lock:
+                self.busy -= 1
+
+    def working(self) -> bool:
+        """Whether some thread of this run is running a conversation."""
+        with self.busy_lock:
+            return self.busy > 0
 
     def usable(self, candidate: Candidate) -> bool:
         """Whether the batch's processor can be used, checked once a run; a batch

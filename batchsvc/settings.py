@@ -277,10 +277,14 @@ BATCH_MAX_UPLOAD_BYTES = env_int("BATCH_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 # How far an uploaded XLSX (a zip of XML) may inflate, checked before it is parsed.
 BATCH_MAX_UNCOMPRESSED_BYTES = env_int("BATCH_MAX_UNCOMPRESSED_BYTES", 256 * 1024 * 1024)
 BATCH_MAX_SHARED_STRINGS_BYTES = env_int("BATCH_MAX_SHARED_STRINGS_BYTES", 64 * 1024 * 1024)
-# Conversations one worker process runs at the same time (threads).
-BATCH_CONCURRENCY = env_int("BATCH_CONCURRENCY", 4)
-# The most conversations of one batch that run at the same time, over all workers;
-# a batch's own concurrency may only lower it.
+# Conversations one worker process runs at the same time (threads). Model calls wait
+# on the network, so a worker has more threads than one batch takes by default: a
+# new batch finds free threads whatever else runs.
+BATCH_CONCURRENCY = env_int("BATCH_CONCURRENCY", 10)
+# Conversations of one batch that run at the same time, over all workers, when its
+# upload gives no concurrency.
+BATCH_CONCURRENCY_DEFAULT = env_int("BATCH_CONCURRENCY_DEFAULT", 5)
+# The most a batch's own concurrency may ask for.
 BATCH_CONCURRENCY_MAX = env_int("BATCH_CONCURRENCY_MAX", 32)
 # A running item or batch whose worker has sent no heartbeat for this many seconds
 # is taken over by another worker (its worker died: SIGKILL, lost machine).

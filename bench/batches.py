@@ -53,11 +53,13 @@ def upload(
     return response.json()["batch_id"], elapsed
 
 
-def start_worker(env: dict, concurrency: int) -> subprocess.Popen:
+def start_worker(env: dict, concurrency: int | None = None) -> subprocess.Popen:
+    """A db_worker; with ``concurrency`` threads, else the default's."""
+    threads = {} if concurrency is None else {"BATCH_CONCURRENCY": str(concurrency)}
     return subprocess.Popen(
         [PYTHON, "manage.py", "db_worker", "--interval", "0.05", "--no-startup-delay"],
         cwd=ROOT,
-        env={**env, "BATCH_CONCURRENCY": str(concurrency)},
+        env={**env, **threads},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -72,7 +74,7 @@ def wait_for(http: httpx.Client, batch_id: str) -> dict:
     return batch
 
 
-def process(http: httpx.Client, env: dict, batch_id: str, concurrency: int) -> dict:
+def process(http: httpx.Client, env: dict, batch_id: str, concurrency: int | None) -> dict:
     """Run one worker until the batch ends; return the batch."""
     worker = start_worker(env, concurrency)
     try:
@@ -101,11 +103,23 @@ def finish_times(env: dict, batch_id: str) -> list[float]:
     return sorted(json.loads(manage(env, "shell", "-c", code).strip().splitlines()[-1]))
 
 
+def defaults(env: dict) -> tuple[int, int]:
+    """A worker's threads and a batch's concurrency when nothing says otherwise."""
+    code = (
+        "from django.conf import settings; "
+        "print(settings.BATCH_CONCURRENCY, settings.BATCH_CONCURRENCY_DEFAULT)"
+    )
+    threads, concurrency = manage(env, "shell", "-c", code).strip().splitlines()[-1].split()
+    return int(threads), int(concurrency)
+
+
 def fair_share(base: str, http: httpx.Client, env: dict, slow_rows: int) -> None:
-    """A slow batch, and a small one by another user a second later, on one worker."""
+    """A slow batch, and a small one by another user a second later, on one worker
+    with its default threads (the small batch with the default concurrency)."""
     other = httpx.Client(base_url=base, headers={"Authorization": f"Token {token_of(env, 'b')}"})
     options = json.dumps({"delay": ITEM_SECONDS})
-    worker = start_worker(env, concurrency=4)
+    threads, concurrency = defaults(env)
+    worker = start_worker(env)
     try:
         slow_id, _ = upload(http, xlsx(slow_rows, chat_size=1), "slow.xlsx", options, concurrency=4)
         time.sleep(1)
@@ -123,7 +137,8 @@ def fair_share(base: str, http: httpx.Client, env: dict, slow_rows: int) -> None
     alone = slow_rows / seconds(slow)
     print(
         f"fair share: a 10-row batch uploaded 1 s after a {slow_rows}-row one by another user "
-        f"(0.2 s an item, slow batch concurrency 4, one worker of 4 threads) finished "
+        f"(0.2 s an item, slow batch concurrency 4, the small one {concurrency} by default, "
+        f"one worker of {threads} threads by default) finished "
         f"{(small_end - uploaded) / ITEM_SECONDS:.1f} item-times after its upload; the slow "
         f"batch ran {during:.1f} items/s meanwhile against {alone:.1f} items/s over its whole "
         f"run (a drop of {100 * (1 - during / alone):.0f} %)"
@@ -170,7 +185,7 @@ def main() -> None:
             f"{parse_only:.2f} s; ratio {upload_seconds / parse_only:.1f}x)"
         )
 
-        batch = process(http, env, batch_id, concurrency=4)
+        batch = process(http, env, batch_id, concurrency=None)
         assert batch["processed_items"] == args.rows, batch
         took = seconds(batch)
         print(
@@ -179,7 +194,7 @@ def main() -> None:
         )
 
         batch_id, _ = upload(http, echo_shape(args.rows), "shape.xlsx")
-        batch = process(http, env, batch_id, concurrency=4)
+        batch = process(http, env, batch_id, concurrency=None)
         assert batch["processed_items"] == args.rows, batch
         took = seconds(batch)
         print(
@@ -192,7 +207,10 @@ def main() -> None:
         slow = xlsx(args.slow, chat_size=1)
         timings = {}
         for concurrency in (1, 8):
-            batch_id, _ = upload(http, slow, f"slow-{concurrency}.xlsx", '{"delay": 0.05}')
+            # The batch may use every thread: this measures the worker's threads.
+            batch_id, _ = upload(
+                http, slow, f"slow-{concurrency}.xlsx", '{"delay": 0.05}', concurrency=8
+            )
             batch = process(http, env, batch_id, concurrency=concurrency)
             assert batch["processed_items"] == args.slow, batch
             timings[concurrency] = seconds(batch)

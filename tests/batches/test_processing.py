@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from batches import statements
 from batches.models import Batch, BatchStatus, Interaction, InteractionStatus
 from batches.processors import EchoProcessor, ProcessorError
 from batches.recovery import batches_recover
@@ -144,7 +145,18 @@ def test_a_batch_where_every_item_fails_is_failed_and_says_why(alice):
     batch_process(batch_id=batch.pk)
     batch.refresh_from_db()
     assert (batch.status, batch.failed_items) == (BatchStatus.FAILED, 2)
-    assert batch.error == "Every item failed; 2 with: the model refused"
+    assert batch.error == "All 2 items failed with the same error: the model refused"
+
+
+def test_a_batch_whose_items_fail_differently_names_the_most_common_error(alice):
+    rows = [("fail 1", ""), ("crash", ""), ("fail 2", "")]
+    batch = make_batch(alice, rows, processor="flaky")
+    batch_process(batch_id=batch.pk)
+    batch.refresh_from_db()
+    assert (batch.status, batch.error) == (
+        BatchStatus.FAILED,
+        "Every item failed; 2 with: the model refused",
+    )
 
 
 def test_a_processor_that_cannot_be_used_fails_the_batch_with_the_reason(alice, settings):
@@ -210,7 +222,7 @@ def test_a_worker_flushing_after_another_finished_the_batch_counts_nothing_twice
     batch.refresh_from_db()
     assert (batch.status, batch.processed_items) == ("processed", 3)
 
-    batch.add_counts(succeeded=2, failed=1)
+    statements.add_counts(batch.pk, succeeded=2, failed=1)
 
     batch.refresh_from_db()
     assert (batch.processed_items, batch.failed_items) == (3, 0)

@@ -18,6 +18,7 @@ from batches.processors import (
     OpenAIProcessor,
     Processor,
     ProcessorError,
+    UnknownOptions,
     get_processor,
     processor_names,
 )
@@ -398,10 +399,59 @@ def test_openai_refuses_an_answer_without_a_message(openai):
 
 
 def test_openai_calls_only_the_configured_base_url(openai, elsewhere):
-    options = {"base_url": elsewhere.url, "url": elsewhere.url, "api_base": elsewhere.url}
-    OpenAIProcessor(options).process({"question": "?", "url": elsewhere.url}, [])
+    OpenAIProcessor({}).process({"question": "?", "url": elsewhere.url}, [])
     assert len(openai.requests) == 1
     assert elsewhere.requests == []
+
+
+def test_openai_refuses_options_naming_another_address(openai, elsewhere):
+    options = {"base_url": elsewhere.url, "url": elsewhere.url, "api_base": elsewhere.url}
+    with pytest.raises(ValueError, match="takes no options 'base_url', 'url', 'api_base'"):
+        OpenAIProcessor(options)
+    assert elsewhere.requests == []
+
+
+def test_a_processor_refuses_an_option_it_does_not_take_and_lists_those_it_does():
+    with pytest.raises(UnknownOptions) as caught:
+        EchoProcessor({"language": "en"})
+    assert str(caught.value).startswith("The echo processor takes no option 'language'; it takes:")
+    assert "delay: seconds per item" in str(caught.value)
+    assert caught.value.details == {
+        "unknown_options": ["language"],
+        "accepted_options": EchoProcessor.accepts,
+    }
+    assert set(EchoProcessor.accepts) == {"delay", "lang", "search_provider", "apply_overrides"}
+
+
+def test_every_processor_takes_the_seed_form_options():
+    options = {"lang": "en", "search_provider": "web", "apply_overrides": True}
+    assert EchoProcessor(options).options == options
+
+
+def test_the_http_processor_passes_on_options_it_does_not_know(http):
+    assert HttpProcessor({"language": "fr", "k": 1}).options == {"language": "fr", "k": 1}
+
+
+def test_openai_is_not_configured_without_a_base_url(settings):
+    settings.OPENAI_BASE_URL = ""
+    with pytest.raises(ValueError, match=r"openai processor is not configured \(OPENAI_BASE_URL"):
+        get_processor("openai", {})
+
+
+def test_openai_is_not_configured_without_a_key_for_the_hosted_api(settings):
+    settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = "https://api.openai.com/v1", ""
+    with pytest.raises(ValueError) as caught:
+        get_processor("openai", {})
+    assert str(caught.value) == (
+        "The openai processor is not configured (OPENAI_API_KEY is empty, and api.openai.com "
+        "needs a key)."
+    )
+
+
+def test_openai_needs_no_key_for_a_server_of_its_own(settings):
+    settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = "http://127.0.0.1:9/v1", ""
+    with get_processor("openai", {}) as processor:
+        assert processor.url == "http://127.0.0.1:9/v1/chat/completions"
 
 
 @pytest.mark.parametrize("options", [{"model": 4}, {"system_prompt": ["a"]}])

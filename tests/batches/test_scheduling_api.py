@@ -1,9 +1,16 @@
-"""A batch's priority and concurrency: taken from the upload form, checked, shown."""
+"""A batch's priority and concurrency: taken from the upload form, checked, shown; and
+what a batch is waiting for."""
+
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django_tasks_db.models import DBTaskResult
 
+from batches import selectors
 from batches.models import Batch
+from batches.models import Worker as WorkerRow
 from tests.batches.factories import csv_upload, post_batch
 from tests.conftest import error_body
 
@@ -57,3 +64,69 @@ def test_a_dry_run_checks_them_too(api):
 
     assert response.status_code == 400
     assert "concurrency" in error_body(response)["error"]
+
+
+def test_a_batch_without_a_concurrency_is_capped_at_the_default(api, settings):
+    settings.BATCH_CONCURRENCY_DEFAULT, settings.BATCH_CONCURRENCY_MAX = 8, 32
+    response = post_batch(api, csv_upload(ROWS))
+
+    batch = Batch.objects.get(pk=response.json()["batch_id"])
+    assert (batch.concurrency, batch.cap) == (None, 8)
+    settings.BATCH_CONCURRENCY_MAX = 4
+    assert batch.cap == 4
+
+
+# waiting_for ----------------------------------------------------------------------
+
+
+def test_a_queued_batch_with_no_live_worker_is_waiting_for_a_worker(api, settings):
+    settings.BATCH_STALE_AFTER = 300
+    WorkerRow.objects.create(
+        name="gone", hostname="h", pid=1, started_at=timezone.now(), beat_at=timezone.now()
+    )
+    WorkerRow.objects.update(beat_at=timezone.now() - timedelta(seconds=301))
+    batch_id = post_batch(api, csv_upload(ROWS)).json()["batch_id"]
+
+    waiting = api.get(f"/api/v1/batches/{batch_id}").json()["waiting_for"]
+
+    assert waiting == {
+        "reason": "worker",
+        "message": "No worker is running: none has sent a heartbeat in the last 300 s "
+        "(BATCH_STALE_AFTER).",
+        "until": None,
+    }
+
+
+def test_a_batch_that_has_ended_waits_for_nothing(api):
+    batch_id = post_batch(api, csv_upload(ROWS)).json()["batch_id"]
+    api.post(f"/api/v1/batches/{batch_id}/cancel")
+
+    assert api.get(f"/api/v1/batches/{batch_id}").json()["waiting_for"] is None
+
+
+def test_the_rate_limit_reason_plugs_in_after_the_workers_and_before_the_cap(
+    api, monkeypatch, settings
+):
+    until = timezone.now() + timedelta(seconds=30)
+    monkeypatch.setattr(selectors, "rate_limited_until", lambda batch, now: until)
+    WorkerRow.objects.create(
+        name="live", hostname="h", pid=1, started_at=timezone.now(), beat_at=timezone.now()
+    )
+    batch_id = post_batch(api, csv_upload(ROWS), concurrency="1").json()["batch_id"]
+
+    waiting = api.get(f"/api/v1/batches/{batch_id}").json()["waiting_for"]
+
+    assert waiting["reason"] == "rate_limit"
+    assert waiting["message"] == (
+        f"The echo processor's rate limit: paused until {until.isoformat()}."
+    )
+    assert parse_datetime(waiting["until"]) == until
+
+
+def test_the_admin_batch_page_says_what_the_batch_waits_for(admin_client, api):
+    batch_id = post_batch(api, csv_upload(ROWS)).json()["batch_id"]
+
+    page = admin_client.get(f"/admin/batches/batch/{batch_id}/change/").content.decode()
+
+    assert 'data-batch-field="waiting_for.message"' in page
+    assert "No worker is running: none has sent a heartbeat" in page

@@ -48,3 +48,16 @@ def test_stamp_claimed_records_when_a_batch_was_served(alice):
     statements.stamp_claimed(batch.pk, now)
 
     assert Batch.objects.get(pk=batch.pk).claimed_at == now
+
+
+@pytest.mark.parametrize(
+    ("status", "counted"), [("processing", (5, 3)), ("cancelled", (5, 3)), ("processed", (3, 2))]
+)
+def test_counters_are_added_to_active_and_cancelled_batches_only(alice, status, counted):
+    batch = make_batch(alice, [("q", "")])
+    Batch.objects.filter(pk=batch.pk).update(status=status, processed_items=3, failed_items=2)
+
+    statements.add_counts(batch.pk, succeeded=2, failed=1)
+
+    batch.refresh_from_db()
+    assert (batch.processed_items, batch.failed_items) == counted

@@ -14,6 +14,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from batchsvc import client as batchsvc_client
+from tests.batches.factories import Worker
 from tests.conftest import make_run
 from tests.e2e.front import FrontServer
 
@@ -103,3 +104,12 @@ def run_id(api):
     run = make_run()
     assert api.post("/api/v1/runs/", run, format="json").status_code == 201
     return run["run_id"]
+
+
+@pytest.fixture
+def start_worker(transactional_db):
+    """``start_worker(**env)``: a db_worker process, stopped after the test."""
+    workers = []
+    yield lambda **env: workers.append(Worker(**env).start()) or workers[-1]
+    for worker in workers:
+        worker.stop()

@@ -6,19 +6,10 @@ from django_tasks_db.models import DBTaskResult
 
 from batches.models import ACTIVE_BATCH, Batch, InteractionStatus
 from batches.models import Worker as WorkerRow
-from tests.batches.factories import Worker, make_batch, wait_until
+from tests.batches.factories import make_batch, wait_until
 from tests.e2e.test_batch_worker import finished
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def start_worker(transactional_db):
-    """``start_worker(**env)``: a db_worker process, stopped after the test."""
-    workers = []
-    yield lambda **env: workers.append(Worker(**env).start()) or workers[-1]
-    for worker in workers:
-        worker.stop()
 
 
 def single_rows(count: int, prefix: str = "q") -> list[tuple[str, str]]:

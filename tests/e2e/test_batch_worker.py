@@ -5,6 +5,7 @@ from django_tasks_db.models import DBTaskResult
 
 from batches.models import Batch, BatchStatus, Interaction, InteractionStatus
 from tests.batches.factories import Worker, csv_upload, make_batch, post_batch, wait_until
+from tests.batches.test_processors import closed_port_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -185,3 +186,20 @@ def test_cancelling_a_running_batch_stops_it_before_the_next_items(api, alice, s
     assert done.cancelled_items == left
     assert not batch.interactions.filter(status="cancelled", started_at__isnull=False).exists()
     assert api.post(f"/api/v1/batches/{batch.pk}/cancel").status_code == 409
+
+
+def test_a_batch_whose_provider_cannot_be_reached_says_so_in_one_sentence(
+    alice, settings, start_worker
+):
+    settings.OPENAI_BASE_URL = closed_port_url()  # the upload checks it is configured
+    rows = [(f"q{n}", "") for n in range(3)] + [("follow-up", "c"), ("again", "c")]
+    batch = make_batch(alice, rows, processor="openai")
+    start_worker(OPENAI_BASE_URL=closed_port_url(), OPENAI_API_KEY="", BATCH_PROCESSOR_RETRIES=0)
+
+    done = wait_until(lambda: finished(batch.pk), message="batch end")
+
+    assert (done.status, done.failed_items) == ("failed", 5)
+    assert done.error == (
+        "All 5 items failed with the same error (is OPENAI_BASE_URL right, and its server "
+        "up?): openai processor: could not connect."
+    )
