@@ -4,8 +4,9 @@ pre-check, decide which rows are new. Rows go in sorted key order so that two
 concurrent batches lock index entries in the same order and cannot deadlock on
 PostgreSQL. Values are converted a column at a time, for the field types below.
 
-On PostgreSQL a large batch goes by binary COPY into a temporary staging table,
-then one ``INSERT ... SELECT`` from it; a small one as one array per column.
+On PostgreSQL a large batch goes by binary COPY straight into the table when no
+row of it is stored yet, else by binary COPY into a temporary staging table, then
+one ``INSERT ... SELECT`` from it; a small one as one array per column.
 """
 
 import datetime as dt
@@ -20,7 +21,14 @@ from operator import itemgetter
 
 import msgspec
 import psycopg
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    IntegrityError,
+    connection,
+    connections,
+    models,
+    transaction,
+)
 from django.db.backends import utils as db_utils
 
 from batchsvc.schemas import JSONText
@@ -103,6 +111,8 @@ def insert_ignoring_conflicts(
     insert = _insert_values
     if conn.vendor == "postgresql":
         insert = _insert_staged if len(order) >= STAGE_FROM_ROWS else _insert_unnest
+        if insert is _insert_staged and _copied(conn, model, fields, table, order):
+            return set(range(len(rows)))
     head, returning = _statement(model, fields, key)
     # The staging table empties at commit, whatever happens: its COPY and INSERT need
     # one transaction.
@@ -133,6 +143,20 @@ def insert_new(
     insert = _insert_unnest if conn.vendor == "postgresql" else _insert_values
     with driver_cursor(conn) as cursor:
         insert(cursor, head, returning, fields, table, order)
+
+
+def _copied(conn, model, fields, table, order) -> bool:
+    """Try a large batch as a binary COPY straight into the table, as a bulk load
+    would, and say whether it went in. When a row breaks a unique constraint (stored
+    already: a retry, or a concurrent batch's) the COPY is undone, and the staged
+    ``ON CONFLICT`` insert sorts the rows out: new rows, the usual case, so pay
+    neither the staging nor the conflict handling."""
+    try:
+        with transaction.atomic(), driver_cursor(conn) as cursor:
+            _copy_rows(cursor, model._meta.db_table, fields, table, order)
+    except IntegrityError:
+        return False
+    return True
 
 
 def _columns_and_tuples(rows, columns):
@@ -256,12 +280,23 @@ def _insert_staged(cursor, head, tail, fields, table, order) -> list:
 def _copy_rows(cursor, table: str, fields, values: list[Sequence], order) -> None:
     """PostgreSQL: binary COPY of the rows, in ``order``, straight into ``table``."""
     db = cursor.db
-    if any(field.get_internal_type() == "JSONField" for field in fields):
-        raise TypeError("JSON columns go through a staging table")  # sent as text, not jsonb
     quote = db.ops.quote_name
     names = [quote(field.column) for field in fields]
-    types = [_staged_type(_db_type(field, db)) for field in fields]
+    types = [_db_type(field, db).partition("(")[0].strip() for field in fields]
+    cursor.adapters.register_dumper(None, _JSONTextDumper)  # this cursor's COPY only
     _copy(cursor, quote(table), names, types, _in_order(values, order))
+
+
+class _JSONTextDumper(psycopg.adapt.Dumper):
+    """JSON text, as the column converters leave it, as a binary ``jsonb`` value:
+    its format version, then the text (psycopg's own dumper would encode the text
+    as a JSON string)."""
+
+    format = psycopg.pq.Format.BINARY
+    oid = psycopg.postgres.types["jsonb"].oid
+
+    def dump(self, obj: str) -> bytes:
+        return b"\x01" + obj.encode()
 
 
 def _copy(cursor, table: str, names: list[str], types: list[str], columns: list) -> None:

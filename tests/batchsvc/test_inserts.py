@@ -190,16 +190,21 @@ def test_a_staging_table_lost_to_a_rollback_is_created_again(alice):
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_a_session_creates_its_staging_table_once_and_commits_leave_it_empty(alice):
+    taken = run_rows(alice, 1, start=10_000)
+    insert_ignoring_conflicts(Run, taken, "event_id", columns=RUN_COLUMNS)
+
     def insert(start):
-        rows = run_rows(alice, STAGE_FROM_ROWS, start=start)
+        # one row stored already, so that the COPY straight into the table is refused
+        rows = [*run_rows(alice, STAGE_FROM_ROWS, start=start), *taken]
         with CaptureQueriesContext(connection) as ctx:
             assert insert_ignoring_conflicts(Run, rows, "event_id", columns=RUN_COLUMNS) == set(
-                range(len(rows))
+                range(len(rows) - 1)
             )  # outside any transaction: the insert makes its own
         return [query["sql"].split()[0] for query in ctx.captured_queries]
 
-    assert insert(0) == ["BEGIN", "CREATE", "COPY", "WITH", "COMMIT"]
-    assert insert(STAGE_FROM_ROWS) == ["BEGIN", "COPY", "WITH", "COMMIT"]
+    refused = ["BEGIN", "COPY", "ROLLBACK"]
+    assert insert(0) == [*refused, "BEGIN", "CREATE", "COPY", "WITH", "COMMIT"]
+    assert insert(STAGE_FROM_ROWS) == [*refused, "BEGIN", "COPY", "WITH", "COMMIT"]
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT relname FROM pg_class WHERE relname LIKE 'batchsvc_stage_%%' "
@@ -208,7 +213,23 @@ def test_a_session_creates_its_staging_table_once_and_commits_leave_it_empty(ali
         (stage,) = cursor.fetchone()
         cursor.execute(f"SELECT count(*) FROM {stage}")
         assert cursor.fetchone() == (0,)
-    assert Run.objects.count() == 2 * STAGE_FROM_ROWS
+    assert Run.objects.count() == 2 * STAGE_FROM_ROWS + 1
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_large_batch_of_new_rows_is_one_copy_into_the_table(alice):
+    rows = run_rows(alice, STAGE_FROM_ROWS)
+    with CaptureQueriesContext(connection) as ctx:
+        assert insert_ignoring_conflicts(Run, rows, "event_id", columns=RUN_COLUMNS) == set(
+            range(len(rows))
+        )
+    assert [query["sql"].split()[:2] for query in ctx.captured_queries] == [
+        ["BEGIN"],
+        ["COPY", '"traces_run"'],
+        ["COMMIT"],
+    ]
+    assert Run.objects.filter(metrics_json__n=0).count() == 1  # JSON text stored as jsonb
 
 
 LOG_COLUMNS = ["run", "seq", "timestamp", "level", "message", "client_id", "received_at"]
