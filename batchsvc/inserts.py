@@ -198,8 +198,8 @@ def _sort_keys(keys: Sequence) -> Sequence:
 
 
 STAGE_FROM_ROWS = 50
-"""From this many rows on, PostgreSQL inserts go through a staging table (below it,
-its extra round trips cost more than the arrays they save)."""
+"""From this many rows on, PostgreSQL inserts go by COPY, into the table or a staging
+table (below it, COPY's extra round trips cost more than the arrays they save)."""
 
 
 def driver_cursor(db) -> db_utils.CursorWrapper:
