@@ -4,8 +4,9 @@ pre-check, decide which rows are new. Rows go in sorted key order so that two
 concurrent batches lock index entries in the same order and cannot deadlock on
 PostgreSQL. Values are converted a column at a time, for the field types below.
 
-On PostgreSQL a large batch goes by binary COPY into a temporary staging table,
-then one ``INSERT ... SELECT`` from it; a small one as one array per column.
+On PostgreSQL a large batch goes by binary COPY straight into the table when no
+row of it is stored yet, else by binary COPY into a temporary staging table, then
+one ``INSERT ... SELECT`` from it; a small one as one array per column.
 """
 
 import datetime as dt
@@ -20,7 +21,14 @@ from operator import itemgetter
 
 import msgspec
 import psycopg
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    IntegrityError,
+    connection,
+    connections,
+    models,
+    transaction,
+)
 from django.db.backends import utils as db_utils
 
 from batchsvc.schemas import JSONText
@@ -98,31 +106,86 @@ def insert_ignoring_conflicts(
     """
     if not rows:
         return set()
+    columns, rows = _columns_and_tuples(rows, columns)
+    conn, fields, table, order, keys = _prepare(model, rows, key, columns)
+    insert = _insert_values
+    if conn.vendor == "postgresql":
+        insert = _insert_staged if len(order) >= STAGE_FROM_ROWS else _insert_unnest
+        if insert is _insert_staged and _copied(conn, model, fields, table, order):
+            return set(range(len(rows)))
+    head, returning = _statement(model, fields, key)
+    # The staging table empties at commit, whatever happens: its COPY and INSERT need
+    # one transaction.
+    with transaction.atomic(savepoint=False), driver_cursor(conn) as cursor:
+        returned = insert(cursor, head, f"ON CONFLICT DO NOTHING {returning}", fields, table, order)
+    position_of = dict(zip(keys, range(len(keys)), strict=True))
+    return {position_of[key_value] for key_value in returned}
+
+
+def insert_new(
+    model: type[models.Model], rows: Sequence[Sequence], key: str, *, columns: Sequence[str]
+) -> None:
+    """Insert ``rows``, none of which may break a unique constraint: the caller has
+    ruled conflicts out (under a lock), and a row that breaks one anyway fails the
+    statement with an IntegrityError, storing none. Arguments as for
+    :func:`insert_ignoring_conflicts`, rows as tuples.
+
+    With no conflict to handle, a large batch on PostgreSQL goes by binary COPY
+    straight into the table, as a bulk load would."""
+    if not rows:
+        return
+    conn, fields, table, order, _ = _prepare(model, rows, key, columns)
+    head, returning = _statement(model, fields, key)
+    if conn.vendor == "postgresql" and len(order) >= STAGE_FROM_ROWS:
+        with driver_cursor(conn) as cursor:
+            _copy_rows(cursor, model._meta.db_table, fields, table, order)
+        return
+    insert = _insert_unnest if conn.vendor == "postgresql" else _insert_values
+    with driver_cursor(conn) as cursor:
+        insert(cursor, head, returning, fields, table, order)
+
+
+def _copied(conn, model, fields, table, order) -> bool:
+    """Try a large batch as a binary COPY straight into the table, as a bulk load
+    would, and say whether it went in. When a row breaks a unique constraint (stored
+    already: a retry, or a concurrent batch's) the COPY is undone, and the staged
+    ``ON CONFLICT`` insert sorts the rows out: new rows, the usual case, so pay
+    neither the staging nor the conflict handling."""
+    try:
+        with transaction.atomic(), driver_cursor(conn) as cursor:
+            _copy_rows(cursor, model._meta.db_table, fields, table, order)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _columns_and_tuples(rows, columns):
     if columns is None:
         columns = list(rows[0])
         rows = [tuple(map(row.__getitem__, columns)) for row in rows]
-    opts = model._meta
+    return columns, rows
+
+
+def _prepare(model, rows, key, columns):
+    """The connection, the fields, the values a column at a time as the database
+    stores them, the rows' order by ``key`` and the keys."""
     conn = connections[DEFAULT_DB_ALIAS]
-    fields = [opts.get_field(name) for name in columns]
+    fields = [model._meta.get_field(name) for name in columns]
     table = list(zip(*rows, strict=True))  # a column at a time is several times faster
     for at, field in enumerate(fields):
         if (convert := _column_converter(field, conn)) is not None:
             table[at] = convert(table[at])
     keys = table[list(columns).index(key)]
     order = sorted(range(len(keys)), key=_sort_keys(keys).__getitem__)
-    position_of = dict(zip(keys, range(len(keys)), strict=True))
+    return conn, fields, table, order, keys
 
-    insert = _insert_values
-    if conn.vendor == "postgresql":
-        insert = _insert_staged if len(order) >= STAGE_FROM_ROWS else _insert_unnest
-    quote = conn.ops.quote_name
+
+def _statement(model, fields, key) -> tuple[str, str]:
+    """The ``INSERT INTO table (columns)`` head and the ``RETURNING key`` tail."""
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    opts = model._meta
     head = f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(f.column) for f in fields)})"
-    tail = f"ON CONFLICT DO NOTHING RETURNING {quote(opts.get_field(key).column)}"
-    # The staging table empties at commit, whatever happens: its COPY and INSERT need
-    # one transaction.
-    with transaction.atomic(savepoint=False), driver_cursor(conn) as cursor:
-        returned = insert(cursor, head, tail, fields, table, order)
-    return {position_of[key_value] for key_value in returned}
+    return head, f"RETURNING {quote(opts.get_field(key).column)}"
 
 
 def _sort_keys(keys: Sequence) -> Sequence:
@@ -135,8 +198,8 @@ def _sort_keys(keys: Sequence) -> Sequence:
 
 
 STAGE_FROM_ROWS = 50
-"""From this many rows on, PostgreSQL inserts go through a staging table (below it,
-its extra round trips cost more than the arrays they save)."""
+"""From this many rows on, PostgreSQL inserts go by COPY, into the table or a staging
+table (below it, COPY's extra round trips cost more than the arrays they save)."""
 
 
 def driver_cursor(db) -> db_utils.CursorWrapper:
@@ -204,18 +267,46 @@ def _insert_staged(cursor, head, tail, fields, table, order) -> list:
     types = [_db_type(field, db) for field in fields]
     stage = _staging_table(cursor, head, types)
     names = [f"c{at}" for at in range(len(fields))]
-    copy_sql = f"COPY {stage} ({', '.join(names)}, position) FROM STDIN (FORMAT BINARY)"
-    with _as_django_would(cursor, copy_sql), cursor.copy(copy_sql) as copy:
-        copy.set_types([*map(_staged_type, types), "int4"])
-        write = copy.write_row
-        for row in zip(*_in_order(table, order), range(len(order)), strict=True):
-            write(row)
+    columns = [*_in_order(table, order), range(len(order))]
+    _copy(cursor, stage, [*names, "position"], [*map(_staged_type, types), "int4"], columns)
     casts = ", ".join(f"{name}::{kind}" for name, kind in zip(names, types, strict=True))
     cursor.execute(
         f"WITH staged AS (DELETE FROM {stage} RETURNING *) "
         f"{head} SELECT {casts} FROM staged ORDER BY position {tail}"
     )
     return [key_value for (key_value,) in cursor.fetchall()]
+
+
+def _copy_rows(cursor, table: str, fields, values: list[Sequence], order) -> None:
+    """PostgreSQL: binary COPY of the rows, in ``order``, straight into ``table``."""
+    db = cursor.db
+    quote = db.ops.quote_name
+    names = [quote(field.column) for field in fields]
+    types = [_db_type(field, db).partition("(")[0].strip() for field in fields]
+    cursor.adapters.register_dumper(None, _JSONTextDumper)  # this cursor's COPY only
+    _copy(cursor, quote(table), names, types, _in_order(values, order))
+
+
+class _JSONTextDumper(psycopg.adapt.Dumper):
+    """JSON text, as the column converters leave it, as a binary ``jsonb`` value:
+    its format version, then the text (psycopg's own dumper would encode the text
+    as a JSON string)."""
+
+    format = psycopg.pq.Format.BINARY
+    oid = psycopg.postgres.types["jsonb"].oid
+
+    def dump(self, obj: str) -> bytes:
+        return b"\x01" + obj.encode()
+
+
+def _copy(cursor, table: str, names: list[str], types: list[str], columns: list) -> None:
+    """Binary COPY of ``columns`` (one sequence of values per name) into ``table``."""
+    sql = f"COPY {table} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
+    with _as_django_would(cursor, sql), cursor.copy(sql) as copy:
+        copy.set_types(types)
+        write = copy.write_row
+        for row in zip(*columns, strict=True):
+            write(row)
 
 
 def _as_django_would(cursor, sql: str) -> ExitStack:

@@ -26,35 +26,33 @@ def run_for_logs(request, run_id: str, *, write: bool) -> Run:
     )
 
 
-def append_position(run: Run, client_ids: list[str]) -> tuple[int, set[str]]:
-    """The run's last seq (0 for none) and which of ``client_ids`` it holds already,
-    in one statement with one parameter for the ids however many (a 1000-id ``IN``
-    list costs more in Django's parameter handling than the search). The condition
-    repeats the partial unique index's word for word: SQLite uses a partial index
-    only when the query states its condition, which a bound parameter never does."""
-    table = LogEntry._meta.db_table
+def last_seq(run: Run) -> int:
+    """The run's last seq, 0 for none, from the (run, seq) index's last entry."""
+    last = LogEntry.objects.of_run(run).order_by("-seq").values_list("seq", flat=True).first()
+    return last or 0
+
+
+def stored_client_ids(run: Run, client_ids: list[str]) -> set[str]:
+    """Which of ``client_ids`` the run holds already, in one statement with one
+    parameter however many ids (a 1000-id ``IN`` list costs more in Django's
+    parameter handling than the search). The condition repeats the partial unique
+    index's word for word: SQLite uses a partial index only when the query states
+    its condition, which a bound parameter never does."""
+    if not client_ids:
+        return set()
     if connection.vendor == "postgresql":
         # The driver's own cursor, the ids bound as one binary array on the server:
         # Django's cursor would quote each of them into the statement's text.
-        last = f"SELECT seq FROM {table} WHERE run_id = %s ORDER BY seq DESC LIMIT 1"
-        stored = (
-            f"ARRAY(SELECT client_id FROM {table} WHERE run_id = %s {_STORED} unnest(%b::text[])))"
-        )
-        params, cursor = [run.pk, run.pk, client_ids], driver_cursor(connection)
+        ids, params, cursor = "SELECT unnest(%b::text[])", [client_ids], driver_cursor(connection)
     else:
-        last = f"SELECT max(seq) FROM {table} WHERE run_id = %s"
-        stored = (
-            f"SELECT json_group_array(client_id) FROM {table} WHERE run_id = %s "
-            f"{_STORED} value FROM json_each(%s))"
+        ids, params, cursor = "SELECT value FROM json_each(%s)", [json.dumps(client_ids)], None
+    with cursor or connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT client_id FROM {LogEntry._meta.db_table} WHERE run_id = %s "
+            f"AND NOT (client_id = '') AND client_id IN ({ids})",
+            [run.pk, *params],
         )
-        params, cursor = [run.pk, run.pk, json.dumps(client_ids)], connection.cursor()
-    with cursor:
-        cursor.execute(f"SELECT ({last}), ({stored})", params)
-        seq, ids = cursor.fetchone()
-    return seq or 0, set(ids if isinstance(ids, list) else json.loads(ids))
-
-
-_STORED = "AND NOT (client_id = '') AND client_id IN (SELECT"
+        return {client_id for (client_id,) in cursor.fetchall()}
 
 
 def log_text(run: Run, *, chunk_size: int = 2000):

@@ -6,18 +6,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from batchsvc.bulk import ItemError, first_occurrences, validate_items
 from batchsvc.errors import ApiError
-from batchsvc.inserts import insert_ignoring_conflicts
+from batchsvc.inserts import insert_new
 from batchsvc.schemas import describe
 from setuplogs.models import CLIENT_ID_MAX, LogEntry, LogLevel
 from setuplogs.schemas import RESERVED_CLIENT_ID_PREFIX, LogLineIn
-from setuplogs.selectors import append_position
+from setuplogs.selectors import last_seq, stored_client_ids
 from traces.models import Run
 from traces.selectors import run_not_found
+
+_COLUMNS = ["run", "seq", "timestamp", "level", "message", "client_id", "received_at"]
 
 
 @dataclass
@@ -48,11 +50,13 @@ def log_lines_append(*, run: Run, lines: Sequence, dropped: int = 0) -> AppendRe
     1. Validate every line; invalid ones are skipped and reported by index.
     2. Of lines repeating a client_id within the request, keep the first.
     3. ``dropped`` > 0 (lines the client lost) adds a warning line before them.
-    4. In one transaction that holds the run's append lock, leave out the lines
-       whose client_id the run holds (stored by an earlier request: duplicates),
-       number the others after the run's last seq, with no gap, and insert them
-       in one statement. The lock makes the look-up safe; ON CONFLICT DO NOTHING
-       and the (run, client_id) constraint still guard the invariant.
+    4. In one transaction that holds the run's append lock, number the lines
+       after the run's last seq and insert them in one statement. When the
+       (run, client_id) constraint refuses one (a resend of lines stored by an
+       earlier request: duplicates), that insert is undone, the lines whose
+       client_id the run holds are left out and the others numbered again, with
+       no gap. New lines, the usual case, so cost no look-up of their ids, and the
+       constraint, not a pre-check, decides what is a duplicate.
     """
     valid, skipped = validate_items(lines, LogLineIn)
     # Lines without a client_id are never duplicates: each gets a key of its own.
@@ -63,29 +67,21 @@ def log_lines_append(*, run: Run, lines: Sequence, dropped: int = 0) -> AppendRe
     result = AppendResult(duplicates=len(repeats), skipped=skipped)
     if not batch:
         return result
-    now = timezone.now()
     with transaction.atomic():
         _lock(run)
-        # A resend after a lost answer: its stored lines get no seq, so none is skipped.
-        last, stored = append_position(run, [line.client_id for line in batch if line.client_id])
-        new = [line for line in batch if not (line.client_id and line.client_id in stored)]
-        rows = [
-            {
-                "run": run.pk,
-                "seq": last + position,
-                "timestamp": line.timestamp or now,
-                "level": line.level,
-                "message": line.message,
-                "client_id": line.client_id,
-                "received_at": now,
-            }
-            for position, line in enumerate(new, start=1)
-        ]
-        inserted = insert_ignoring_conflicts(LogEntry, rows, key="seq")
+        last = last_seq(run)
+        rows = _numbered(run, batch, after=last)
+        try:
+            with transaction.atomic():
+                insert_new(LogEntry, rows, key="seq", columns=_COLUMNS)
+        except IntegrityError:
+            # A resend after a lost answer: its stored lines get no seq, so none is skipped.
+            stored = stored_client_ids(run, [line.client_id for line in batch if line.client_id])
+            new = [line for line in batch if not (line.client_id and line.client_id in stored)]
+            rows = _numbered(run, new, after=last)
+            insert_new(LogEntry, rows, key="seq", columns=_COLUMNS)
     ours = batch[0].client_id if dropped else None  # the warning line is ours, not the client's
-    result.seqs = [
-        row["seq"] for i, row in enumerate(rows) if i in inserted and row["client_id"] != ours
-    ]
+    result.seqs = [seq for _, seq, _, _, _, client_id, _ in rows if client_id != ours]
     result.duplicates += len(batch) - (1 if dropped else 0) - result.added
     return result
 
@@ -103,12 +99,21 @@ def log_line_append(*, run: Run, raw: Any) -> tuple[LogEntry, bool]:
     return LogEntry.objects.get(run=run, client_id=line.client_id), False
 
 
+def _numbered(run: Run, lines: list[LogLineIn], *, after: int) -> list[tuple]:
+    """Rows of ``lines`` in :data:`_COLUMNS`' order, numbered from ``after`` + 1."""
+    now = timezone.now()
+    return [
+        (run.pk, seq, line.timestamp or now, line.level, line.message, line.client_id, now)
+        for seq, line in enumerate(lines, start=after + 1)
+    ]
+
+
 def _lock(run: Run) -> None:
     """Serialise appends to ``run``.
 
     SQLite needs no lock: our transactions are IMMEDIATE, so writers already queue
     at BEGIN. PostgreSQL locks the run row; the last seq is read by a separate,
-    later statement (:func:`append_position`) because under READ COMMITTED a
+    later statement (:func:`last_seq`) because under READ COMMITTED a
     statement sees only what was committed when it started, and the previous lock
     holder commits while we wait.
     """

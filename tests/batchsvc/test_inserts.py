@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from batches.models import Interaction
-from batchsvc.inserts import STAGE_FROM_ROWS, insert_ignoring_conflicts
+from batchsvc.inserts import STAGE_FROM_ROWS, insert_ignoring_conflicts, insert_new
 from batchsvc.schemas import JSONText
 from tests.batches.factories import make_batch
 from traces.models import Run
@@ -190,16 +190,21 @@ def test_a_staging_table_lost_to_a_rollback_is_created_again(alice):
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_a_session_creates_its_staging_table_once_and_commits_leave_it_empty(alice):
+    taken = run_rows(alice, 1, start=10_000)
+    insert_ignoring_conflicts(Run, taken, "event_id", columns=RUN_COLUMNS)
+
     def insert(start):
-        rows = run_rows(alice, STAGE_FROM_ROWS, start=start)
+        # one row stored already, so that the COPY straight into the table is refused
+        rows = [*run_rows(alice, STAGE_FROM_ROWS, start=start), *taken]
         with CaptureQueriesContext(connection) as ctx:
             assert insert_ignoring_conflicts(Run, rows, "event_id", columns=RUN_COLUMNS) == set(
-                range(len(rows))
+                range(len(rows) - 1)
             )  # outside any transaction: the insert makes its own
         return [query["sql"].split()[0] for query in ctx.captured_queries]
 
-    assert insert(0) == ["BEGIN", "CREATE", "COPY", "WITH", "COMMIT"]
-    assert insert(STAGE_FROM_ROWS) == ["BEGIN", "COPY", "WITH", "COMMIT"]
+    refused = ["BEGIN", "COPY", "ROLLBACK"]
+    assert insert(0) == [*refused, "BEGIN", "CREATE", "COPY", "WITH", "COMMIT"]
+    assert insert(STAGE_FROM_ROWS) == [*refused, "BEGIN", "COPY", "WITH", "COMMIT"]
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT relname FROM pg_class WHERE relname LIKE 'batchsvc_stage_%%' "
@@ -208,4 +213,62 @@ def test_a_session_creates_its_staging_table_once_and_commits_leave_it_empty(ali
         (stage,) = cursor.fetchone()
         cursor.execute(f"SELECT count(*) FROM {stage}")
         assert cursor.fetchone() == (0,)
-    assert Run.objects.count() == 2 * STAGE_FROM_ROWS
+    assert Run.objects.count() == 2 * STAGE_FROM_ROWS + 1
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_large_batch_of_new_rows_is_one_copy_into_the_table(alice):
+    rows = run_rows(alice, STAGE_FROM_ROWS)
+    with CaptureQueriesContext(connection) as ctx:
+        assert insert_ignoring_conflicts(Run, rows, "event_id", columns=RUN_COLUMNS) == set(
+            range(len(rows))
+        )
+    assert [query["sql"].split()[:2] for query in ctx.captured_queries] == [
+        ["BEGIN"],
+        ["COPY", '"traces_run"'],
+        ["COMMIT"],
+    ]
+    assert Run.objects.filter(metrics_json__n=0).count() == 1  # JSON text stored as jsonb
+
+
+LOG_COLUMNS = ["run", "seq", "timestamp", "level", "message", "client_id", "received_at"]
+
+
+def log_rows(run, count, *, start=1):
+    when = dt.datetime(2026, 1, 28, 12, 30, 15, 123456, tzinfo=PLUS_TWO)
+    return [
+        (run.pk, seq, when, "info", f"line {seq} ü", f"c{seq}" if seq % 2 else None, when)
+        for seq in range(start, start + count)
+    ]
+
+
+@pytest.mark.parametrize("count", [1, STAGE_FROM_ROWS])
+def test_insert_new_stores_every_row_as_the_orm_reads_it(alice, count):
+    from setuplogs.models import LogEntry
+
+    run = Run.objects.create(
+        owner=alice, event_id=uuid.uuid4(), run_id="r", start_time=dt.datetime.now(dt.UTC)
+    )
+    insert_new(LogEntry, log_rows(run, count), key="seq", columns=LOG_COLUMNS)
+    stored = list(LogEntry.objects.of_run(run).order_by("seq"))
+    assert [line.seq for line in stored] == list(range(1, count + 1))
+    first = stored[0]
+    assert (first.message, first.client_id, first.level) == ("line 1 ü", "c1", "info")
+    assert first.timestamp == dt.datetime(2026, 1, 28, 10, 30, 15, 123456, tzinfo=dt.UTC)
+    assert all(line.client_id == "" for line in stored[1::2])  # None is stored as ""
+
+
+@pytest.mark.parametrize("count", [1, STAGE_FROM_ROWS])
+def test_insert_new_refuses_the_whole_batch_when_one_row_breaks_a_constraint(alice, count):
+    from django.db import IntegrityError
+
+    from setuplogs.models import LogEntry
+
+    run = Run.objects.create(
+        owner=alice, event_id=uuid.uuid4(), run_id="r", start_time=dt.datetime.now(dt.UTC)
+    )
+    insert_new(LogEntry, log_rows(run, 1, start=count), key="seq", columns=LOG_COLUMNS)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_new(LogEntry, log_rows(run, count), key="seq", columns=LOG_COLUMNS)
+    assert list(LogEntry.objects.of_run(run).values_list("seq", flat=True)) == [count]
