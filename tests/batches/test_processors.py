@@ -22,6 +22,9 @@ from batches.processors import (
     processor_names,
 )
 
+# Every network call reads its lane's pause (batches.lanes), kept in the database.
+pytestmark = pytest.mark.django_db
+
 HISTORY = [
     {"input": {"question": "Hello?"}, "output": {"text": "Hi there."}},
     {"input": {"question": "Still there?"}, "output": {"text": "Yes."}},
@@ -264,9 +267,9 @@ def test_http_waits_as_long_as_a_retry_after_given_as_an_http_date_says(http, st
 
 def test_http_waits_for_a_retry_after_in_seconds_and_ignores_one_it_cannot_read(http, stub, sleeps):
     stub.replies = [
-        {"status": 429, "headers": {"Retry-After": "7"}},
+        {"status": 503, "headers": {"Retry-After": "7"}},
         {"status": 429, "headers": {"Retry-After": "soon"}},
-        {"status": 429, "headers": {"Retry-After": formatdate(time.time() - 60, usegmt=True)}},
+        {"status": 503, "headers": {"Retry-After": formatdate(time.time() - 60, usegmt=True)}},
     ]
     assert http.process({"question": "?"}, [])["text"] == "stub answer"
     assert sleeps[0] == 7
