@@ -107,7 +107,8 @@ class Lane:
     def acquire(self, tokens: int = 0) -> None:
         """Wait for this call's slot; Interrupted when the worker stops meanwhile."""
         if self.limited:
-            delay = _store(lambda store: store.reserve(self.budgets, tokens))
+            start, now = _store(lambda store: store.reserve(self.budgets, tokens))
+            delay = start - now
         else:
             delay = _store(lambda store: store.paused_for(self.processor))
         if delay > 0 and stopping.wait(delay):
@@ -167,8 +168,8 @@ class DatabaseLanes:
     """Lanes in the Lane table: rows locked (SELECT ... FOR UPDATE on PostgreSQL, an
     IMMEDIATE transaction on SQLite) while a slot is reserved."""
 
-    def reserve(self, budgets: list[Budget], tokens: int) -> float:
-        """Reserve the next slot of every budget; seconds until it starts."""
+    def reserve(self, budgets: list[Budget], tokens: int) -> tuple[float, float]:
+        """Reserve the next slot of every budget: (when it starts, now), Unix seconds."""
         with transaction.atomic():
             rows = self._locked([b.name for b in budgets])
             now = self._now()
@@ -181,7 +182,7 @@ class DatabaseLanes:
                     fields["tokens_at"] = start + budget.per_token * tokens
                 if fields:
                     LaneRow.objects.filter(pk=budget.name).update(**fields)
-        return start - now
+        return start, now
 
     def spend(self, budgets: list[Budget], tokens: int) -> None:
         with transaction.atomic():
@@ -244,7 +245,7 @@ for i, key in ipairs(KEYS) do
   end
   redis.call('EXPIRE', key, math.ceil(start - now + per_request + per_token * tokens) + keep)
 end
-return string.format('%.6f', start - now)
+return {string.format('%.6f', start), string.format('%.6f', now)}
 """
 SPEND = """
 for i, key in ipairs(KEYS) do
@@ -280,12 +281,12 @@ class RedisLanes:
     def __init__(self, client: redis.Redis):
         self.client = client
 
-    def reserve(self, budgets: list[Budget], tokens: int) -> float:
+    def reserve(self, budgets: list[Budget], tokens: int) -> tuple[float, float]:
         spacing = [value for b in budgets for value in (b.per_request, b.per_token)]
-        delay = self._script(RESERVE)(
+        start, now = self._script(RESERVE)(
             keys=[REDIS_PREFIX + b.name for b in budgets], args=[tokens, KEEP, *spacing]
         )
-        return float(delay)
+        return float(start), float(now)
 
     def spend(self, budgets: list[Budget], tokens: int) -> None:
         self._script(SPEND)(
