@@ -368,9 +368,7 @@ CACHES = {
 
 # The rate limits' budgets live in Redis when the cache does, else in the database.
 BATCH_LANES_REDIS_URL = (
-    CACHES["default"]["LOCATION"]
-    if CACHES["default"]["BACKEND"].endswith("RedisCache")
-    else ""
+    CACHES["default"]["LOCATION"] if CACHES["default"]["BACKEND"].endswith("RedisCache") else ""
 )
 
 SPECTACULAR_SETTINGS = {

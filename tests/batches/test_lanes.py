@@ -2,6 +2,7 @@
 database and Redis). The schedule a store hands out is asserted (the slots it
 reserved), never how long anything took."""
 
+import itertools
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -74,9 +75,7 @@ def most_in_a_minute(slots, weight=lambda slot: 1) -> int:
     return most
 
 
-def test_threads_reserving_at_once_never_get_more_requests_in_a_minute_than_the_limit(
-    store, name
-):
+def test_threads_reserving_at_once_never_get_more_requests_in_a_minute_than_the_limit(store, name):
     slots = reserve_from_threads([Budget(name, requests_per_minute=50)], threads=8, each=20)
 
     assert len(slots) == 160
@@ -94,9 +93,7 @@ def test_threads_reserving_tokens_spend_at_most_the_limit_and_one_call_in_a_minu
     assert 900 < spent <= 1000 + max(cost for _, cost in slots)
 
 
-def test_a_batch_that_asks_for_less_spends_its_own_lane_and_its_processors(
-    store, name, settings
-):
+def test_a_batch_that_asks_for_less_spends_its_own_lane_and_its_processors(store, name, settings):
     settings.BATCH_RATE_LIMITS = {name: {"requests_per_minute": 600}}
     slow = Lane(name, {"requests_per_minute": 60}, batch_id="b1")
     fast = Lane(name, {}, batch_id="b2")
@@ -104,7 +101,7 @@ def test_a_batch_that_asks_for_less_spends_its_own_lane_and_its_processors(
     starts = [lanes.backend().reserve(slow.budgets, 0)[0] for _ in range(3)]
     other, _ = lanes.backend().reserve(fast.budgets, 0)
 
-    assert [round(b - a, 2) for a, b in zip(starts, starts[1:], strict=False)] == [1.01, 1.01]
+    assert [round(b - a, 2) for a, b in itertools.pairwise(starts)] == [1.01, 1.01]
     assert [b.name for b in slow.budgets] == [name, f"{name}:batch:b1"]
     # The other batch waits only for the processor's budget, which the first one spent.
     assert round(other - starts[-1], 3) == round(60 * lanes.HEADROOM / 600, 3)
@@ -135,9 +132,7 @@ def test_a_lane_without_a_pause_or_a_spent_budget_says_nothing_is_waited_for(sto
     assert lanes.limited_until(name) is None
 
 
-def test_limited_until_says_when_a_lane_whose_budget_is_reserved_ahead_starts_again(
-    store, name
-):
+def test_limited_until_says_when_a_lane_whose_budget_is_reserved_ahead_starts_again(store, name):
     budget = Budget(name, requests_per_minute=6)  # 10 s a request
     for _ in range(3):
         lanes.backend().reserve([budget], 0)
