@@ -439,3 +439,19 @@ def test_retry_failed_says_why_a_batch_cannot_be_retried_and_changes_nothing(
 
 def test_anonymous_requests_are_refused(anonymous):
     assert anonymous.get("/api/v1/batches/").status_code == 401
+
+
+def test_an_upload_asking_for_more_than_the_rate_limit_is_refused_naming_the_maximum(
+    api, settings
+):
+    settings.BATCH_RATE_LIMITS = {"openai": {"tokens_per_minute": 200_000}}
+    options = '{"tokens_per_minute": 250000}'
+
+    response = post_batch(api, csv_upload([("q", "")]), processor="openai", options=options)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "The openai processor's tokens_per_minute may be at most 200000 (its limit in "
+        "BATCH_RATE_LIMITS); a batch may only lower it."
+    )
+    assert not Batch.objects.exists()
