@@ -441,9 +441,7 @@ def test_anonymous_requests_are_refused(anonymous):
     assert anonymous.get("/api/v1/batches/").status_code == 401
 
 
-def test_an_upload_asking_for_more_than_the_rate_limit_is_refused_naming_the_maximum(
-    api, settings
-):
+def test_an_upload_asking_for_more_than_the_rate_limit_is_refused_naming_the_maximum(api, settings):
     settings.BATCH_RATE_LIMITS = {"openai": {"tokens_per_minute": 200_000}}
     options = '{"tokens_per_minute": 250000}'
 

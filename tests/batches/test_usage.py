@@ -59,9 +59,7 @@ def test_each_items_usage_is_stored_and_the_batch_sums_it_with_its_cost(alice, a
     assert [i["total_tokens"] for i in listed].count(1500) == 2
 
 
-def test_a_batch_whose_model_has_no_price_reports_its_tokens_without_a_cost(
-    alice, api, model_api
-):
+def test_a_batch_whose_model_has_no_price_reports_its_tokens_without_a_cost(alice, api, model_api):
     batch = make_batch(alice, [("a?", "")], processor="openai", options={"model": "other"})
     batch_process(batch_id=batch.pk)
     usage = api.get(f"/api/v1/batches/{batch.pk}").json()["usage"]
@@ -73,7 +71,8 @@ def test_the_results_export_has_each_items_tokens(alice, api, model_api):
     batch_process(batch_id=batch.pk)
 
     response = api.get(f"/api/v1/batches/{batch.pk}/results?format=csv")
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
     assert [(r["prompt_tokens"], r["completion_tokens"], r["total_tokens"]) for r in rows] == [
         ("1200", "300", "1500")
     ] * 2
