@@ -66,54 +66,80 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="80 s per limited run")
     parser.add_argument("--seconds", type=int, default=150, help="length of each limited run")
+    parser.add_argument("--only", choices=("rpm", "tpm", "free"), help="run one of the three")
     args = parser.parse_args()
+    runs = [args.only] if args.only else ["rpm", "tpm", "free"]
     run_seconds = 80 if args.quick else args.seconds
 
     with server(workers=2) as (base, token, env):
         http = httpx.Client(base_url=base, headers={"Authorization": f"Token {token}"})
 
-        stub = ModelStub(delay=DELAY, requests_per_window=RPM)
-        try:
-            rows, limits = RPM * run_seconds // 60, {"requests_per_minute": RPM}
-            batch = limited_run(http, env, rows=rows, limits=limits, stub=stub)
-            report("600 rpm, 2 workers x 16 threads", stub, batch, RPM)
-        finally:
-            stub.stop()
+        if "rpm" in runs:
+            rpm_run(http, env, run_seconds)
+        if "tpm" in runs:
+            tpm_run(http, env, run_seconds)
+        if "free" in runs:
+            free_run(http, env)
 
-        # About 24 tokens a request (the stub's count): 6,000 a minute is 250 requests.
-        tpm = 6000
-        stub = ModelStub(delay=DELAY, requests_per_window=RPM, tokens_per_window=tpm)
-        try:
-            batch = limited_run(
-                http,
-                env,
-                rows=250 * run_seconds // 60,
-                limits={"requests_per_minute": RPM, "tokens_per_minute": tpm},
-                stub=stub,
-            )
-            what = "6,000 tpm (the tighter), 600 rpm, 2 workers x 16"
-            report(what, stub, batch, tpm, tokens=True)
-        finally:
-            stub.stop()
 
-        stub = ModelStub(delay=DELAY)
-        try:
-            rows = 1000
-            batch_id, _ = upload(http, xlsx(rows, chat_size=1), "free.xlsx", processor="openai")
-            worker = start_worker({**env, "OPENAI_BASE_URL": stub.url + "/v1"}, concurrency=32)
-            try:
-                batch = wait_for(http, batch_id)
-            finally:
-                worker.terminate()
-                worker.wait(30)
-            assert batch["processed_items"] == rows, batch
-            took, ideal = seconds(batch), rows * DELAY / 32
-            print(
-                f"no limit: {rows:,} single-row items at 200 ms, concurrency 32, one worker: "
-                f"{took:.2f} s against an ideal {ideal:.2f} s = {took / ideal:.2f} x ideal"
-            )
-        finally:
-            stub.stop()
+def rpm_run(http, env, run_seconds: int) -> None:
+    stub = ModelStub(delay=DELAY, requests_per_window=RPM)
+    try:
+        rows, limits = RPM * run_seconds // 60, {"requests_per_minute": RPM}
+        batch = limited_run(http, env, rows=rows, limits=limits, stub=stub)
+        report("600 rpm, 2 workers x 16 threads", stub, batch, RPM)
+    finally:
+        stub.stop()
+
+
+def tpm_run(http, env, run_seconds: int) -> None:
+    # About 24 tokens a request (the stub's count): 6,000 a minute is 250 requests.
+    tpm = 6000
+    stub = ModelStub(delay=DELAY, requests_per_window=RPM, tokens_per_window=tpm)
+    try:
+        batch = limited_run(
+            http,
+            env,
+            rows=250 * run_seconds // 60,
+            limits={"requests_per_minute": RPM, "tokens_per_minute": tpm},
+            stub=stub,
+        )
+        what = "6,000 tpm (the tighter), 600 rpm, 2 workers x 16"
+        report(what, stub, batch, tpm, tokens=True)
+    finally:
+        stub.stop()
+
+
+def free_run(http, env, rows: int = 1000) -> None:
+    """The openai processor against the stub, then echo sleeping as long (the worker's
+    own cost per item, without HTTP), one worker of 32 threads each."""
+    stub = ModelStub(delay=DELAY)
+    ideal = rows * DELAY / 32
+    try:
+        took = one_worker_run(
+            http, {**env, "OPENAI_BASE_URL": stub.url + "/v1"}, rows, processor="openai"
+        )
+    finally:
+        stub.stop()
+    echo = one_worker_run(http, env, rows, processor="echo", options=json.dumps({"delay": DELAY}))
+    print(
+        f"no limit: {rows:,} single-row items at 200 ms, concurrency 32, one worker: "
+        f"{took:.2f} s against an ideal {ideal:.2f} s = {took / ideal:.2f} x ideal "
+        f"(echo sleeping 200 ms: {echo:.2f} s = {echo / ideal:.2f} x ideal)"
+    )
+
+
+def one_worker_run(http, env, rows: int, *, processor: str, options: str = "{}") -> float:
+    data = xlsx(rows, chat_size=1)
+    batch_id, _ = upload(http, data, f"{processor}.xlsx", options, processor=processor)
+    worker = start_worker(env, concurrency=32)
+    try:
+        batch = wait_for(http, batch_id)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    assert batch["processed_items"] == rows, batch
+    return seconds(batch)
 
 
 if __name__ == "__main__":
