@@ -102,7 +102,6 @@ class Lane:
         if own and batch_id is not None:
             self.budgets.append(Budget(f"{processor}:batch:{batch_id}", **own))
         self.limited = any(b.per_request or b.per_token for b in self.budgets)
-        self.counts_tokens = any(b.per_token for b in self.budgets)
 
     def acquire(self, tokens: int = 0) -> None:
         """Wait for this call's slot; Interrupted when the worker stops meanwhile."""
