@@ -64,6 +64,7 @@ bench: install
 	$(BIN)/python bench/traces.py
 	$(BIN)/python bench/logs.py
 	$(BIN)/python bench/batches.py
+	$(BIN)/python bench/model_rates.py $(if $(QUICK),--quick)
 	$(BIN)/python bench/slow_clients.py
 	$(BIN)/python bench/scale.py $(if $(QUICK),--quick)
 	$(BIN)/python bench/memory.py

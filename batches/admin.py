@@ -13,7 +13,7 @@ from django.utils.html import format_html
 from batches import services
 from batches.forms import BatchAddForm
 from batches.models import Batch, BatchStatus, Interaction, InteractionStatus
-from batches.selectors import batch_pace, batch_waiting_for, status_counts
+from batches.selectors import batch_pace, batch_usage, batch_waiting_for, status_counts
 from batches.views import results_response
 from batchsvc.admin import AuditAdmin, OwnedAdmin, pretty_json
 from batchsvc.errors import ApiError
@@ -89,6 +89,7 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
         ("total_items", "live_processed", "live_failed", "live_cancelled"),
         "pace",
         "waiting_for",
+        "usage",
         "source_name",
         "options_json",
         "error",
@@ -209,6 +210,20 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
         waiting = batch_waiting_for(batch)
         return live(batch, "waiting_for.message", waiting and waiting["message"])
 
+    @admin.display(description="tokens")
+    def usage(self, batch):
+        usage = batch_usage(batch)
+        cost = usage["estimated_cost"]
+        return format_html(
+            "{} prompt + {} completion = {} tokens; estimated cost: {}",
+            live(batch, "usage.prompt_tokens", usage["prompt_tokens"]),
+            live(batch, "usage.completion_tokens", usage["completion_tokens"]),
+            live(batch, "usage.total_tokens", usage["total_tokens"]),
+            live(batch, "usage.estimated_cost", f"{cost}")
+            if cost is not None
+            else f"— (BATCH_MODEL_PRICES has no price for {usage['model'] or 'this processor'})",
+        )
+
     @admin.display(description="options")
     def options_json(self, batch):
         return pretty_json(batch.options)
@@ -320,7 +335,7 @@ def items_context(batch: Batch, query) -> dict:
 class InteractionAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
     list_display = [
         *("row_number", "batch", "owner", "chat_id", "question", "status"),
-        *("answer", "short_error", "attempts"),
+        *("answer", "short_error", "attempts", "total_tokens"),
     ]
     list_filter = ["status", ("batch__owner", admin.RelatedFieldListFilter)]
     list_select_related = ["batch__owner"]
@@ -336,6 +351,9 @@ class InteractionAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
         "output_json",
         "error",
         "attempts",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
         "started_at",
         "finished_at",
         "claimed_by",

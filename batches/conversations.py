@@ -18,8 +18,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from batches import statements
+from batches.lanes import Interrupted
 from batches.models import Interaction, InteractionStatus
-from batches.processors import Processor, ProcessorError
+from batches.processors import USAGE_FIELDS, Processor, ProcessorError, usage_of
 from batches.progress import Progress, stopping
 from batchsvc import metrics
 from batchsvc.outages import DATABASE_ERRORS, retry_while_unavailable
@@ -56,10 +57,15 @@ class Conversation:
     def run(self, processor: Processor) -> None:
         """Run the claimed rows in order until the last, a cancel, or a takeover."""
         item, claim = self.claim.head, self.claim
+        processor.bind(batch_id=claim.batch_id)
         try:
             while item is not None:
                 started = time.perf_counter()
-                output, error = call(processor, item.input, claim.history)
+                try:
+                    output, error = call(processor, item.input, claim.history)
+                except Interrupted:
+                    self.put_back(item)
+                    return
                 seconds = time.perf_counter() - started
                 following = claim.rest.pop(0) if claim.rest and not stopping.is_set() else None
                 recorded, started = self.store(item, output, error, following)
@@ -74,6 +80,14 @@ class Conversation:
                 item = following if started else None
         finally:
             self.progress.release(item.pk if item else -1)
+
+    def put_back(self, item: Item) -> None:
+        """The worker stopped before the item's call: pending again, for the next one."""
+        try:
+            with self.progress.writing, connection.cursor() as cursor:
+                cursor.execute(statements.sql(statements.PUT_BACK), [item.pk, self.claim.token])
+        except DATABASE_ERRORS:
+            pass  # the database is away too: recovery takes the row
 
     def store(self, item: Item, output, error: str, following: Item | None):
         try:
@@ -104,11 +118,12 @@ class Conversation:
         token = self.claim.token
         now = connection.ops.adapt_datetimefield_value(now)
         outcome = InteractionStatus.FAILED if error else InteractionStatus.SUCCEEDED
+        usage = usage_of(output) or dict.fromkeys(USAGE_FIELDS)
         output = statements.to_json(output)
         with self.progress.writing, transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 statements.sql(statements.END),
-                [outcome, output, error, now, item.pk, token, "running"],
+                [outcome, output, error, now, *usage.values(), item.pk, token, "running"],
             )
             recorded = cursor.rowcount == 1
             if not recorded or following is None:
@@ -146,6 +161,8 @@ def call(processor: Processor, input: dict, history: list[dict]) -> tuple[dict |
     """``(output, "")`` or ``(None, error)``: one item's failure never stops the batch."""
     try:
         output = processor.process(input, history)
+    except Interrupted:
+        raise
     except ProcessorError as exc:
         return None, str(exc) or "The processor failed."
     except Exception as exc:

@@ -297,6 +297,10 @@ class Interaction(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     claimed_by = models.CharField(max_length=80, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The tokens the model reported it used (openai's ``usage``); empty when it did not.
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    total_tokens = models.PositiveIntegerField(null=True, blank=True)
 
     objects = InteractionQuerySet.as_manager()
 
@@ -360,6 +364,20 @@ class Worker(models.Model):
 
     class Meta:
         ordering = ["-beat_at"]
+
+    def __str__(self):
+        return self.name
+
+
+class Lane(models.Model):
+    """A shared budget of calls to a model provider (see batches.lanes): the Unix times
+    at which its next request may start, its token budget is free again, and a pause
+    asked for by a 429 ends. Kept here (or in Redis) so every worker shares it."""
+
+    name = models.CharField(max_length=200, primary_key=True)
+    requests_at = models.FloatField(default=0)
+    tokens_at = models.FloatField(default=0)
+    paused_until = models.FloatField(default=0)
 
     def __str__(self):
         return self.name

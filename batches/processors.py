@@ -11,10 +11,16 @@ the options, so an upload cannot make the server request an address of its choos
 (server-side request forgery). Transient failures (connection errors, timeouts, 429,
 5xx) are retried with exponential backoff before the item fails; other 4xx answers
 fail at once, as repeating them cannot help.
+
+Every call of a network processor first waits for its slot in the processor's lane
+(batches.lanes: the rate limits all workers share). A 429 with a Retry-After pauses
+the lane for every worker that long, and the call is tried again after the pause
+without spending a retry.
 """
 
 import json
 import logging
+import math
 import random
 import time
 from datetime import UTC, datetime
@@ -26,6 +32,9 @@ import httpx
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from batches.lanes import OPTIONS as RATE_OPTIONS
+from batches.lanes import Lane, check_options
+
 logger = logging.getLogger("batches.processors")
 
 # Too many requests, and any server error: a model API answers 529 when overloaded,
@@ -33,10 +42,13 @@ logger = logging.getLogger("batches.processors")
 RETRY_STATUSES = frozenset({429, *range(500, 600)})
 MAX_DELAY = 10.0
 # A Retry-After longer than this is not waited for in full: the item would hold a
-# worker slot for minutes.
+# worker slot for minutes. (A 429's pauses the whole lane instead: batches.lanes.)
 MAX_RETRY_AFTER = 30.0
 # Hosted APIs that answer nothing without a key (a local server often needs none).
 KEYED_HOSTS = frozenset({"api.openai.com"})
+# The most 429s with a Retry-After one call waits out (pausing its lane) before they
+# count as failures like any other.
+MAX_PAUSES = 20
 
 
 class ProcessorError(Exception):
@@ -85,6 +97,10 @@ class Processor:
 
     def process(self, input: dict, history: list[dict]) -> dict:
         raise NotImplementedError
+
+    def bind(self, *, batch_id) -> None:
+        """The processor works for this batch (its calls spend the batch's own rate
+        limits too, when its options set any)."""
 
     def close(self) -> None:
         """Release connections; the processor is not used afterwards."""
@@ -162,27 +178,41 @@ class EchoProcessor(Processor):
 class _HttpProcessor(Processor):
     """Shared by the network processors: one httpx client per processor (its
     connection pool is reused across items and may be shared by threads), and
-    ``_post`` with timeouts and retries."""
+    ``_post`` with the lane's rate limits, timeouts and retries. Options
+    ``requests_per_minute`` and ``tokens_per_minute`` lower the processor's limits
+    (BATCH_RATE_LIMITS) for one batch."""
 
     # Options every network processor takes.
-    accepts = {**FORM_OPTIONS}
+    accepts = {
+        **FORM_OPTIONS,
+        "requests_per_minute": "a whole number, at most the limit in BATCH_RATE_LIMITS",
+        "tokens_per_minute": "a whole number, at most the limit in BATCH_RATE_LIMITS",
+    }
 
     def __init__(self, options: dict, *, headers: dict | None = None):
         super().__init__(options)
+        check_options(self.name, options)
+        self.lane = Lane(self.name, options)
         self._http = httpx.Client(
             timeout=settings.BATCH_PROCESSOR_TIMEOUT,
             headers=headers,
             follow_redirects=False,  # a redirect could point anywhere
         )
 
+    def bind(self, *, batch_id) -> None:
+        self.lane = Lane(self.name, self.options, batch_id)
+
     def close(self) -> None:
         self._http.close()
 
-    def _post(self, url: str, payload: dict) -> dict:
-        """POST JSON, retry transient failures, return the answer's JSON object."""
+    def _post(self, url: str, payload: dict, *, tokens: int = 0) -> dict:
+        """POST JSON in the lane's next slot (``tokens``: the call's estimate), retry
+        transient failures, return the answer's JSON object."""
         attempts = 1 + settings.BATCH_PROCESSOR_RETRIES
-        for attempt in range(attempts):
+        attempt = pauses = 0
+        while True:
             last = attempt == attempts - 1
+            self.lane.acquire(tokens)
             try:
                 response = self._http.post(url, json=payload)
             except httpx.TransportError as exc:
@@ -190,13 +220,20 @@ class _HttpProcessor(Processor):
                     raise ProcessorError(f"{self.name} processor: {_describe(exc)}.") from None
                 logger.warning("%s processor: %s; retrying", self.name, _describe(exc))
                 _sleep(attempt)
+                attempt += 1
+                continue
+            wait = _retry_after_seconds(response.headers.get("Retry-After"))
+            if response.status_code == 429 and wait is not None and pauses < MAX_PAUSES:
+                logger.warning("%s processor: HTTP 429; lane paused %.1f s", self.name, wait)
+                self.lane.pause(wait)
+                pauses += 1
                 continue
             if response.status_code in RETRY_STATUSES and not last:
                 logger.warning("%s processor: HTTP %s; retrying", self.name, response.status_code)
                 _sleep(attempt, response.headers.get("Retry-After"))
+                attempt += 1
                 continue
             return self._answer(response)
-        raise AssertionError("unreachable")
 
     def _answer(self, response: httpx.Response) -> dict:
         if not response.is_success:
@@ -233,7 +270,8 @@ class HttpProcessor(_HttpProcessor):
         return None
 
     def process(self, input: dict, history: list[dict]) -> dict:
-        body = self._post(self.url, {"input": input, "history": history, "options": self.options})
+        options = {key: value for key, value in self.options.items() if key not in RATE_OPTIONS}
+        body = self._post(self.url, {"input": input, "history": history, "options": options})
         text = body.get("text")
         if not isinstance(text, str):
             text = json.dumps(body if text is None else text, ensure_ascii=False)
@@ -242,7 +280,9 @@ class HttpProcessor(_HttpProcessor):
 
 class OpenAIProcessor(_HttpProcessor):
     """An OpenAI-compatible chat completions endpoint at settings.OPENAI_BASE_URL.
-    Options: ``model`` (default settings.OPENAI_MODEL), ``system_prompt``."""
+    Options: ``model`` (default settings.OPENAI_MODEL), ``system_prompt``, and the
+    rate options of every network processor. Each answer's ``usage`` is kept (and
+    stored with the item); it corrects the lane's token estimate."""
 
     name = "openai"
     accepts = {
@@ -264,6 +304,7 @@ class OpenAIProcessor(_HttpProcessor):
         self.url = settings.OPENAI_BASE_URL.rstrip("/") + "/chat/completions"
         self.model = options.get("model") or settings.OPENAI_MODEL
         self.system_prompt = options.get("system_prompt") or ""
+        self.completions = Mean()
 
     @classmethod
     def configuration_error(cls) -> str | None:
@@ -279,7 +320,12 @@ class OpenAIProcessor(_HttpProcessor):
 
     def process(self, input: dict, history: list[dict]) -> dict:
         messages = self.messages(input, history)
-        body = self._post(self.url, {"model": self.model, "messages": messages})
+        estimate = estimate_tokens(messages) + self.completions.value
+        body = self._post(self.url, {"model": self.model, "messages": messages}, tokens=estimate)
+        usage = usage_of(body)
+        if usage is not None:
+            self.lane.correct(usage["total_tokens"] - estimate)
+            self.completions.add(usage["completion_tokens"])
         try:
             text = body["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
@@ -299,6 +345,42 @@ class OpenAIProcessor(_HttpProcessor):
                 messages.append({"role": "assistant", "content": answer})
         messages.append({"role": "user", "content": _question(input)})
         return messages
+
+
+def estimate_tokens(messages: list[dict]) -> int:
+    """The prompt's tokens before the call: one per four characters (OpenAI's rule of
+    thumb for English text) and four per message for its role and separators."""
+    return sum(math.ceil(len(message["content"]) / 4) + 4 for message in messages)
+
+
+USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def usage_of(output: dict | None) -> dict | None:
+    """An answer's ``usage`` as three whole numbers of tokens, or None without one."""
+    usage = (output or {}).get("usage") if isinstance(output, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    counts = {key: usage.get(key) for key in USAGE_FIELDS}
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values()):
+        return None
+    return counts
+
+
+class Mean:
+    """A running mean: the completion tokens expected of the next call, from the
+    answers this processor had so far."""
+
+    def __init__(self):
+        self.total = self.count = 0
+
+    def add(self, value: int) -> None:
+        self.total += value
+        self.count += 1
+
+    @property
+    def value(self) -> int:
+        return round(self.total / self.count) if self.count else 0
 
 
 def _question(values: Any) -> str:

@@ -5,16 +5,19 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from batches.exports import iter_csv, iter_json, write_xlsx
+from batches.lanes import Lane
 from batches.models import Batch, BatchStatus, Interaction, InteractionStatus, Worker
 from batches.parsing import CHAT_ID
 
-RESULT_COLUMNS = ("output", "status", "error")
+USAGE_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens")
+RESULT_COLUMNS = ("output", "status", "error", *USAGE_COLUMNS)
 EXPORT_CHUNK = 2000
 
 
@@ -81,10 +84,11 @@ def batch_waiting_for(batch: Batch, *, now: dt.datetime | None = None) -> dict |
             "No worker is running: none has sent a heartbeat in the last "
             f"{settings.BATCH_STALE_AFTER} s (BATCH_STALE_AFTER).",
         )
-    if (until := rate_limited_until(batch, now=now)) is not None:
+    if (until := rate_limited_until(batch)) is not None:
         return _waiting(
             Waiting.RATE_LIMIT,
-            f"The {batch.processor} processor's rate limit: paused until {until.isoformat()}.",
+            f"The {batch.processor} processor's rate limit: its next call waits until "
+            f"{until.isoformat()}.",
             until=until,
         )
     running = batch.interactions.filter(status=InteractionStatus.RUNNING, heartbeat_at__gte=since)
@@ -102,14 +106,45 @@ def batch_waiting_for(batch: Batch, *, now: dt.datetime | None = None) -> dict |
     )
 
 
-def rate_limited_until(batch: Batch, *, now: dt.datetime) -> dt.datetime | None:
-    """Until when the batch's processor lane is paused or limited, or None. The
-    rate-limit reason plugs in here: the lane's own "paused/limited until T"."""
-    return None
+def rate_limited_until(batch: Batch) -> dt.datetime | None:
+    """Until when the batch's lane (batches.lanes) holds its next call back: a 429's
+    pause, or the budget of its processor or its own already spent; None when a call
+    could start at once."""
+    return Lane(batch.processor, batch.options or {}, batch.pk).limited_until()
 
 
 def _waiting(reason: str, message: str, *, until: dt.datetime | None = None) -> dict:
     return {"reason": reason, "message": message, "until": until}
+
+
+MILLION = Decimal(1_000_000)
+COST_PLACES = Decimal("0.000001")
+
+
+def batch_usage(batch: Batch) -> dict:
+    """The tokens the batch's items used, summed, and their estimated cost in US
+    dollars when BATCH_MODEL_PRICES prices the batch's model (else None)."""
+    totals = batch.interactions.aggregate(**{name: Sum(name) for name in USAGE_COLUMNS})
+    totals = {name: totals[name] or 0 for name in USAGE_COLUMNS}
+    model = batch_model(batch)
+    return {**totals, "model": model, "estimated_cost": estimated_cost(model, totals)}
+
+
+def batch_model(batch: Batch) -> str | None:
+    """The model the batch asks its processor for (openai: options.model, else
+    OPENAI_MODEL); None for processors without one."""
+    if batch.processor != "openai":
+        return (batch.options or {}).get("model") or None
+    return (batch.options or {}).get("model") or settings.OPENAI_MODEL
+
+
+def estimated_cost(model: str | None, usage: dict) -> Decimal | None:
+    prices = settings.BATCH_MODEL_PRICES.get(model) if model else None
+    if prices is None:
+        return None
+    cost = Decimal(usage["prompt_tokens"]) * Decimal(prices.get("prompt_per_million", 0))
+    cost += Decimal(usage["completion_tokens"]) * Decimal(prices.get("completion_per_million", 0))
+    return (cost / MILLION).quantize(COST_PLACES)
 
 
 def status_counts(batch: Batch) -> dict[str, int]:
@@ -135,10 +170,10 @@ def result_rows(batch: Batch) -> Iterator[dict]:
     ours = {"row_number", CHAT_ID, *RESULT_COLUMNS}
     items = (
         batch.interactions.order_by("row_number")
-        .values_list("row_number", "chat_id", "input", "output", "status", "error")
+        .values_list("row_number", "chat_id", "input", "output", "status", "error", *USAGE_COLUMNS)
         .iterator(chunk_size=EXPORT_CHUNK)
     )
-    for row_number, chat_id, values, output, status, error in items:
+    for row_number, chat_id, values, output, status, error, *usage in items:
         row = {_input_name(k, ours): v for k, v in values.items() if k != CHAT_ID}
         row.update(
             row_number=row_number,
@@ -146,6 +181,7 @@ def result_rows(batch: Batch) -> Iterator[dict]:
             output=(output or {}).get("text", ""),
             status=status,
             error=error,
+            **dict(zip(USAGE_COLUMNS, usage, strict=True)),
         )
         yield row
 
@@ -154,7 +190,7 @@ def result_items(batch: Batch) -> Iterator[dict]:
     """One nested dict per item for JSON: the input columns stay under ``input``."""
     items = (
         batch.interactions.order_by("row_number")
-        .values("row_number", "chat_id", "input", "output", "status", "error")
+        .values("row_number", "chat_id", "input", "output", "status", "error", *USAGE_COLUMNS)
         .iterator(chunk_size=EXPORT_CHUNK)
     )
     for item in items:

@@ -9,7 +9,7 @@ from rest_framework.settings import api_settings
 from batches.models import NAME_MAX, Batch, Interaction
 from batches.parsing import MAX_SKIPPED_LISTED
 from batches.processors import options_help, processor_names
-from batches.selectors import batch_pace, batch_waiting_for
+from batches.selectors import batch_pace, batch_usage, batch_waiting_for
 from batchsvc.flags import parse_bool
 
 
@@ -37,6 +37,19 @@ class WaitingSerializer(serializers.Serializer):
     )
     message = serializers.CharField(help_text="the same, as a sentence")
     until = serializers.DateTimeField(allow_null=True, help_text="for rate_limit: until when")
+
+
+class UsageSerializer(serializers.Serializer):
+    prompt_tokens = serializers.IntegerField(help_text="summed over the items' answers")
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    model = serializers.CharField(allow_null=True, help_text="the model the batch asks for")
+    estimated_cost = serializers.DecimalField(
+        max_digits=20,
+        decimal_places=6,
+        allow_null=True,
+        help_text="US dollars, from BATCH_MODEL_PRICES (null when it does not price the model)",
+    )
 
 
 class BatchSerializer(serializers.ModelSerializer):
@@ -97,6 +110,20 @@ class BatchSerializer(serializers.ModelSerializer):
     def get_waiting_for(self, batch) -> dict | None:
         waiting = batch_waiting_for(batch)
         return None if waiting is None else WaitingSerializer(waiting).data
+
+
+class BatchDetailSerializer(BatchSerializer):
+    """One batch: with the tokens its items used (summed when read, so not in lists)."""
+
+    usage = serializers.SerializerMethodField(help_text="tokens used and estimated cost")
+
+    class Meta(BatchSerializer.Meta):
+        fields = [*BatchSerializer.Meta.fields, "usage"]
+        read_only_fields = fields
+
+    @extend_schema_field(UsageSerializer)
+    def get_usage(self, batch) -> dict:
+        return UsageSerializer(batch_usage(batch)).data
 
 
 class SkippedRowSerializer(serializers.Serializer):
@@ -309,6 +336,9 @@ class InteractionSerializer(serializers.ModelSerializer):
             "status",
             "error",
             "attempts",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
             "started_at",
             "finished_at",
         ]

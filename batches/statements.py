@@ -15,8 +15,16 @@ from django.utils import timezone
 from batches.models import ACTIVE_BATCH, Batch, BatchStatus, Interaction
 
 END = (
-    "UPDATE {table} SET status = %s, output = %s, error = %s, finished_at = %s "
+    "UPDATE {table} SET status = %s, output = %s, error = %s, finished_at = %s, "
+    "prompt_tokens = %s, completion_tokens = %s, total_tokens = %s "
     "WHERE id = %s AND claimed_by = %s AND status = %s"
+)
+# A running row given back before it ran (its worker stopped while it waited for a
+# rate limit's slot): pending again, for the next worker, as if never started.
+PUT_BACK = (
+    "UPDATE {table} SET status = 'pending', claimed_by = '', heartbeat_at = NULL, "
+    "started_at = NULL, attempts = attempts - 1 "
+    "WHERE id = %s AND claimed_by = %s AND status = 'running'"
 )
 START = (
     "UPDATE {table} SET status = 'running', claimed_by = %s, heartbeat_at = %s, "

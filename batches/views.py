@@ -12,6 +12,7 @@ from batches.filters import BatchFilter, InteractionFilter
 from batches.models import Batch
 from batches.serializers import (
     BatchCreatedSerializer,
+    BatchDetailSerializer,
     BatchSerializer,
     BatchUploadSerializer,
     InteractionSerializer,
@@ -51,7 +52,9 @@ class BatchViewSet(
         return selectors.batches_for(self.request.user)
 
     def get_serializer_class(self):
-        return InteractionSerializer if self.action == "interactions" else BatchSerializer
+        if self.action == "interactions":
+            return InteractionSerializer
+        return BatchDetailSerializer if self.action == "retrieve" else BatchSerializer
 
     def filter_queryset(self, queryset):
         # The list's filters (?status=...) are not meant for the batch of a detail

@@ -5,7 +5,9 @@ the defaults give an embedded SQLite database under var/ and DEBUG off.
 """
 
 import hashlib
+import json
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
@@ -55,6 +57,33 @@ def env_map(name: str, default: str) -> dict[str, str]:
             raise ImproperlyConfigured(f"{name} must be name=column pairs, not {item!r}.")
         mapping[key.strip()] = value.strip()
     return mapping
+
+
+def env_json(name: str, default):
+    """Read a JSON value (numbers with a fraction as Decimal, exactly as written)."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return json.loads(value, parse_float=Decimal)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be JSON, not {value!r}.") from None
+
+
+def env_limits(name: str, keys: tuple[str, ...], number) -> dict[str, dict]:
+    """Read ``{"<name>": {"<key>": <number>, ...}, ...}`` (any subset of ``keys``),
+    each number positive."""
+    value = env_json(name, {})
+    example = f'{{"openai": {{"{keys[0]}": ...}}}}'
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise ImproperlyConfigured(f"{name} must be a JSON object such as {example}.")
+    for entry in value.values():
+        for key, amount in entry.items():
+            if key not in keys:
+                raise ImproperlyConfigured(f"{name}: {key!r} is not one of {', '.join(keys)}.")
+            if isinstance(amount, bool) or not isinstance(amount, number) or amount <= 0:
+                raise ImproperlyConfigured(f"{name}: {key} must be a positive number.")
+    return value
 
 
 DEBUG = env_bool("DEBUG", False)
@@ -277,6 +306,17 @@ BATCH_MAX_UPLOAD_BYTES = env_int("BATCH_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 # How far an uploaded XLSX (a zip of XML) may inflate, checked before it is parsed.
 BATCH_MAX_UNCOMPRESSED_BYTES = env_int("BATCH_MAX_UNCOMPRESSED_BYTES", 256 * 1024 * 1024)
 BATCH_MAX_SHARED_STRINGS_BYTES = env_int("BATCH_MAX_SHARED_STRINGS_BYTES", 64 * 1024 * 1024)
+# Provider rate limits, one budget per processor shared by every worker (batches.lanes),
+# e.g. {"openai": {"requests_per_minute": 500, "tokens_per_minute": 200000}}; a batch's
+# options of the same names may only lower them.
+BATCH_RATE_LIMITS = env_limits(
+    "BATCH_RATE_LIMITS", ("requests_per_minute", "tokens_per_minute"), int
+)
+# US dollars per million tokens, by model, for the batches' estimated cost, e.g.
+# {"gpt-4o-mini": {"prompt_per_million": 0.15, "completion_per_million": 0.60}}.
+BATCH_MODEL_PRICES = env_limits(
+    "BATCH_MODEL_PRICES", ("prompt_per_million", "completion_per_million"), int | Decimal
+)
 # Conversations one worker process runs at the same time (threads). Model calls wait
 # on the network, so a worker has more threads than one batch takes by default: a
 # new batch finds free threads whatever else runs.
@@ -329,6 +369,11 @@ CACHES = {
     # Shared by every process (throttle counters must be), created by `migrate`.
     else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "batchsvc_cache"}
 }
+
+# The rate limits' budgets live in Redis when the cache does, else in the database.
+BATCH_LANES_REDIS_URL = (
+    CACHES["default"]["LOCATION"] if CACHES["default"]["BACKEND"].endswith("RedisCache") else ""
+)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "batchsvc API",

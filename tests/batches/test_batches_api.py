@@ -321,7 +321,10 @@ def test_results_download_as_csv_with_formulas_neutralised(api, alice):
     assert 'attachment; filename="questions-' in response["Content-Disposition"]
     text = b"".join(response.streaming_content).decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0]) == ["row_number", "chat_id", "question", "output", "status", "error"]
+    assert list(rows[0]) == [
+        *("row_number", "chat_id", "question", "output", "status", "error"),
+        *("prompt_tokens", "completion_tokens", "total_tokens"),
+    ]
     assert rows[0]["question"] == "'=1+1"
     assert rows[0]["output"] == "'=answer 2"
     assert (rows[1]["row_number"], rows[1]["status"]) == ("3", "succeeded")
@@ -333,7 +336,7 @@ def test_results_download_as_xlsx_and_json(api, alice):
     xlsx = api.get(f"/api/v1/batches/{batch.pk}/results?format=xlsx")
     assert xlsx["Content-Disposition"].endswith('.xlsx"')
     sheet = load_workbook(io.BytesIO(b"".join(xlsx.streaming_content))).active
-    assert [c.value for c in sheet[2]] == [2, "a", "q1", "'=answer 2", "succeeded", None]
+    assert [c.value for c in sheet[2]] == [2, "a", "q1", "'=answer 2", "succeeded", *[None] * 4]
 
     items = api.get(f"/api/v1/batches/{batch.pk}/results?format=json")
     body = __import__("json").loads(b"".join(items.streaming_content))
@@ -344,6 +347,9 @@ def test_results_download_as_xlsx_and_json(api, alice):
         "output": "=answer 3",
         "status": "succeeded",
         "error": "",
+        "prompt_tokens": None,
+        "completion_tokens": None,
+        "total_tokens": None,
     }
     assert api.get(f"/api/v1/batches/{batch.pk}/results?format=pdf").status_code == 400
 
@@ -433,3 +439,17 @@ def test_retry_failed_says_why_a_batch_cannot_be_retried_and_changes_nothing(
 
 def test_anonymous_requests_are_refused(anonymous):
     assert anonymous.get("/api/v1/batches/").status_code == 401
+
+
+def test_an_upload_asking_for_more_than_the_rate_limit_is_refused_naming_the_maximum(api, settings):
+    settings.BATCH_RATE_LIMITS = {"openai": {"tokens_per_minute": 200_000}}
+    options = '{"tokens_per_minute": 250000}'
+
+    response = post_batch(api, csv_upload([("q", "")]), processor="openai", options=options)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "The openai processor's tokens_per_minute may be at most 200000 (its limit in "
+        "BATCH_RATE_LIMITS); a batch may only lower it."
+    )
+    assert not Batch.objects.exists()

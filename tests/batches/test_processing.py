@@ -8,8 +8,10 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from batches import statements
+from batches.lanes import Interrupted
 from batches.models import Batch, BatchStatus, Interaction, InteractionStatus
 from batches.processors import EchoProcessor, ProcessorError
+from batches.progress import stopping
 from batches.recovery import batches_recover
 from batches.services import batch_cancel
 from batches.tasks import enqueue_batch
@@ -26,7 +28,19 @@ TEST_PROCESSORS = {
     "canceller": "tests.batches.test_processing.CancellingProcessor",
     "watcher": "tests.batches.test_processing.CounterWatcher",
     "nul": "tests.batches.test_processing.NulProcessor",
+    "stopped": "tests.batches.test_processing.StoppedWhileWaitingProcessor",
 }
+
+
+class StoppedWhileWaitingProcessor(EchoProcessor):
+    """The worker is asked to stop while the second row waits for a rate limit's slot
+    (as batches.lanes does then)."""
+
+    def process(self, input, history):
+        if input["question"] == "second":
+            stopping.set()
+            raise Interrupted("The worker stopped while the lane waited.")
+        return super().process(input, history)
 
 
 class FlakyProcessor(EchoProcessor):
@@ -416,3 +430,16 @@ def test_recovery_makes_the_counters_exact_when_a_worker_died_before_its_next_be
     assert (batch.processed_items, batch.failed_items, batch.cancelled_items) == (1, 1, 1)
     assert batch.updated_at > untouched
     assert not DBTaskResult.objects.exists()  # a cancelled batch is not queued again
+
+
+def test_a_row_whose_worker_stops_while_it_waits_for_a_slot_is_left_pending_unrun(alice):
+    batch = make_batch(alice, [("first", "c"), ("second", "c")], processor="stopped")
+    try:
+        batch_process(batch_id=batch.pk)
+    finally:
+        stopping.clear()
+
+    first, second = batch.interactions.order_by("row_number")
+    assert (first.status, first.attempts) == (InteractionStatus.SUCCEEDED, 1)
+    assert (second.status, second.attempts, second.claimed_by) == ("pending", 0, "")
+    assert second.started_at is None and second.error == ""

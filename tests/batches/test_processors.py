@@ -23,6 +23,9 @@ from batches.processors import (
     processor_names,
 )
 
+# Every network call reads its lane's pause (batches.lanes), kept in the database.
+pytestmark = pytest.mark.django_db
+
 HISTORY = [
     {"input": {"question": "Hello?"}, "output": {"text": "Hi there."}},
     {"input": {"question": "Still there?"}, "output": {"text": "Yes."}},
@@ -265,9 +268,9 @@ def test_http_waits_as_long_as_a_retry_after_given_as_an_http_date_says(http, st
 
 def test_http_waits_for_a_retry_after_in_seconds_and_ignores_one_it_cannot_read(http, stub, sleeps):
     stub.replies = [
-        {"status": 429, "headers": {"Retry-After": "7"}},
+        {"status": 503, "headers": {"Retry-After": "7"}},
         {"status": 429, "headers": {"Retry-After": "soon"}},
-        {"status": 429, "headers": {"Retry-After": formatdate(time.time() - 60, usegmt=True)}},
+        {"status": 503, "headers": {"Retry-After": formatdate(time.time() - 60, usegmt=True)}},
     ]
     assert http.process({"question": "?"}, [])["text"] == "stub answer"
     assert sleeps[0] == 7
@@ -458,3 +461,82 @@ def test_openai_needs_no_key_for_a_server_of_its_own(settings):
 def test_openai_refuses_options_that_are_not_text(openai, options):
     with pytest.raises(ValueError, match="must be text"):
         OpenAIProcessor(options)
+
+
+# Rate limits (batches.lanes) -------------------------------------------------------
+
+
+def test_a_429_with_retry_after_pauses_the_lane_and_spends_no_retry(settings, http, stub):
+    settings.BATCH_PROCESSOR_RETRIES = 0
+    stub.replies = [{"status": 429, "headers": {"Retry-After": "0"}}] * 3
+    assert http.process({"question": "?"}, [])["text"] == "stub answer"
+    assert len(stub.requests) == 4
+
+
+def test_a_429_without_retry_after_spends_a_retry(settings, http, stub):
+    settings.BATCH_PROCESSOR_RETRIES = 1
+    stub.replies = [{"status": 429}, {"status": 429}]
+    with pytest.raises(ProcessorError, match="HTTP 429"):
+        http.process({"question": "?"}, [])
+    assert len(stub.requests) == 2
+
+
+@pytest.mark.django_db(transaction=True)  # the call's thread has a connection of its own
+def test_a_429_pauses_the_lane_for_everyone_and_a_stopping_worker_leaves_the_wait(http, stub):
+    from django.db import connection
+
+    from batches import lanes
+    from batches.progress import stopping
+    from tests.batches.factories import wait_until
+
+    stub.replies = [{"status": 429, "headers": {"Retry-After": "30"}}]
+    outcome = []
+
+    def call():
+        try:
+            outcome.append(http.process({"question": "?"}, []))
+        except lanes.Interrupted as exc:
+            outcome.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    try:
+        until = wait_until(lambda: lanes.paused_until("http"), message="the lane's pause")
+        # Another processor of the lane (another worker) waits for the same pause.
+        assert lanes.backend().paused_for("http") > 25
+        assert lanes.limited_until("http") == until
+    finally:
+        stopping.set()
+        thread.join()
+        stopping.clear()
+    assert isinstance(outcome[0], lanes.Interrupted)
+    assert len(stub.requests) == 1  # nothing sent during the pause
+
+
+def test_openai_corrects_the_lanes_token_estimate_from_the_answers_usage(settings, openai):
+    from batches.models import Lane as LaneRow
+
+    settings.BATCH_RATE_LIMITS = {"openai": {"requests_per_minute": 600, "tokens_per_minute": 6000}}
+    processor = OpenAIProcessor({})
+    assert processors.estimate_tokens([{"role": "user", "content": "Capital of France?"}]) == 9
+
+    processor.process({"question": "Capital of France?"}, [])
+
+    row = LaneRow.objects.get(name="openai")
+    start = row.requests_at - 60 * 1.01 / 600
+    # The estimate (9) was replaced by what the answer used (14).
+    assert round((row.tokens_at - start) / (60 * 1.01 / 6000), 2) == 14
+    assert processor.completions.value == 2  # the next call also expects 2 completion tokens
+
+
+def test_a_batch_may_lower_the_rate_limits_but_not_raise_them(settings, openai):
+    settings.BATCH_RATE_LIMITS = {"openai": {"requests_per_minute": 500}}
+    OpenAIProcessor({"requests_per_minute": 100, "tokens_per_minute": 1000})
+    with pytest.raises(ValueError) as caught:
+        get_processor("openai", {"requests_per_minute": 501})
+    assert str(caught.value) == (
+        "The openai processor's requests_per_minute may be at most 500 (its limit in "
+        "BATCH_RATE_LIMITS); a batch may only lower it."
+    )

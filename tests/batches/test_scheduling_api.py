@@ -8,7 +8,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_tasks_db.models import DBTaskResult
 
-from batches import selectors
+from batches import lanes
+from batches.lanes import Lane
 from batches.models import Batch
 from batches.models import Worker as WorkerRow
 from tests.batches.factories import csv_upload, post_batch
@@ -104,11 +105,10 @@ def test_a_batch_that_has_ended_waits_for_nothing(api):
     assert api.get(f"/api/v1/batches/{batch_id}").json()["waiting_for"] is None
 
 
-def test_the_rate_limit_reason_plugs_in_after_the_workers_and_before_the_cap(
-    api, monkeypatch, settings
-):
-    until = timezone.now() + timedelta(seconds=30)
-    monkeypatch.setattr(selectors, "rate_limited_until", lambda batch, now: until)
+def test_a_batch_whose_processor_lane_is_paused_is_waiting_for_the_rate_limit(api, settings):
+    # A 429 paused the lane (batches.lanes), as a worker's call would have.
+    Lane("echo", {}).pause(30)
+    until = lanes.paused_until("echo")
     WorkerRow.objects.create(
         name="live", hostname="h", pid=1, started_at=timezone.now(), beat_at=timezone.now()
     )
@@ -118,9 +118,18 @@ def test_the_rate_limit_reason_plugs_in_after_the_workers_and_before_the_cap(
 
     assert waiting["reason"] == "rate_limit"
     assert waiting["message"] == (
-        f"The echo processor's rate limit: paused until {until.isoformat()}."
+        f"The echo processor's rate limit: its next call waits until {until.isoformat()}."
     )
     assert parse_datetime(waiting["until"]) == until
+
+
+def test_a_batch_whose_lane_is_free_waits_for_no_rate_limit(api):
+    WorkerRow.objects.create(
+        name="live", hostname="h", pid=1, started_at=timezone.now(), beat_at=timezone.now()
+    )
+    batch_id = post_batch(api, csv_upload(ROWS), concurrency="1").json()["batch_id"]
+
+    assert api.get(f"/api/v1/batches/{batch_id}").json()["waiting_for"]["reason"] == "worker"
 
 
 def test_the_admin_batch_page_says_what_the_batch_waits_for(admin_client, api):
