@@ -443,6 +443,7 @@ def test_anonymous_requests_are_refused(anonymous):
 
 def test_an_upload_asking_for_more_than_the_rate_limit_is_refused_naming_the_maximum(api, settings):
     settings.BATCH_RATE_LIMITS = {"openai": {"tokens_per_minute": 200_000}}
+    settings.OPENAI_BASE_URL = "http://127.0.0.1:9/v1"  # configured, never called
     options = '{"tokens_per_minute": 250000}'
 
     response = post_batch(api, csv_upload([("q", "")]), processor="openai", options=options)

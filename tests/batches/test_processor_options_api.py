@@ -69,8 +69,8 @@ def test_the_schema_lists_each_processors_options(api):
 
     assert "echo: lang, search_provider, apply_overrides, delay" in form["description"]
     assert (
-        "openai: lang, search_provider, apply_overrides, model, system_prompt"
-        in (form["description"])
+        "openai: lang, search_provider, apply_overrides, requests_per_minute, tokens_per_minute, "
+        "model, system_prompt" in (form["description"])
     )
 
 
