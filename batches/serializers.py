@@ -55,10 +55,6 @@ class UsageSerializer(serializers.Serializer):
 class BatchSerializer(serializers.ModelSerializer):
     owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
     pace = serializers.SerializerMethodField(help_text="how fast the batch goes")
-    waiting_for = serializers.SerializerMethodField(
-        help_text="why an active batch does not start more of its conversations now; "
-        "null when it is not waiting"
-    )
     progress = serializers.IntegerField(
         read_only=True,
         help_text="0-100: whole percent of the items that ran (succeeded or failed). "
@@ -89,7 +85,6 @@ class BatchSerializer(serializers.ModelSerializer):
             "failed_items",
             "cancelled_items",
             "pace",
-            "waiting_for",
             "skipped_count",
             "skipped_rows",
             "source_name",
@@ -106,20 +101,25 @@ class BatchSerializer(serializers.ModelSerializer):
     def get_pace(self, batch) -> dict:
         return batch_pace(batch)
 
+
+class BatchDetailSerializer(BatchSerializer):
+    """One batch: with what it waits for and the tokens its items used (each a few
+    queries when read, so not in lists)."""
+
+    waiting_for = serializers.SerializerMethodField(
+        help_text="why an active batch does not start more of its conversations now; "
+        "null when it is not waiting"
+    )
+    usage = serializers.SerializerMethodField(help_text="tokens used and estimated cost")
+
+    class Meta(BatchSerializer.Meta):
+        fields = [*BatchSerializer.Meta.fields, "waiting_for", "usage"]
+        read_only_fields = fields
+
     @extend_schema_field(WaitingSerializer(allow_null=True))
     def get_waiting_for(self, batch) -> dict | None:
         waiting = batch_waiting_for(batch)
         return None if waiting is None else WaitingSerializer(waiting).data
-
-
-class BatchDetailSerializer(BatchSerializer):
-    """One batch: with the tokens its items used (summed when read, so not in lists)."""
-
-    usage = serializers.SerializerMethodField(help_text="tokens used and estimated cost")
-
-    class Meta(BatchSerializer.Meta):
-        fields = [*BatchSerializer.Meta.fields, "usage"]
-        read_only_fields = fields
 
     @extend_schema_field(UsageSerializer)
     def get_usage(self, batch) -> dict:
