@@ -9,20 +9,12 @@ from django_tasks_db.models import DBTaskResult
 
 from batches.models import InteractionStatus
 from bench._model_stub import ModelStub
-from tests.batches.factories import Worker, make_batch, wait_until
+from tests.batches.factories import make_batch, wait_until
 from tests.e2e.test_batch_worker import finished
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def start_worker(transactional_db):
-    workers = []
-    yield lambda **env: workers.append(Worker(**env).start()) or workers[-1]
-    for worker in workers:
-        worker.stop()
 
 
 @pytest.fixture
