@@ -32,6 +32,9 @@ from batches.models import Lane as LaneRow
 from batches.progress import stopping
 from batchsvc.outages import DATABASE_ERRORS, retry_while_unavailable
 
+# The lanes' store is unavailable: waited out, as a database outage is.
+STORE_ERRORS = (*DATABASE_ERRORS, redis.ConnectionError, redis.TimeoutError)
+
 OPTIONS = ("requests_per_minute", "tokens_per_minute")
 # One percent of each limit is left unused: it absorbs the network's jitter between the
 # moment a slot starts here and the moment the provider counts the request.
@@ -151,11 +154,18 @@ def _when(timestamp: float) -> datetime:
 
 
 def _store(step):
-    """``step(backend())``, waiting out a database outage like every worker step."""
+    """``step(backend())``, waiting out an outage of the database or Redis like every
+    worker step."""
     try:
-        return retry_while_unavailable(lambda: step(backend()), what="Rate limits", stop=stopping)
-    except DATABASE_ERRORS:
-        raise Interrupted("The worker stopped while the database was unavailable.") from None
+        return retry_while_unavailable(
+            lambda: step(backend()),
+            what="Rate limits",
+            stop=stopping,
+            errors=STORE_ERRORS,
+            store="Redis" if settings.BATCH_LANES_REDIS_URL else "the database",
+        )
+    except STORE_ERRORS:
+        raise Interrupted("The worker stopped while the lanes' store was unavailable.") from None
 
 
 def backend():

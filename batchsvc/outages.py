@@ -81,8 +81,11 @@ def retry_while_unavailable(
     what: str,
     stop: threading.Event | None = None,
     landed: Callable | None = None,
+    errors: tuple[type[BaseException], ...] = DATABASE_ERRORS,
+    store: str = "the database",
 ):
-    """``step()``, tried again for as long as the database is unavailable.
+    """``step()``, tried again for as long as the database is unavailable (or another
+    ``store``: ``errors`` are the exceptions that say so).
 
     Each failure is logged, this thread's connections are closed and the next try
     waits a little longer (:class:`Backoff`). Once ``stop`` is set the error is
@@ -95,12 +98,12 @@ def retry_while_unavailable(
     while True:
         try:
             result = attempt()
-        except DATABASE_ERRORS as exc:
+        except errors as exc:
             if stop is not None and stop.is_set():
                 raise
             close_connections()
             delay = backoff.next()
-            log_outage(what, exc, delay, backoff)
+            log_outage(what, exc, delay, backoff, store=store)
             if stop is None:
                 time.sleep(delay)
             elif stop.wait(delay):
@@ -108,17 +111,20 @@ def retry_while_unavailable(
             attempt = step if landed is None else _landed_or(landed, step)
             continue
         if backoff.failures:
-            logger.warning("%s: the database is back after %.1f s", what, time.monotonic() - since)
+            logger.warning("%s: %s is back after %.1f s", what, store, time.monotonic() - since)
         return result
 
 
-def log_outage(what: str, exc: BaseException, delay: float, backoff: Backoff) -> None:
+def log_outage(
+    what: str, exc: BaseException, delay: float, backoff: Backoff, *, store: str = "the database"
+) -> None:
     """A warning when an outage starts; each retry after it, an info line."""
     level = logging.WARNING if backoff.failures == 1 else logging.INFO
     logger.log(
         level,
-        "%s: the database is unavailable (%s); trying again in %.1f s",
+        "%s: %s is unavailable (%s); trying again in %.1f s",
         what,
+        store,
         describe(exc),
         delay,
     )

@@ -15,6 +15,8 @@ from batches import lanes
 from batches.lanes import Budget, Interrupted, Lane
 from batches.models import Lane as LaneRow
 from batches.progress import stopping
+from tests.batches.factories import wait_until
+from tests.e2e.proxy import Proxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -194,3 +196,24 @@ def test_a_batch_may_only_lower_the_limits(settings, options, message):
     with pytest.raises(ValueError, match=message):
         lanes.check_options("openai", options)
     lanes.check_options("openai", {"requests_per_minute": 500, "tokens_per_minute": 1})
+
+
+def test_a_redis_outage_is_waited_out_and_the_call_then_gets_its_slot(settings, name, caplog):
+    proxy = Proxy(REDIS_URL.replace("redis://", "http://")).start()
+    settings.BATCH_LANES_REDIS_URL = f"redis://127.0.0.1:{proxy.port}/0"
+    settings.BATCH_RATE_LIMITS = {name: {"requests_per_minute": 6000}}
+    lane = Lane(name, {})
+    proxy.stop()
+    got = threading.Event()
+    waiting = threading.Thread(target=lambda: (lane.acquire(), got.set()), daemon=True)
+    waiting.start()
+    try:
+        wait_until(lambda: "Rate limits: Redis is unavailable" in caplog.text, timeout=15)
+        assert not got.is_set()
+        proxy.start()
+        assert got.wait(15)
+        assert "Rate limits: Redis is back after" in caplog.text
+        _, free, _ = lanes.backend().state(name)
+        assert free > 0  # the slot it got is in Redis's schedule
+    finally:
+        proxy.stop()
