@@ -30,10 +30,7 @@ from django.db.models import F
 
 from batches.models import Lane as LaneRow
 from batches.progress import stopping
-from batchsvc.outages import DATABASE_ERRORS, retry_while_unavailable
-
-# The lanes' store is unavailable: waited out, as a database outage is.
-STORE_ERRORS = (*DATABASE_ERRORS, redis.ConnectionError, redis.TimeoutError)
+from batchsvc.outages import STORE_ERRORS, retry_while_unavailable
 
 OPTIONS = ("requests_per_minute", "tokens_per_minute")
 # One percent of each limit is left unused: it absorbs the network's jitter between the

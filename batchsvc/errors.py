@@ -26,7 +26,13 @@ from rest_framework import exceptions, status
 from rest_framework.settings import api_settings
 
 from batchsvc.logs import current_request_id
-from batchsvc.outages import DATABASE_ERRORS, close_connections, describe, is_disk_full
+from batchsvc.outages import (
+    REDIS_ERRORS,
+    STORE_ERRORS,
+    close_connections,
+    describe,
+    is_disk_full,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +85,7 @@ def _envelope(exc: Exception, data) -> dict:
 
 
 def exception_handler(exc: Exception, context):
-    if isinstance(exc, DATABASE_ERRORS):
+    if isinstance(exc, STORE_ERRORS):
         return database_error_response(context["request"], exc)
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(_too_large_message())
@@ -169,15 +175,16 @@ class ApiErrorMiddleware:
 
 
 def database_error_response(request, exc: Exception) -> HttpResponse:
-    """503 with Retry-After while the database cannot be reached or used; 507 when
-    it refused a write for want of space, which waiting a few seconds does not cure."""
+    """503 with Retry-After while the database (or Redis) cannot be reached or used;
+    507 when it refused a write for want of space, which waiting does not cure."""
     retry_after = None if is_disk_full(exc) else settings.DB_UNAVAILABLE_RETRY_AFTER
+    store = "Redis (CACHE_URL)" if isinstance(exc, REDIS_ERRORS) else "The database"
     if retry_after is None:
         status = HTTPStatus.INSUFFICIENT_STORAGE
         message = "The database is out of space (its disk is full), so this was not stored."
     else:
         status = HTTPStatus.SERVICE_UNAVAILABLE
-        message = f"The database is unavailable; try again in {retry_after} seconds."
+        message = f"{store} is unavailable; try again in {retry_after} seconds."
     logger.warning("%s %s: %s (%s)", request.method, request.path, message, describe(exc))
     # Django closes a failed PostgreSQL connection when the request ends, but keeps
     # SQLite's whatever failed on it, and one opened read-only stays read-only.
@@ -204,7 +211,7 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if isinstance(exception, DATABASE_ERRORS):
+        if isinstance(exception, STORE_ERRORS):
             return database_error_response(request, exception)
         return None
 
@@ -214,7 +221,7 @@ def server_error(request):
     process_exception (the session saved after the view, say); when it is a
     database outage it is still a 503. With DEBUG on, Django shows its own page."""
     exc = sys.exc_info()[1]
-    if isinstance(exc, DATABASE_ERRORS):
+    if isinstance(exc, STORE_ERRORS):
         return database_error_response(request, exc)
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("Internal server error."), status=500)

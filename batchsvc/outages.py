@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import redis
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
 logger = logging.getLogger("batchsvc.outages")
@@ -21,6 +22,9 @@ logger = logging.getLogger("batchsvc.outages")
 # connections, timeouts, a locked or read-only SQLite file. Errors in what was
 # sent (IntegrityError, DataError, ProgrammingError) are not outages.
 DATABASE_ERRORS = (OperationalError, InterfaceError)
+# Redis (CACHE_URL: throttle counters, the rate limits' lanes) cannot be reached.
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+STORE_ERRORS = (*DATABASE_ERRORS, *REDIS_ERRORS)
 
 FIRST_DELAY = 0.5  # seconds; doubles with each failure up to MAX_DELAY
 MAX_DELAY = 5.0

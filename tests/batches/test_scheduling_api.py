@@ -1,6 +1,7 @@
 """A batch's priority and concurrency: taken from the upload form, checked, shown; and
 what a batch is waiting for."""
 
+import socket
 from datetime import timedelta
 
 import pytest
@@ -139,3 +140,23 @@ def test_the_admin_batch_page_says_what_the_batch_waits_for(admin_client, api):
 
     assert 'data-batch-field="waiting_for.message"' in page
     assert "No worker is running: none has sent a heartbeat" in page
+
+
+def test_a_batch_read_while_the_lanes_redis_is_down_is_a_503_naming_redis(api, settings):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.BATCH_LANES_REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    WorkerRow.objects.create(
+        name="live", hostname="h", pid=1, started_at=timezone.now(), beat_at=timezone.now()
+    )
+    batch_id = post_batch(api, csv_upload(ROWS)).json()["batch_id"]
+
+    response = api.get(f"/api/v1/batches/{batch_id}")
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == str(settings.DB_UNAVAILABLE_RETRY_AFTER)
+    assert error_body(response) == {
+        "error": f"Redis (CACHE_URL) is unavailable; try again in "
+        f"{settings.DB_UNAVAILABLE_RETRY_AFTER} seconds."
+    }
