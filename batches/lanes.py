@@ -212,8 +212,11 @@ class DatabaseLanes:
 
     def paused_for(self, name: str) -> float:
         """Seconds until the lane's pause ends (0 when not paused)."""
-        now, _, paused = self.state(name)
-        return max(0.0, paused - now)
+        query = LaneRow.objects.filter(pk=name).values_list("paused_until", flat=True)
+        paused = query.first() or 0.0
+        # Read the clock only for a lane ever paused: every call of a lane without
+        # limits asks.
+        return max(0.0, paused - self._now()) if paused else 0.0
 
     def state(self, name: str) -> tuple[float, float, float]:
         """(now, when the budget is free, when the pause ends), Unix seconds."""

@@ -133,9 +133,8 @@ def batch_usage(batch: Batch) -> dict:
 def batch_model(batch: Batch) -> str | None:
     """The model the batch asks its processor for (openai: options.model, else
     OPENAI_MODEL); None for processors without one."""
-    if batch.processor != "openai":
-        return (batch.options or {}).get("model") or None
-    return (batch.options or {}).get("model") or settings.OPENAI_MODEL
+    default = settings.OPENAI_MODEL if batch.processor == "openai" else None
+    return (batch.options or {}).get("model") or default
 
 
 def estimated_cost(model: str | None, usage: dict) -> Decimal | None:

@@ -152,11 +152,10 @@ def upload(url, token, key, data=None):
     return response
 
 
-@pytest.mark.django_db(transaction=True)
-def test_two_requests_with_one_key_at_once_make_one_whole_batch_and_a_409(
-    live_server, token, monkeypatch
-):
-    # Both requests are held once they have looked the key up, so both try to create.
+@pytest.fixture
+def both_read_the_key(monkeypatch):
+    """Two requests are held once they have looked the key up, so both try to create;
+    ``both_read_the_key()`` lets requests through unheld again."""
     both_reading = threading.Barrier(2, timeout=20)
     upload_read = services.upload_read
 
@@ -165,6 +164,13 @@ def test_two_requests_with_one_key_at_once_make_one_whole_batch_and_a_409(
         return upload_read(**kwargs)
 
     monkeypatch.setattr(services, "upload_read", held)
+    return lambda: monkeypatch.setattr(services, "upload_read", upload_read)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_requests_with_one_key_at_once_make_one_whole_batch_and_a_409(
+    live_server, token, both_read_the_key
+):
     with ThreadPoolExecutor(max_workers=2) as pool:
         answers = list(pool.map(lambda _: upload(live_server.url, token, "k-1"), range(2)))
 
@@ -176,7 +182,7 @@ def test_two_requests_with_one_key_at_once_make_one_whole_batch_and_a_409(
     batch = Batch.objects.get()
     assert batch.interactions.count() == batch.total_items == 3
 
-    monkeypatch.setattr(services, "upload_read", upload_read)
+    both_read_the_key()
     retried = upload(live_server.url, token, "k-1")
     assert retried.status_code == 202
     assert retried.json() == created.json()
@@ -201,16 +207,8 @@ def test_many_requests_with_one_key_at_once_get_one_batch_and_no_500(live_server
 
 @pytest.mark.django_db(transaction=True)
 def test_a_different_request_at_the_same_time_with_the_key_is_a_422(
-    live_server, token, monkeypatch
+    live_server, token, both_read_the_key
 ):
-    both_reading = threading.Barrier(2, timeout=20)
-    upload_read = services.upload_read
-
-    def held(**kwargs):
-        both_reading.wait()
-        return upload_read(**kwargs)
-
-    monkeypatch.setattr(services, "upload_read", held)
     files = [csv_bytes(ROWS), csv_bytes(ROWS[:1])]
     with ThreadPoolExecutor(max_workers=2) as pool:
         answers = list(pool.map(lambda data: upload(live_server.url, token, "k-3", data), files))
