@@ -197,6 +197,9 @@ def database_error_response(request, exc: Exception) -> HttpResponse:
         response = HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
+    # The warning above says why; Django's own ERROR line for a 5xx, with the
+    # traceback, would repeat it on every request of the outage.
+    response._has_been_logged = True
     return response
 
 

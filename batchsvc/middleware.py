@@ -18,6 +18,10 @@ logger = logging.getLogger("batchsvc.requests")
 # that could break a log line or a header.
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
+# A database or Redis outage is answered 503 (507 when its disk is full), and
+# batchsvc.errors logs its cause once as a warning: not an error of ours.
+OUTAGE_STATUSES = {503, 507}
+
 
 def request_id_of(request) -> str:
     incoming = request.headers.get("X-Request-ID", "")
@@ -58,7 +62,7 @@ def finished(request, response, seconds: float) -> None:
     )
     status = response.status_code
     logger.log(
-        logging.ERROR if status >= 500 else logging.INFO,
+        logging.ERROR if status >= 500 and status not in OUTAGE_STATUSES else logging.INFO,
         "%s %s %s",
         request.method,
         request.path,

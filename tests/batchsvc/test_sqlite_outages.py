@@ -2,6 +2,7 @@
 is answered 503 with Retry-After, or 507 when full, on every route; once it takes
 work again, so does the very next request."""
 
+import logging
 import sqlite3
 
 import pytest
@@ -112,6 +113,39 @@ def test_a_database_that_cannot_be_opened_is_a_503_for_the_api_and_the_admin(
     database.reopen(database.name)
     assert api.get("/api/v1/runs/").status_code == 200
     assert staff_browser.get("/admin/").status_code == 200
+
+
+@pytest.fixture
+def access_log(caplog):
+    """caplog, seeing the request lines too (their logger does not propagate)."""
+    requests = logging.getLogger("batchsvc.requests")
+    requests.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO)
+    yield caplog
+    requests.removeHandler(caplog.handler)
+
+
+@pytest.mark.urls("tests.batchsvc.urls_session_write")
+def test_each_503_is_logged_once_as_a_warning_naming_its_cause_with_no_traceback(
+    api, staff_browser, database, access_log
+):
+    database.reopen(f"file:{database.name}?mode=ro")
+
+    assert_unavailable(post_runs(api))
+    assert_unavailable(staff_browser.get("/remember/"), api=False)  # raised after the view
+
+    lines = [(r.levelname, r.getMessage()) for r in access_log.records]
+    cause = (
+        "The database is unavailable; try again in 5 seconds. "
+        "(OperationalError: attempt to write a readonly database)"
+    )
+    assert lines == [
+        ("WARNING", f"POST /api/v1/runs/batch: {cause}"),
+        ("INFO", "POST /api/v1/runs/batch 503"),
+        ("WARNING", f"GET /remember/: {cause}"),
+        ("INFO", "GET /remember/ 503"),
+    ]
+    assert not any(r.exc_info for r in access_log.records)
 
 
 def test_a_full_database_is_a_507_without_retry_after(api, database):
