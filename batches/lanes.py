@@ -146,6 +146,12 @@ def limited_until(processor: str) -> datetime | None:
     return _when(later) if later > now else None
 
 
+def forget_idle() -> int:
+    """Delete the lanes of batches with limits of their own that nothing waits on
+    (their every time has passed); how many. Redis lanes expire by themselves."""
+    return backend().forget_idle()
+
+
 def _when(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
@@ -222,6 +228,19 @@ class DatabaseLanes:
         """(now, when the budget is free, when the pause ends), Unix seconds."""
         row = LaneRow.objects.filter(pk=name).first() or LaneRow(name=name)
         return self._now(), max(row.requests_at, row.tokens_at), row.paused_until
+
+    def forget_idle(self) -> int:
+        # A row whose times have all passed reserves exactly as no row does. A lane
+        # being reserved is locked, and its new times are in the future when the
+        # DELETE, waiting for that lock, checks them again.
+        now = self._now()
+        idle = LaneRow.objects.filter(
+            name__contains=":batch:",
+            requests_at__lt=now,
+            tokens_at__lt=now,
+            paused_until__lt=now,
+        )
+        return idle.delete()[0]
 
     def _locked(self, names: list[str]) -> list[LaneRow]:
         query = LaneRow.objects.select_for_update().filter(name__in=names).order_by("name")
@@ -319,6 +338,9 @@ class RedisLanes:
     def state(self, name: str) -> tuple[float, float, float]:
         now, requests_at, tokens_at, paused = self._script(STATE)(keys=[REDIS_PREFIX + name])
         return float(now), max(float(requests_at), float(tokens_at)), float(paused)
+
+    def forget_idle(self) -> int:
+        return 0  # every key expires once its schedule has passed (KEEP)
 
     def _script(self, source: str):
         return _scripts(self.client, source)

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from batches import lanes
 from batches.finishing import batch_finish
 from batches.models import Batch, InteractionStatus
 from batches.tasks import enqueue_batch, process_batch
@@ -41,7 +42,9 @@ def batches_recover(*, stale_after_seconds: float | None = None) -> list[str]:
        the dead worker's running rows (their own heartbeats are stale too) and every
        pending row;
     3. a cancelled batch is never queued (it never runs a row again): the rows its
-       dead worker left running fail with why, and batch_finish writes exact counters.
+       dead worker left running fail with why, and batch_finish writes exact counters;
+    4. the lanes of batches with limits of their own that nothing waits on are
+       deleted (a finished batch leaves one).
     """
     seconds = settings.BATCH_STALE_AFTER if stale_after_seconds is None else stale_after_seconds
     before = timezone.now() - timedelta(seconds=seconds)
@@ -56,6 +59,7 @@ def batches_recover(*, stale_after_seconds: float | None = None) -> list[str]:
                 task_id = enqueue_batch(pk)
                 logger.warning("Batch %s had no live worker; queued again as task %s", pk, task_id)
                 recovered.append(str(pk))
+    lanes.forget_idle()
     return recovered
 
 

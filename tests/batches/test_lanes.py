@@ -15,6 +15,7 @@ from batches import lanes
 from batches.lanes import Budget, Interrupted, Lane
 from batches.models import Lane as LaneRow
 from batches.progress import stopping
+from batches.recovery import batches_recover
 from tests.batches.factories import wait_until
 from tests.e2e.proxy import Proxy
 
@@ -177,6 +178,33 @@ def test_the_database_store_keeps_one_row_per_lane(settings, name):
         name,
         f"{name}:batch:b",
     ]
+
+
+def test_a_batch_lane_nothing_waits_on_is_deleted_and_a_busy_one_is_kept(settings, name):
+    settings.BATCH_LANES_REDIS_URL = ""
+    store = lanes.backend()
+    processor, busy, done = Budget(name), f"{name}:batch:busy", f"{name}:batch:done"
+    store.reserve([processor, Budget(busy, requests_per_minute=1)], 0)  # next slot in 60 s
+    store.reserve([Budget(done, requests_per_minute=60_000)], 0)  # next slot in 1 ms
+    store.pause(f"{name}:batch:paused", 60)
+    wait_until(lambda: store.state(done)[0] > store.state(done)[1])
+
+    assert lanes.forget_idle() == 1
+
+    names = LaneRow.objects.filter(name__startswith=name).values_list("name", flat=True)
+    assert sorted(names) == [name, busy, f"{name}:batch:paused"]
+    start, now = store.reserve([Budget(done, requests_per_minute=60)], 0)
+    assert start == now  # a lane without its row reserves as an idle one did
+
+
+def test_the_workers_sweep_deletes_the_lanes_finished_batches_left(settings, name):
+    settings.BATCH_LANES_REDIS_URL = ""
+    lanes.backend().reserve([Budget(f"{name}:batch:1", requests_per_minute=60_000)], 0)
+    wait_until(lambda: lanes.limited_until(f"{name}:batch:1") is None)
+
+    batches_recover()
+
+    assert not LaneRow.objects.filter(name__startswith=name).exists()
 
 
 @pytest.mark.parametrize(
