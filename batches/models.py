@@ -129,9 +129,10 @@ class Batch(models.Model):
     concurrency = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
-        # The help text predates BATCH_CONCURRENCY_DEFAULT (concurrency_cap has the
-        # rule); correcting it is left to the next migration of this model.
-        help_text="conversations of this batch run at once, at most (empty: BATCH_CONCURRENCY_MAX)",
+        help_text=(
+            "conversations of this batch run at once, at most (empty: "
+            "BATCH_CONCURRENCY_DEFAULT; never above BATCH_CONCURRENCY_MAX)"
+        ),
     )
     total_items = models.PositiveIntegerField(default=0)
     processed_items = models.PositiveIntegerField(default=0, help_text="succeeded items")

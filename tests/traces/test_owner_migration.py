@@ -7,6 +7,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = [("traces", "0003_trace_file_run_without_constraint")]
 AFTER = [("traces", "0006_owners_constraints")]
+LATEST = MigrationLoader(None).graph.leaf_nodes("traces")
 
 
 def migrate(targets):
@@ -40,7 +42,7 @@ def legacy(trace_root):
     (trace_root / "nightly" / "trace.json").write_text('{"old": true}')
     OldTraceFile.objects.create(path="nightly/trace.json", size=13, sha256="x", run_id="old-run")
     yield
-    migrate(AFTER)  # whatever the test did, leave the schema as the other tests expect it
+    migrate(LATEST)  # whatever the test did, leave the schema as the other tests expect it
 
 
 def superuser(django_user_model, name, days_ago):
