@@ -7,6 +7,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WEB_WORKERS ?= 2
 VAR_DIR ?= $(CURDIR)/var
+# The suite in two processes (pytest-xdist), a test file each at a time: most of its
+# time is spent waiting on the servers and workers the tests start.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: run test test-pg lint bench install secret-key clean
 
