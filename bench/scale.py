@@ -3,8 +3,9 @@
 
     .venv/bin/python bench/scale.py [--quick] [--sizes 10000,100000,1000000]
 
-SQLite unless DATABASE_URL names a PostgreSQL database (whose runs and log lines
-are emptied first). The rows already stored are written straight into the same
+Each size has a server and a database of its own (SQLite, or beside DATABASE_URL's
+when it names PostgreSQL), and the sizes take turns request by request, so that all
+see the same machine. The rows already stored are written straight into the same
 tables (sqlite3 executemany, psycopg COPY), not through HTTP: as many runs as the
 size, and as many log lines, 1000 to a run. Random event_ids and run_ids, as
 agents send them.
@@ -19,13 +20,15 @@ import statistics
 import sys
 import time
 import uuid
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._server import server
-from bench.ingest import COLUMNS, empty_runs_table, realistic_run
+from bench.ingest import COLUMNS, realistic_run
 
 ORDERED = False  # --ordered-ids: time-ordered event_ids and run_ids instead of random ones
 
@@ -140,31 +143,84 @@ class Filler:
         self.conn.close()
 
 
-def measure(http: httpx.Client, rng: random.Random, filler: Filler, rounds: int) -> dict:
-    """Median milliseconds of each kind of request, taking turns."""
-    run_ids = [
-        run_id
-        for (run_id,) in filler.conn.execute(
-            "SELECT run_id FROM traces_run ORDER BY id DESC LIMIT 20000"
-        ).fetchall()
-    ]
-    tail_run = filler.conn.execute(
-        "SELECT run_id FROM traces_run WHERE id = (SELECT max(run_id) FROM setuplogs_logentry)"
-    ).fetchone()[0]
-    append_run = new_run(http)
-    times = {"runs batch": [], "batch GET": [], "log tail": [], "log append": []}
-    for _ in range(rounds):
+class Stand:
+    """One size's own server and database, filled to ``size`` rows, and the times
+    of the requests it answered."""
+
+    KINDS = ("runs batch", "batch GET", "log tail", "log append")
+
+    def __init__(self, size: int, base: str, token: str, env: dict):
+        self.size = size
+        self.http = httpx.Client(
+            base_url=base, headers={"Authorization": f"Token {token}"}, timeout=120
+        )
+        self.filler = Filler(env)
+        self.times = {kind: [] for kind in self.KINDS}
+
+    def fill(self) -> float:
+        start = time.perf_counter()
+        self.filler.runs(0, self.size)
+        self.filler.lines(self.size)
+        if self.filler.on_pg:
+            self.filler.conn.execute("ANALYZE")
+        self.fill_seconds = time.perf_counter() - start
+        self.run_ids = [
+            run_id
+            for (run_id,) in self.filler.conn.execute(
+                "SELECT run_id FROM traces_run ORDER BY id DESC LIMIT 20000"
+            ).fetchall()
+        ]
+        self.tail_run = self.filler.conn.execute(
+            "SELECT run_id FROM traces_run WHERE id = (SELECT max(run_id) FROM setuplogs_logentry)"
+        ).fetchone()[0]
+        self.http.get("/api/v1/runs/?page_size=1")  # warm the connection and the worker
+        self.append_run = new_run(self.http)
+        return self.fill_seconds
+
+    def one_round(self, rng: random.Random) -> None:
+        http, times = self.http, self.times
         body = json.dumps({"runs": batch_runs()}).encode()
         times["runs batch"].append(timed(http, "POST", "/api/v1/runs/batch", body, 201))
-        body = json.dumps({"resource_type": "runs", "ids": rng.sample(run_ids, 100)}).encode()
+        body = json.dumps({"resource_type": "runs", "ids": rng.sample(self.run_ids, 100)}).encode()
         times["batch GET"].append(timed(http, "POST", "/api/v1/batch/get", body, 200))
-        url = f"/api/v1/runs/{tail_run}/setup_logs?tail=50"
+        url = f"/api/v1/runs/{self.tail_run}/setup_logs?tail=50"
         times["log tail"].append(timed(http, "GET", url, None, 200))
         lines = [{"message": f"line {n}", "client_id": uuid.uuid4().hex} for n in range(1000)]
         body = json.dumps({"logs": lines}).encode()
-        url = f"/api/v1/runs/{append_run}/setup_logs"
+        url = f"/api/v1/runs/{self.append_run}/setup_logs"
         times["log append"].append(timed(http, "POST", url, body, 200))
-    return {kind: statistics.median(spent) * 1000 for kind, spent in times.items()}
+
+    def medians(self) -> dict:
+        return {kind: statistics.median(spent) * 1000 for kind, spent in self.times.items()}
+
+    def close(self) -> None:
+        self.http.close()
+        self.filler.close()
+
+
+@contextmanager
+def database_for(size: int):
+    """The environment of a size's server: on PostgreSQL a database of its own,
+    created beside DATABASE_URL's and dropped afterwards; on SQLite the scratch file
+    server() makes."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        yield {}
+        return
+    import psycopg
+
+    name = f"batchsvc_scale_{size}"
+
+    def run(sql):
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql)
+
+    run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    run(f"CREATE DATABASE {name}")
+    try:
+        yield {"DATABASE_URL": urlunsplit(urlsplit(url)._replace(path=f"/{name}"))}
+    finally:
+        run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def new_run(http: httpx.Client) -> str:
@@ -198,29 +254,24 @@ def main():
     if args.sizes:
         sizes = [int(size) for size in args.sizes.split(",")]
     rounds = args.rounds or (5 if args.quick else 9)
-    database = os.environ.get("DATABASE_URL", "")
-    if database.startswith("postgres"):
-        empty_runs_table(database)
     rng = random.Random(1)
-    curve = []
-    with server() as (base, token, env):
-        filler = Filler(env)
-        headers = {"Authorization": f"Token {token}"}
-        with httpx.Client(base_url=base, headers=headers, timeout=120) as http:
-            http.get("/api/v1/runs/?page_size=1")  # warm the connection and the worker
-            stored = 0
-            for size in sizes:
-                start = time.perf_counter()
-                filler.runs(stored, size - stored)
-                filler.lines(size)
-                fill = time.perf_counter() - start
-                stored = size
-                if filler.on_pg:
-                    filler.conn.execute("ANALYZE")
-                curve.append((size, fill, measure(http, rng, filler, rounds)))
-                stored += rounds * 1000  # the batches measured stored runs too
-        filler.close()
-    report(curve, "PostgreSQL" if filler.on_pg else "SQLite", rounds)
+    with ExitStack() as stack:
+        stands = []
+        for size in sizes:
+            database = stack.enter_context(database_for(size))
+            base, token, env = stack.enter_context(server(extra_env=database))
+            stands.append(Stand(size, base, token, env))
+            stack.callback(stands[-1].close)
+        for stand in stands:
+            stand.fill()
+        # Round by round, each size in turn: the machine's load drifts over a run, and
+        # every size sees the same drift.
+        for _ in range(rounds):
+            for stand in stands:
+                stand.one_round(rng)
+        curve = [(stand.size, stand.fill_seconds, stand.medians()) for stand in stands]
+        on_pg = stands[0].filler.on_pg
+    report(curve, "PostgreSQL" if on_pg else "SQLite", rounds)
 
 
 def report(curve, database: str, rounds: int) -> None:
