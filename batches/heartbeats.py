@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from batches.models import Worker
+from batches.models import Worker, worker_threads
 
 logger = logging.getLogger("batches.worker")
 
@@ -62,14 +62,15 @@ class Heartbeat:
         connection.close()
 
     def beat(self) -> None:
-        now = timezone.now()
-        if not Worker.objects.filter(name=self.name).update(beat_at=now):
+        now, threads = timezone.now(), worker_threads()
+        if not Worker.objects.filter(name=self.name).update(beat_at=now, threads=threads):
             Worker.objects.create(
                 name=self.name,
                 hostname=socket.gethostname()[:255],
                 pid=os.getpid(),
                 started_at=self.started_at,
                 beat_at=now,
+                threads=threads,
             )
 
 

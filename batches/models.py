@@ -51,6 +51,11 @@ class BatchPriority(models.TextChoices):
 PRIORITY_RANK = {BatchPriority.HIGH: 0, BatchPriority.NORMAL: 1, BatchPriority.LOW: 2}
 
 
+def worker_threads() -> int:
+    """How many conversations a worker runs at once: its threads (BATCH_CONCURRENCY)."""
+    return max(1, settings.BATCH_CONCURRENCY)
+
+
 def concurrency_cap(concurrency: int | None) -> int:
     """How many of a batch's conversations may run at once, over all workers: its own
     ``concurrency``, else BATCH_CONCURRENCY_DEFAULT, never above BATCH_CONCURRENCY_MAX."""
@@ -360,6 +365,9 @@ class Worker(models.Model):
     pid = models.PositiveIntegerField()
     started_at = models.DateTimeField()
     beat_at = models.DateTimeField(db_index=True)
+    threads = models.PositiveSmallIntegerField(
+        default=0, help_text="conversations it runs at once, at most (its BATCH_CONCURRENCY)"
+    )
 
     objects = WorkerQuerySet.as_manager()
 

@@ -67,10 +67,11 @@ class Waiting:
 
 def batch_waiting_for(batch: Batch, *, now: dt.datetime | None = None) -> dict | None:
     """Why an active batch does not start more of its conversations now, or None when
-    it is not waiting (ended, or every conversation that may start runs):
+    it is not waiting (ended, every conversation that may start runs, or a live
+    worker has a thread free to start the next):
 
-    - ``worker``: no worker has sent a heartbeat within BATCH_STALE_AFTER, or the
-      live workers' threads are all busy with other batches;
+    - ``worker``: no worker has sent a heartbeat within BATCH_STALE_AFTER, or every
+      thread of the live workers (their heartbeats say how many) runs a conversation;
     - ``rate_limit``: its processor is paused or limited until ``until``;
     - ``concurrency``: as many of its conversations run as its concurrency allows.
     """
@@ -99,10 +100,15 @@ def batch_waiting_for(batch: Batch, *, now: dt.datetime | None = None) -> dict |
             f"{running} of its conversations run, as many as its concurrency ({batch.cap}) "
             "allows; the next starts when one ends.",
         )
+    threads = Worker.objects.live(since=since).aggregate(n=Sum("threads"))["n"] or 0
+    busy = Interaction.objects.filter(status=InteractionStatus.RUNNING, heartbeat_at__gte=since)
+    if busy.count() < threads:
+        return None  # a free thread takes its next conversation up at once
     return _waiting(
         Waiting.WORKER,
-        f"Waiting for a free worker thread: {running} of its conversations run (its "
-        f"concurrency allows {batch.cap}); the workers' other threads are busy.",
+        f"Waiting for a free worker thread: the live workers run as many conversations as "
+        f"they have threads ({threads}), {running} of them its own (its concurrency allows "
+        f"{batch.cap}).",
     )
 
 

@@ -21,13 +21,12 @@ import time
 import uuid
 from collections.abc import Callable
 
-from django.conf import settings
 from django.db import connection
 
 from batches.claims import WAIT, Candidate, Claims
 from batches.conversations import Conversation
 from batches.finishing import batch_fail, batch_finish
-from batches.models import ACTIVE_BATCH, Batch, BatchStatus, Interaction
+from batches.models import ACTIVE_BATCH, Batch, BatchStatus, Interaction, worker_threads
 from batches.processors import get_processor
 from batches.progress import Progress, stopping
 from batchsvc.outages import retry_while_unavailable
@@ -78,7 +77,7 @@ class WorkerRun:
         self.batch = batch
         self.worker_id = worker_id
         self.announce = announce or (lambda batch_id: None)
-        self.threads = max(1, settings.BATCH_CONCURRENCY)
+        self.threads = worker_threads()
         self.progress = Progress(announced=batch.pk)
         self.claims = Claims(self.progress, usable=self.usable, drained=self.drained)
         self.checked: dict[object, bool] = {}

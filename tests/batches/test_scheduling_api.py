@@ -11,7 +11,7 @@ from django_tasks_db.models import DBTaskResult
 
 from batches import lanes
 from batches.lanes import Lane
-from batches.models import Batch
+from batches.models import Batch, Interaction, InteractionStatus
 from batches.models import Worker as WorkerRow
 from tests.batches.factories import csv_upload, post_batch
 from tests.conftest import error_body
@@ -131,6 +131,42 @@ def test_a_batch_whose_lane_is_free_waits_for_no_rate_limit(api):
     batch_id = post_batch(api, csv_upload(ROWS), concurrency="1").json()["batch_id"]
 
     assert api.get(f"/api/v1/batches/{batch_id}").json()["waiting_for"]["reason"] == "worker"
+
+
+def live_worker(threads: int) -> None:
+    now = timezone.now()
+    WorkerRow.objects.create(
+        name=f"live-{threads}", hostname="h", pid=1, started_at=now, beat_at=now, threads=threads
+    )
+
+
+def another_batch_running(api, rows: int) -> None:
+    """``rows`` conversations of another batch running now, each on a worker thread."""
+    other = post_batch(api, csv_upload([(f"q{n}", f"c{n}") for n in range(rows)])).json()
+    Interaction.objects.filter(batch_id=other["batch_id"]).update(
+        status=InteractionStatus.RUNNING, heartbeat_at=timezone.now()
+    )
+
+
+def test_a_batch_a_free_worker_thread_will_start_waits_for_nothing(api):
+    live_worker(threads=2)
+    another_batch_running(api, rows=1)
+    batch_id = post_batch(api, csv_upload(ROWS)).json()["batch_id"]
+
+    assert api.get(f"/api/v1/batches/{batch_id}").json()["waiting_for"] is None
+
+
+def test_a_batch_whose_workers_threads_all_run_other_conversations_waits_for_a_worker(api):
+    live_worker(threads=2)
+    another_batch_running(api, rows=2)
+    batch_id = post_batch(api, csv_upload(ROWS)).json()["batch_id"]
+
+    assert api.get(f"/api/v1/batches/{batch_id}").json()["waiting_for"] == {
+        "reason": "worker",
+        "message": "Waiting for a free worker thread: the live workers run as many "
+        "conversations as they have threads (2), 0 of them its own (its concurrency allows 5).",
+        "until": None,
+    }
 
 
 def test_the_admin_batch_page_says_what_the_batch_waits_for(admin_client, api):

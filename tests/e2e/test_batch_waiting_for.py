@@ -59,7 +59,10 @@ def test_a_batch_whose_worker_threads_are_all_busy_elsewhere_waits_for_a_worker(
 
     assert WorkerRow.objects.count() == 1
     assert waiting["reason"] == "worker"
-    assert waiting["message"].startswith("Waiting for a free worker thread: 0 of its conversations")
+    assert waiting["message"] == (
+        "Waiting for a free worker thread: the live workers run as many conversations as "
+        "they have threads (1), 0 of them its own (its concurrency allows 5)."
+    )
     wait_until(lambda: finished(later.pk), message="the second batch's end")
 
 
