@@ -45,7 +45,9 @@ def collect():
         active = dict(
             Batch.objects.active().values_list("status").annotate(n=Count("pk")).order_by()
         )
-        workers = Worker.objects.live(since=live_since()).count()
+        live = Worker.objects.live(since=live_since())
+        workers, threads = live.count(), live.threads()
+        running = Interaction.objects.running(since=live_since()).count()
         last_beat = Worker.objects.aggregate(last=Max("beat_at"))["last"]
     except DatabaseError:
         return
@@ -57,6 +59,12 @@ def collect():
         batches.add_metric([status.value], active.get(status, 0))
     yield batches
     yield gauge("batchsvc_live_workers", "Workers with a recent heartbeat.", workers)
+    yield gauge(
+        "batchsvc_worker_threads",
+        "Conversations the live workers can run at once (their threads).",
+        threads,
+    )
+    yield gauge("batchsvc_running_items", "Batch items a live worker is running.", running)
     if last_beat is not None:
         age = (timezone.now() - last_beat).total_seconds()
         yield gauge(

@@ -13,7 +13,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import BooleanField, Exists, F, OuterRef, Q
+from django.db.models import BooleanField, Exists, F, OuterRef, Q, Sum
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import timezone
@@ -256,6 +256,10 @@ class InteractionQuerySet(OwnedQuerySet):
     def unfinished(self):
         return self.filter(status__in=UNFINISHED)
 
+    def running(self, *, since):
+        """Items a live worker runs now: each holds one of its threads."""
+        return self.filter(RUNNING_SQL, heartbeat_at__gte=since)
+
     def stale(self, *, before):
         """Running items whose worker has not sent a heartbeat since ``before``: the
         heads of conversations whose worker died (a running row is always its
@@ -353,6 +357,10 @@ class WorkerQuerySet(models.QuerySet):
     def live(self, *, since):
         """Workers that have sent a heartbeat since ``since``."""
         return self.filter(beat_at__gte=since)
+
+    def threads(self) -> int:
+        """How many conversations these workers can run at once."""
+        return self.aggregate(n=Sum("threads"))["n"] or 0
 
 
 class Worker(models.Model):

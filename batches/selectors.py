@@ -92,17 +92,15 @@ def batch_waiting_for(batch: Batch, *, now: dt.datetime | None = None) -> dict |
             f"{until.isoformat()}.",
             until=until,
         )
-    running = batch.interactions.filter(status=InteractionStatus.RUNNING, heartbeat_at__gte=since)
-    running = running.count()
+    running = batch.interactions.running(since=since).count()
     if running >= batch.cap:
         return _waiting(
             Waiting.CONCURRENCY,
             f"{running} of its conversations run, as many as its concurrency ({batch.cap}) "
             "allows; the next starts when one ends.",
         )
-    threads = Worker.objects.live(since=since).aggregate(n=Sum("threads"))["n"] or 0
-    busy = Interaction.objects.filter(status=InteractionStatus.RUNNING, heartbeat_at__gte=since)
-    if busy.count() < threads:
+    threads = Worker.objects.live(since=since).threads()
+    if Interaction.objects.running(since=since).count() < threads:
         return None  # a free thread takes its next conversation up at once
     return _waiting(
         Waiting.WORKER,

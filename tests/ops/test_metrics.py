@@ -3,9 +3,11 @@ import uuid
 
 import httpx
 import pytest
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from batches.heartbeats import Heartbeat
+from batches.models import Interaction, InteractionStatus
 from tests.batches.factories import make_batch
 from tests.conftest import error_body, make_run
 from tests.ops.servers import served_app
@@ -70,6 +72,23 @@ def test_the_database_gauges_are_read_at_scrape_time(anonymous, alice):
     assert value(after, "batchsvc_active_batches", status="processing") == 0
     assert value(after, "batchsvc_live_workers") == 1
     assert 0 <= value(after, "batchsvc_worker_heartbeat_age_seconds") < 60
+
+
+def test_the_gauges_say_how_many_items_run_of_what_the_workers_threads_can(
+    anonymous, alice, settings
+):
+    settings.BATCH_CONCURRENCY = 3  # the threads this (heartbeating) worker reports
+    batch = make_batch(alice, [("q1", ""), ("q2", ""), ("q3", "")])
+    two = batch.interactions.values_list("pk", flat=True)[:2]
+    Interaction.objects.filter(pk__in=list(two)).update(
+        status=InteractionStatus.RUNNING, heartbeat_at=timezone.now()
+    )
+    Heartbeat().beat()
+
+    after = scrape(anonymous)
+
+    assert value(after, "batchsvc_worker_threads") == 3
+    assert value(after, "batchsvc_running_items") == 2
 
 
 def test_metrics_are_refused_to_other_machines_by_default(anonymous):
