@@ -45,9 +45,10 @@ def collect():
         active = dict(
             Batch.objects.active().values_list("status").annotate(n=Count("pk")).order_by()
         )
-        live = Worker.objects.live(since=live_since())
+        since = live_since()
+        live = Worker.objects.live(since=since)
         workers, threads = live.count(), live.threads()
-        running = Interaction.objects.running(since=live_since()).count()
+        running = Interaction.objects.running(since=since).count()
         last_beat = Worker.objects.aggregate(last=Max("beat_at"))["last"]
     except DatabaseError:
         return

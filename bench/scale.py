@@ -104,21 +104,16 @@ class Filler:
     def _one(self, sql):
         return self.conn.execute(sql).fetchone()[0]
 
-    def runs(self, start: int, count: int) -> None:
-        for at in range(start, start + count, FILL_CHUNK):
-            rows = stored_runs(at, min(FILL_CHUNK, start + count - at), self.owner)
-            self._write("traces_run", COLUMNS, rows)
+    def runs(self, count: int) -> None:
+        for at in range(0, count, FILL_CHUNK):
+            self._write(
+                "traces_run", COLUMNS, stored_runs(at, min(FILL_CHUNK, count - at), self.owner)
+            )
 
     def lines(self, total: int) -> None:
-        """Give stored runs without lines theirs, until the table holds ``total``."""
-        runs = (total - self._one("SELECT count(*) FROM setuplogs_logentry")) // LINES_PER_RUN
-        first = self._one("SELECT coalesce(max(run_id), 0) FROM setuplogs_logentry")
-        pks = [
-            pk
-            for (pk,) in self.conn.execute(
-                f"SELECT id FROM traces_run WHERE id > {first} ORDER BY id LIMIT {runs}"
-            ).fetchall()
-        ]
+        """``total`` log lines, 1000 to each of the first stored runs."""
+        query = f"SELECT id FROM traces_run ORDER BY id LIMIT {total // LINES_PER_RUN}"
+        pks = [pk for (pk,) in self.conn.execute(query).fetchall()]
         for at in range(0, len(pks), FILL_CHUNK // LINES_PER_RUN):
             chunk = pks[at : at + FILL_CHUNK // LINES_PER_RUN]
             rows = [line for pk in chunk for line in stored_lines(pk)]
@@ -137,9 +132,6 @@ class Filler:
                 copy.write_row(row)
 
     def close(self):
-        if self.on_pg:
-            self.conn.execute("ANALYZE traces_run")
-            self.conn.execute("ANALYZE setuplogs_logentry")
         self.conn.close()
 
 
@@ -157,9 +149,9 @@ class Stand:
         self.filler = Filler(env)
         self.times = {kind: [] for kind in self.KINDS}
 
-    def fill(self) -> float:
+    def fill(self) -> None:
         start = time.perf_counter()
-        self.filler.runs(0, self.size)
+        self.filler.runs(self.size)
         self.filler.lines(self.size)
         if self.filler.on_pg:
             self.filler.conn.execute("ANALYZE")
@@ -175,7 +167,6 @@ class Stand:
         ).fetchone()[0]
         self.http.get("/api/v1/runs/?page_size=1")  # warm the connection and the worker
         self.append_run = new_run(self.http)
-        return self.fill_seconds
 
     def one_round(self, rng: random.Random) -> None:
         http, times = self.http, self.times
