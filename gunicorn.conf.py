@@ -38,7 +38,7 @@ keepalive = 0
 # machine (tests, benchmarks, a second checkout) would take it from each other.
 control_socket_disable = True
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-# Our own request log line (batchsvc.middleware) has the request id, route, user and
+# Our own request log line (batchsvc.ops.middleware) has the request id, route, user and
 # duration; gunicorn's access log would repeat it with less.
 accesslog = None
 errorlog = "-"
@@ -48,7 +48,7 @@ logconfig_dict = {
     "loggers": {"gunicorn.error": {"handlers": ["error_console"], "propagate": False}},
     "formatters": {
         "generic": {
-            "()": "batchsvc.logs.formatter",
+            "()": "batchsvc.ops.logs.formatter",
             "json": os.environ.get("LOG_FORMAT", "text") == "json",
         }
     },

@@ -16,7 +16,7 @@ from batches.models import Batch, BatchStatus, Interaction, InteractionStatus
 from batches.selectors import batch_pace, batch_usage, batch_waiting_for, status_counts
 from batches.views import results_response
 from batchsvc.admin import AuditAdmin, OwnedAdmin, pretty_json
-from batchsvc.errors import ApiError
+from batchsvc.api.errors import ApiError
 
 ITEMS_PER_PAGE = 50
 

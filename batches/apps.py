@@ -8,11 +8,11 @@ class BatchesConfig(AppConfig):
     def ready(self):
         from batches import (
             checks,  # noqa: F401  (registers the system checks)
-            health,
             resources,  # noqa: F401  (registers the batch GET resources)
         )
-        from batchsvc.health import register_check
-        from batchsvc.metrics import register_collector
+        from batches.engine import monitoring
+        from batchsvc.ops.health import register_check
+        from batchsvc.ops.metrics import register_collector
 
-        register_check("workers", health.Workers)
-        register_collector(health.collect)
+        register_check("workers", monitoring.Workers)
+        register_collector(monitoring.collect)

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator
 
 from batches.models import NAME_MAX, BatchPriority
-from batches.processors import options_help, processor_names
+from batches.processors.base import options_help, processor_names
 
 
 class BatchAddForm(forms.Form):

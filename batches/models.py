@@ -1,10 +1,10 @@
 """Batches of spreadsheet rows sent, row by row, to a chat processor in the background.
 
-How work is shared (see batches.worker and batches.claims for the worker side): the rows of one
-chat_id form a *conversation* and run strictly in row order. A worker thread claims
-a conversation by turning its *head* (its lowest unfinished row) to ``running`` with
-its own ``claimed_by`` and a fresh ``heartbeat_at``; while it works, it moves the
-running mark down the conversation one row at a time and refreshes the heartbeat.
+How work is shared (see batches.engine.worker and batches.engine.claims for the worker
+side): the rows of one chat_id form a *conversation* and run strictly in row order. A
+worker thread claims a conversation by turning its *head* (its lowest unfinished row)
+to ``running`` with its own ``claimed_by`` and a fresh ``heartbeat_at``; while it works,
+it moves the running mark down the conversation one row at a time and refreshes the heartbeat.
 A conversation is free again when its head is ``pending`` or when its running head's
 heartbeat is older than BATCH_STALE_AFTER (its worker died).
 """
@@ -18,7 +18,7 @@ from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import timezone
 
-from batchsvc.ownership import OwnedQuerySet
+from batchsvc.api.ownership import OwnedQuerySet
 
 NAME_MAX = 255
 
@@ -47,7 +47,7 @@ class BatchPriority(models.TextChoices):
     """Runs before this owner's other batches."""
 
 
-# Higher first among one owner's batches (see batches.claims).
+# Higher first among one owner's batches (see batches.engine.claims).
 PRIORITY_RANK = {BatchPriority.HIGH: 0, BatchPriority.NORMAL: 1, BatchPriority.LOW: 2}
 
 
@@ -164,10 +164,10 @@ class Batch(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Bumped by every worker task working on the batch; an active batch whose
-    # heartbeat is stale has lost its workers (see batches.recovery).
+    # heartbeat is stale has lost its workers (see batches.engine.recovery).
     heartbeat_at = models.DateTimeField(default=timezone.now)
     # When a worker last claimed one of its conversations: owners served longest ago
-    # go first among equals (see batches.claims).
+    # go first among equals (see batches.engine.claims).
     claimed_at = models.DateTimeField(null=True, blank=True)
 
     objects = BatchQuerySet.as_manager()
@@ -387,7 +387,7 @@ class Worker(models.Model):
 
 
 class Lane(models.Model):
-    """A shared budget of calls to a model provider (see batches.lanes): the Unix times
+    """A shared budget of calls to a model provider (see batches.processors.lanes): the Unix times
     at which its next request may start, its token budget is free again, and a pause
     asked for by a 429 ends. Kept here (or in Redis) so every worker shares it."""
 

@@ -5,7 +5,7 @@ import uuid
 
 from batches.models import Batch, Interaction
 from batches.serializers import BatchSerializer, InteractionDetailSerializer
-from batchsvc.resources import register
+from batchsvc.api.resources import register
 
 register(
     "batches",

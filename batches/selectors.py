@@ -11,10 +11,10 @@ from django.conf import settings
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from batches.exports import iter_csv, iter_json, write_xlsx
-from batches.lanes import Lane
 from batches.models import Batch, BatchStatus, Interaction, InteractionStatus, Worker
-from batches.parsing import CHAT_ID
+from batches.processors.lanes import Lane
+from batches.spreadsheets.exports import iter_csv, iter_json, write_xlsx
+from batches.spreadsheets.reading import CHAT_ID
 
 USAGE_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens")
 RESULT_COLUMNS = ("output", "status", "error", *USAGE_COLUMNS)
@@ -111,7 +111,7 @@ def batch_waiting_for(batch: Batch, *, now: dt.datetime | None = None) -> dict |
 
 
 def rate_limited_until(batch: Batch) -> dt.datetime | None:
-    """Until when the batch's lane (batches.lanes) holds its next call back: a 429's
+    """Until when the batch's lane (batches.processors.lanes) holds its next call back: a 429's
     pause, or the budget of its processor or its own already spent; None when a call
     could start at once."""
     return Lane(batch.processor, batch.options or {}, batch.pk).limited_until()

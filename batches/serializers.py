@@ -7,10 +7,10 @@ from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from batches.models import NAME_MAX, Batch, Interaction
-from batches.parsing import MAX_SKIPPED_LISTED
-from batches.processors import options_help, processor_names
+from batches.processors.base import options_help, processor_names
 from batches.selectors import batch_pace, batch_usage, batch_waiting_for
-from batchsvc.flags import parse_bool
+from batches.spreadsheets.reading import MAX_SKIPPED_LISTED
+from batchsvc.api.flags import parse_bool
 
 
 class PaceSerializer(serializers.Serializer):
@@ -143,7 +143,7 @@ class BatchCreatedSerializer(serializers.Serializer):
 
 @extend_schema_field(OpenApiTypes.BOOL)
 class FlagField(serializers.Field):
-    """A boolean form field, read by the project's one rule (batchsvc.flags)."""
+    """A boolean form field, read by the project's one rule (batchsvc.api.flags)."""
 
     def to_internal_value(self, data):
         try:

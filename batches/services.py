@@ -20,16 +20,16 @@ from batches.models import (
     Interaction,
     InteractionStatus,
 )
-from batches.parsing import (
+from batches.processors.base import get_processor
+from batches.spreadsheets.reading import (
     CHAT_ID,
     Sheet,
     UploadError,
     read_upload,
 )
-from batches.processors import get_processor
 from batches.tasks import enqueue_batch
-from batchsvc.errors import ApiError, Conflict
-from batchsvc.inserts import insert_ignoring_conflicts
+from batchsvc.api.errors import ApiError, Conflict
+from batchsvc.api.inserts import insert_ignoring_conflicts
 
 FINGERPRINT_CHUNK = 1024 * 1024
 
@@ -50,7 +50,7 @@ def upload_read(*, upload, filename: str | None = None) -> Sheet:
             filename=filename,
             max_rows=settings.BATCH_MAX_ROWS,
             max_bytes=settings.BATCH_MAX_UPLOAD_BYTES,
-            # How far an XLSX may inflate; see batches.parsing for why.
+            # How far an XLSX may inflate; see batches.spreadsheets.reading for why.
             max_uncompressed=settings.BATCH_MAX_UNCOMPRESSED_BYTES,
             max_shared_strings=settings.BATCH_MAX_SHARED_STRINGS_BYTES,
             aliases=settings.BATCH_COLUMN_ALIASES,

@@ -6,9 +6,9 @@ import time
 from django_tasks import task
 from structlog.contextvars import bound_contextvars
 
-from batches.worker import batch_process
+from batches.engine.worker import batch_process
 
-logger = logging.getLogger("batches.worker")
+logger = logging.getLogger("batches.engine.worker")
 
 
 @task(takes_context=True)

@@ -17,12 +17,12 @@ from batches.serializers import (
     BatchUploadSerializer,
     InteractionSerializer,
 )
-from batchsvc.errors import ApiError
-from batchsvc.fields import FieldSelectionMixin
-from batchsvc.pagination import CursorPagination
-from batchsvc.parsers import JSONParser
-from batchsvc.throttling import ScopedThrottle
-from batchsvc.views import ERROR_SCHEMA, query_flag
+from batchsvc.api.errors import ApiError
+from batchsvc.api.fields import FieldSelectionMixin
+from batchsvc.api.pagination import CursorPagination
+from batchsvc.api.parsers import JSONParser
+from batchsvc.api.throttling import ScopedThrottle
+from batchsvc.api.views import ERROR_SCHEMA, query_flag
 
 
 class InteractionPagination(CursorPagination):

@@ -9,7 +9,7 @@ class BatchsvcConfig(AppConfig):
         from health_check.checks import Database
 
         from batchsvc import checks  # noqa: F401  (registers the system checks)
-        from batchsvc.health import Migrations, register_check
+        from batchsvc.ops.health import Migrations, register_check
 
         register_check("database", Database)
         register_check("migrations", Migrations)

@@ -13,13 +13,13 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from batchsvc.flags import parse_bool
+from batchsvc.api.flags import parse_bool
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 (VAR_DIR / "static").mkdir(parents=True, exist_ok=True)
 # Metrics of every process on this machine (gunicorn workers, db_worker) meet here;
-# see batchsvc.metrics. Set before prometheus_client is imported, which reads it then.
+# see batchsvc.ops.metrics. Set before prometheus_client is imported, which reads it then.
 PROMETHEUS_MULTIPROC_DIR = os.environ.setdefault(
     "PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")
 )
@@ -137,15 +137,15 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # First: its request id is on every log line and error body the others write.
-    "batchsvc.middleware.RequestMiddleware",
+    "batchsvc.ops.middleware.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # After WhiteNoise, which serves static files compressed ahead of time, and before
     # every middleware that writes a body (the JSON errors), so it compresses theirs.
-    "batchsvc.compression.GZipMiddleware",
-    "batchsvc.errors.ApiErrorMiddleware",
-    "batchsvc.errors.DatabaseUnavailableMiddleware",
-    "batchsvc.errors.RefuseNulMiddleware",
+    "batchsvc.ops.compression.GZipMiddleware",
+    "batchsvc.api.errors.ApiErrorMiddleware",
+    "batchsvc.api.errors.DatabaseUnavailableMiddleware",
+    "batchsvc.api.errors.RefuseNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -155,7 +155,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "batchsvc.urls"
-SESSION_ENGINE = "batchsvc.sessions"  # Django's database sessions; see the module
+SESSION_ENGINE = "batchsvc.ops.sessions"  # Django's database sessions; see the module
 WSGI_APPLICATION = "batchsvc.wsgi.application"
 
 TEMPLATES = [
@@ -191,7 +191,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "connect_timeout", env_int("DB_CONNECT_TIMEOUT", 3)
     )
 # While the database is unavailable requests answer 503 with this Retry-After
-# (seconds); see batchsvc.errors.
+# (seconds); see batchsvc.api.errors.
 DB_UNAVAILABLE_RETRY_AFTER = env_int("DB_UNAVAILABLE_RETRY_AFTER", 5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
@@ -248,7 +248,7 @@ STORAGES = {
 }
 
 # Request bodies: a 1000-run batch with sizeable context_json fits easily.
-# Over the limit, the API answers a JSON 413 (see batchsvc.parsers).
+# Over the limit, the API answers a JSON 413 (see batchsvc.api.parsers).
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 16 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 
@@ -287,9 +287,9 @@ LOG_MESSAGE_MAX = env_int("LOG_MESSAGE_MAX", 64 * 1024)
 # Processors are registered by name; the URLs they call come only from here,
 # never from an upload or a batch's options (no server-side request forgery).
 BATCH_PROCESSORS = {
-    "echo": "batches.processors.EchoProcessor",
-    "http": "batches.processors.HttpProcessor",
-    "openai": "batches.processors.OpenAIProcessor",
+    "echo": "batches.processors.base.EchoProcessor",
+    "http": "batches.processors.base.HttpProcessor",
+    "openai": "batches.processors.base.OpenAIProcessor",
 }
 BATCH_HTTP_URL = os.environ.get("BATCH_HTTP_URL", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
@@ -306,7 +306,7 @@ BATCH_MAX_UPLOAD_BYTES = env_int("BATCH_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 # How far an uploaded XLSX (a zip of XML) may inflate, checked before it is parsed.
 BATCH_MAX_UNCOMPRESSED_BYTES = env_int("BATCH_MAX_UNCOMPRESSED_BYTES", 256 * 1024 * 1024)
 BATCH_MAX_SHARED_STRINGS_BYTES = env_int("BATCH_MAX_SHARED_STRINGS_BYTES", 64 * 1024 * 1024)
-# Provider rate limits, one budget per processor shared by every worker (batches.lanes),
+# Provider rate limits, one budget per processor shared by every worker (batches.processors.lanes),
 # e.g. {"openai": {"requests_per_minute": 500, "tokens_per_minute": 200000}}; a batch's
 # options of the same names may only lower them.
 BATCH_RATE_LIMITS = env_limits(
@@ -340,15 +340,15 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only: a view that takes uploads (batches) says so itself, so that no
     # other endpoint reads a form body past MAX_REQUEST_BYTES.
-    "DEFAULT_PARSER_CLASSES": ["batchsvc.parsers.JSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["batchsvc.parsers.JSONRenderer"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "batchsvc.parsers.ContentNegotiation",
-    "EXCEPTION_HANDLER": "batchsvc.errors.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "batchsvc.pagination.CursorPagination",
+    "DEFAULT_PARSER_CLASSES": ["batchsvc.api.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["batchsvc.api.parsers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "batchsvc.api.parsers.ContentNegotiation",
+    "EXCEPTION_HANDLER": "batchsvc.api.errors.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "batchsvc.api.pagination.CursorPagination",
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 100),
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "batchsvc.pagination.OrderingFilter",
+        "batchsvc.api.pagination.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Scoped throttles for the batch endpoints (views set throttle_scope).
@@ -388,14 +388,14 @@ SPECTACULAR_SETTINGS = {
     # 3.1 speaks JSON Schema, which is what msgspec writes for request bodies.
     "OAS_VERSION": "3.1.0",
     "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "traces.models.RunStatus"},
-    "APPEND_COMPONENTS": {},  # filled by batchsvc.openapi from the msgspec schemas
+    "APPEND_COMPONENTS": {},  # filled by batchsvc.api.openapi from the msgspec schemas
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "batchsvc.openapi.without_trailing_slashes",
+        "batchsvc.api.openapi.without_trailing_slashes",
     ],
 }
 
-# Operations: /metrics (see batchsvc.metrics) needs this Bearer token when set, and is
+# Operations: /metrics (see batchsvc.ops.metrics) needs this Bearer token when set, and is
 # served only to connections from this machine when it is not.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
@@ -407,7 +407,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "structured": {"()": "batchsvc.logs.formatter", "json": LOG_FORMAT == "json"},
+        "structured": {"()": "batchsvc.ops.logs.formatter", "json": LOG_FORMAT == "json"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},

@@ -2,9 +2,9 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from batchsvc.health import ReadinessView, healthz
-from batchsvc.metrics import MetricsView
-from batchsvc.views import BatchGetView
+from batchsvc.api.views import BatchGetView
+from batchsvc.ops.health import ReadinessView, healthz
+from batchsvc.ops.metrics import MetricsView
 
 urlpatterns = [
     # Operations: no token (metrics have a guard of their own), and outside /api/.
@@ -20,5 +20,5 @@ urlpatterns = [
     path("api/v1/", include("batches.urls")),
 ]
 
-# A database outage raised in a middleware is a 503 there too (see batchsvc.errors).
-handler500 = "batchsvc.errors.server_error"
+# A database outage raised in a middleware is a 503 there too (see batchsvc.api.errors).
+handler500 = "batchsvc.api.errors.server_error"

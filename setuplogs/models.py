@@ -4,7 +4,7 @@ from django.db import models
 from django.db.models import Subquery
 from django.db.models.functions import Coalesce
 
-from batchsvc.ownership import OwnedQuerySet
+from batchsvc.api.ownership import OwnedQuerySet
 from traces.models import Run
 
 CLIENT_ID_MAX = 100

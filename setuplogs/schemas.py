@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from batchsvc.schemas import as_utc, patterned
+from batchsvc.api.schemas import as_utc, patterned
 from setuplogs.models import CLIENT_ID_MAX, LogLevel
 
 # Accepted spellings of a level, lower-cased; older agents say "warn".
@@ -42,7 +42,7 @@ Timestamp = Annotated[
 ]
 # The server's own lines (the "client dropped N lines" warning) take client_ids in
 # this namespace, so that no client line can pass for one. A msgspec ``pattern``, not
-# batchsvc.schemas.refusing: a pattern is checked only on what is decoded, while the
+# batchsvc.api.schemas.refusing: a pattern is checked only on what is decoded, while the
 # server builds its own LogLineIn with a reserved client_id, and __post_init__ would
 # refuse that too.
 RESERVED_CLIENT_ID_PREFIX = "dropped:"

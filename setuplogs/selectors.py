@@ -4,7 +4,7 @@ import json
 
 from django.db import connection
 
-from batchsvc.inserts import driver_cursor
+from batchsvc.api.inserts import driver_cursor
 from setuplogs.models import LogEntry
 from traces.models import Run
 from traces.selectors import run_for

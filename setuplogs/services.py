@@ -9,10 +9,10 @@ import msgspec
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from batchsvc.bulk import ItemError, first_occurrences, validate_items
-from batchsvc.errors import ApiError
-from batchsvc.inserts import insert_new
-from batchsvc.schemas import describe
+from batchsvc.api.bulk import ItemError, first_occurrences, validate_items
+from batchsvc.api.errors import ApiError
+from batchsvc.api.inserts import insert_new
+from batchsvc.api.schemas import describe
 from setuplogs.models import CLIENT_ID_MAX, LogEntry, LogLevel
 from setuplogs.schemas import RESERVED_CLIENT_ID_PREFIX, LogLineIn
 from setuplogs.selectors import last_seq, stored_client_ids

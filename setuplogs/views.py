@@ -6,15 +6,15 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from batchsvc import metrics
-from batchsvc.bulk import read_items
-from batchsvc.errors import ApiError
-from batchsvc.fields import FieldSelectionMixin
-from batchsvc.openapi import envelope_schema, json_body, schema_ref
-from batchsvc.pagination import CursorPagination
-from batchsvc.parsers import BulkJSONParser, JSONParser
-from batchsvc.schemas import describe
-from batchsvc.throttling import ScopedThrottle
+from batchsvc.api.bulk import read_items
+from batchsvc.api.errors import ApiError
+from batchsvc.api.fields import FieldSelectionMixin
+from batchsvc.api.openapi import envelope_schema, json_body, schema_ref
+from batchsvc.api.pagination import CursorPagination
+from batchsvc.api.parsers import BulkJSONParser, JSONParser
+from batchsvc.api.schemas import describe
+from batchsvc.api.throttling import ScopedThrottle
+from batchsvc.ops import metrics
 from setuplogs import services
 from setuplogs.filters import LogEntryFilter
 from setuplogs.models import LogEntry

@@ -8,7 +8,7 @@ class TracesConfig(AppConfig):
     def ready(self):
         from health_check.checks import Storage
 
-        from batchsvc.health import register_check
+        from batchsvc.ops.health import register_check
         from traces import resources  # noqa: F401  (registers runs for the batch GET)
 
         register_check("trace_storage", Storage, alias="traces")

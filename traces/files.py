@@ -18,7 +18,7 @@ from django.core.files.storage import Storage, storages
 from django.db import connection, transaction
 from django.utils.html import format_html
 
-from batchsvc.bulk import first_occurrences, validate_items
+from batchsvc.api.bulk import first_occurrences, validate_items
 from traces.models import TraceFile
 from traces.paths import storage_name
 from traces.schemas import TraceFileIn

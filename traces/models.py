@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from batchsvc.ownership import OwnedQuerySet
+from batchsvc.api.ownership import OwnedQuerySet
 from traces.paths import PATH_MAX_CHARS, STORAGE_NAME_MAX
 
 NAME_MAX = 255

@@ -1,7 +1,7 @@
 """Runs and trace files in the cross-resource batch GET: a user sees their own,
 staff see all; anyone else's answers 404, exactly like a missing one."""
 
-from batchsvc.resources import register
+from batchsvc.api.resources import register
 from traces.models import Run, TraceFile
 from traces.schemas import Name
 from traces.serializers import RunSerializer, TraceFileSerializer

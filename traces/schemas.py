@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from django.conf import settings
 
-from batchsvc.schemas import (
+from batchsvc.api.schemas import (
     NUL_AND_SLASH_FREE,
     NUL_FREE,
     as_utc,
@@ -37,7 +37,7 @@ Timestamp = Annotated[
 ]
 JSONObject = dict[str, Any] | None
 # In a run as it arrives, a JSON object is kept as the text the client sent and
-# stored as it is: no dicts built, no encoding again (see batchsvc.schemas.JSONText).
+# stored as it is: no dicts built, no encoding again (see batchsvc.api.schemas.JSONText).
 JSONObjectText = Annotated[
     msgspec.Raw,
     msgspec.Meta(extra_json_schema={"type": ["object", "null"]}, description="A JSON object."),

@@ -1,7 +1,7 @@
 """Reads for runs that take more than a line: which run a user means by a run_id."""
 
-from batchsvc.errors import ApiError, Conflict
-from batchsvc.ownership import Ambiguous, choose
+from batchsvc.api.errors import ApiError, Conflict
+from batchsvc.api.ownership import Ambiguous, choose
 from traces.models import Run
 
 

@@ -10,9 +10,9 @@ from django.db import transaction
 from django.utils import timezone
 from msgspec.structs import astuple
 
-from batchsvc.bulk import first_occurrences, validate_items
-from batchsvc.errors import ApiError
-from batchsvc.inserts import insert_ignoring_conflicts
+from batchsvc.api.bulk import first_occurrences, validate_items
+from batchsvc.api.errors import ApiError
+from batchsvc.api.inserts import insert_ignoring_conflicts
 from traces.models import Run
 from traces.schemas import RunChanges, RunIn, check_times
 

@@ -10,15 +10,15 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from batchsvc import metrics
-from batchsvc.bulk import read_items
-from batchsvc.errors import ApiError
-from batchsvc.fields import FieldSelectionMixin
-from batchsvc.openapi import envelope_schema, json_body, schema_ref
-from batchsvc.parsers import BulkJSONParser, JSONParser
-from batchsvc.schemas import describe
-from batchsvc.throttling import ScopedThrottle
-from batchsvc.views import query_flag
+from batchsvc.api.bulk import read_items
+from batchsvc.api.errors import ApiError
+from batchsvc.api.fields import FieldSelectionMixin
+from batchsvc.api.openapi import envelope_schema, json_body, schema_ref
+from batchsvc.api.parsers import BulkJSONParser, JSONParser
+from batchsvc.api.schemas import describe
+from batchsvc.api.throttling import ScopedThrottle
+from batchsvc.api.views import query_flag
+from batchsvc.ops import metrics
 from traces import files, services
 from traces.filters import RunFilter, TraceFileFilter
 from traces.models import Run, TraceFile

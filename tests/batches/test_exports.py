@@ -1,4 +1,4 @@
-"""batches.exports: files read back with the csv module, openpyxl and json."""
+"""batches.spreadsheets.exports: files read back with the csv module, openpyxl and json."""
 
 import csv
 import datetime
@@ -11,8 +11,8 @@ import zipfile
 import openpyxl
 import pytest
 
-from batches.exports import escape_formula, iter_csv, iter_json, write_xlsx
-from batches.parsing import read_upload
+from batches.spreadsheets.exports import escape_formula, iter_csv, iter_json, write_xlsx
+from batches.spreadsheets.reading import read_upload
 
 COLUMNS = ["row_number", "chat_id", "question", "text", "status", "error"]
 DANGEROUS = ["=1+1", "+41 22", "-2", "@SUM(A1)", "\tindented", "\rreturn"]
@@ -193,7 +193,7 @@ def test_an_exported_xlsx_reads_back_as_an_upload():
 # and makes this export six times slower.)
 EXPORT_100K = """
 import json, resource, sys
-from batches.exports import write_xlsx
+from batches.spreadsheets.exports import write_xlsx
 COLUMNS = json.loads(sys.argv[2])
 TEXT = "An answer of a realistic length, about a hundred characters, to the question. " * 2
 

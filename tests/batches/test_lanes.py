@@ -1,4 +1,4 @@
-"""batches.lanes: rate-limit budgets shared by every worker, on both stores (the
+"""batches.processors.lanes: rate-limit budgets shared by every worker, on both stores (the
 database and Redis). The schedule a store hands out is asserted (the slots it
 reserved), never how long anything took."""
 
@@ -11,11 +11,11 @@ import pytest
 import redis
 from django.db import connection
 
-from batches import lanes
-from batches.lanes import Budget, Interrupted, Lane
+from batches.engine.counters import stopping
+from batches.engine.recovery import batches_recover
 from batches.models import Lane as LaneRow
-from batches.progress import stopping
-from batches.recovery import batches_recover
+from batches.processors import lanes
+from batches.processors.lanes import Budget, Interrupted, Lane
 from tests.batches.factories import wait_until
 from tests.e2e.proxy import Proxy
 

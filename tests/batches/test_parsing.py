@@ -1,4 +1,4 @@
-"""batches.parsing: real CSV and XLSX files, built here, read without a database."""
+"""batches.spreadsheets.reading: real CSV and XLSX files, built here, read without a database."""
 
 import datetime
 import io
@@ -11,8 +11,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
-from batches import parsing
-from batches.parsing import Row, UploadError, read_upload
+from batches.spreadsheets import reading as parsing
+from batches.spreadsheets.reading import Row, UploadError, read_upload
 
 MiB = 1024 * 1024
 

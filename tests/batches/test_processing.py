@@ -7,22 +7,22 @@ import pytest
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from batches import statements
-from batches.lanes import Interrupted
+from batches.engine import sql
+from batches.engine.counters import stopping
+from batches.engine.recovery import batches_recover
+from batches.engine.worker import batch_process
 from batches.models import Batch, BatchStatus, Interaction, InteractionStatus
-from batches.processors import EchoProcessor, ProcessorError
-from batches.progress import stopping
-from batches.recovery import batches_recover
+from batches.processors.base import EchoProcessor, ProcessorError
+from batches.processors.lanes import Interrupted
 from batches.services import batch_cancel
 from batches.tasks import enqueue_batch
-from batches.worker import batch_process
 from tests.batches.factories import make_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TEST_PROCESSORS = {
-    "echo": "batches.processors.EchoProcessor",
-    "http": "batches.processors.HttpProcessor",
+    "echo": "batches.processors.base.EchoProcessor",
+    "http": "batches.processors.base.HttpProcessor",
     "flaky": "tests.batches.test_processing.FlakyProcessor",
     "pair": "tests.batches.test_processing.PairProcessor",
     "canceller": "tests.batches.test_processing.CancellingProcessor",
@@ -34,7 +34,7 @@ TEST_PROCESSORS = {
 
 class StoppedWhileWaitingProcessor(EchoProcessor):
     """The worker is asked to stop while the second row waits for a rate limit's slot
-    (as batches.lanes does then)."""
+    (as batches.processors.lanes does then)."""
 
     def process(self, input, history):
         if input["question"] == "second":
@@ -236,7 +236,7 @@ def test_a_worker_flushing_after_another_finished_the_batch_counts_nothing_twice
     batch.refresh_from_db()
     assert (batch.status, batch.processed_items) == ("processed", 3)
 
-    statements.add_counts(batch.pk, succeeded=2, failed=1)
+    sql.add_counts(batch.pk, succeeded=2, failed=1)
 
     batch.refresh_from_db()
     assert (batch.processed_items, batch.failed_items) == (3, 0)

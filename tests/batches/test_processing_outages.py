@@ -9,12 +9,12 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from batches.claims import Claims, fair_order
-from batches.conversations import Conversation
+from batches.engine.claims import Claims, fair_order
+from batches.engine.conversations import Conversation
+from batches.engine.counters import Progress
+from batches.engine.worker import batch_process
 from batches.models import BatchStatus, InteractionStatus
-from batches.processors import EchoProcessor
-from batches.progress import Progress
-from batches.worker import batch_process
+from batches.processors.base import EchoProcessor
 from tests.batches.factories import make_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)

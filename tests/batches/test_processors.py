@@ -1,4 +1,4 @@
-"""batches.processors: echo in-process; http and openai against stub HTTP servers
+"""batches.processors.base: echo in-process; http and openai against stub HTTP servers
 run by the tests on 127.0.0.1 (they stand in for a third party's model API)."""
 
 import json
@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from batches import processors
-from batches.processors import (
+from batches.processors import base as processors
+from batches.processors.base import (
     EchoProcessor,
     HttpProcessor,
     OpenAIProcessor,
@@ -23,7 +23,7 @@ from batches.processors import (
     processor_names,
 )
 
-# Every network call reads its lane's pause (batches.lanes), kept in the database.
+# Every network call reads its lane's pause (batches.processors.lanes), kept in the database.
 pytestmark = pytest.mark.django_db
 
 HISTORY = [
@@ -463,7 +463,7 @@ def test_openai_refuses_options_that_are_not_text(openai, options):
         OpenAIProcessor(options)
 
 
-# Rate limits (batches.lanes) -------------------------------------------------------
+# Rate limits (batches.processors.lanes) -------------------------------------------------------
 
 
 def test_a_429_with_retry_after_pauses_the_lane_and_spends_no_retry(settings, http, stub):
@@ -485,8 +485,8 @@ def test_a_429_without_retry_after_spends_a_retry(settings, http, stub):
 def test_a_429_pauses_the_lane_for_everyone_and_a_stopping_worker_leaves_the_wait(http, stub):
     from django.db import connection
 
-    from batches import lanes
-    from batches.progress import stopping
+    from batches.engine.counters import stopping
+    from batches.processors import lanes
     from tests.batches.factories import wait_until
 
     stub.replies = [{"status": 429, "headers": {"Retry-After": "30"}}]

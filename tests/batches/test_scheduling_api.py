@@ -9,10 +9,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_tasks_db.models import DBTaskResult
 
-from batches import lanes
-from batches.lanes import Lane
 from batches.models import Batch, Interaction, InteractionStatus
 from batches.models import Worker as WorkerRow
+from batches.processors import lanes
+from batches.processors.lanes import Lane
 from tests.batches.factories import csv_upload, post_batch
 from tests.conftest import error_body
 
@@ -107,7 +107,7 @@ def test_a_batch_that_has_ended_waits_for_nothing(api):
 
 
 def test_a_batch_whose_processor_lane_is_paused_is_waiting_for_the_rate_limit(api, settings):
-    # A 429 paused the lane (batches.lanes), as a worker's call would have.
+    # A 429 paused the lane (batches.processors.lanes), as a worker's call would have.
     Lane("echo", {}).pause(30)
     until = lanes.paused_until("echo")
     WorkerRow.objects.create(

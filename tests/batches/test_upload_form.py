@@ -2,9 +2,9 @@
 
 import pytest
 
+from batches.engine.worker import batch_process
 from batches.models import Batch, Interaction
 from batches.serializers import BatchUploadSerializer
-from batches.worker import batch_process
 from tests.batches.factories import csv_upload, post_batch
 from tests.batches.test_processors import Stub
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from batches.worker import batch_process
+from batches.engine.worker import batch_process
 from tests.batches.factories import make_batch
 from tests.batches.test_processors import Stub
 

@@ -5,7 +5,7 @@ from django.contrib.auth.models import User
 from rest_framework import serializers
 from rest_framework.test import APIClient
 
-from batchsvc import resources
+from batchsvc.api import resources
 from traces.models import Run
 
 

@@ -6,8 +6,8 @@ import pytest
 from django.core.cache import cache
 
 import batchsvc
-from batchsvc import resources
-from batchsvc.batch_get import BatchGetResponse
+from batchsvc.api import resources
+from batchsvc.api.batch_get import BatchGetResponse
 from tests.batchsvc.conftest import UserSerializer
 from tests.conftest import error_body
 

@@ -6,7 +6,7 @@ from typing import Annotated
 import msgspec
 import pytest
 
-from batchsvc.schemas import NUL_AND_SLASH_FREE, NUL_FREE, refuse_characters, refusing
+from batchsvc.api.schemas import NUL_AND_SLASH_FREE, NUL_FREE, refuse_characters, refusing
 
 SAMPLES = ["", "plain", "a/b", "a\x00b", "\x00", "/", "ünïcode/\x00", "line\nbreak"]
 

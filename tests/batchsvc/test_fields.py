@@ -1,8 +1,8 @@
 import pytest
 from django.contrib.auth.models import User
 
-from batchsvc import fields
-from batchsvc.errors import ApiError
+from batchsvc.api import fields
+from batchsvc.api.errors import ApiError
 from tests.batchsvc.conftest import UserSerializer
 from tests.conftest import error_body
 from traces.serializers import RunSerializer

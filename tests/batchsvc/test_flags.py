@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from batchsvc.flags import parse_bool
+from batchsvc.api.flags import parse_bool
 from batchsvc.settings import env_bool
 from tests.batches.factories import csv_upload, post_batch
 

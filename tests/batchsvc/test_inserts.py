@@ -10,8 +10,8 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from batches.models import Interaction
-from batchsvc.inserts import STAGE_FROM_ROWS, insert_ignoring_conflicts, insert_new
-from batchsvc.schemas import JSONText
+from batchsvc.api.inserts import STAGE_FROM_ROWS, insert_ignoring_conflicts, insert_new
+from batchsvc.api.schemas import JSONText
 from tests.batches.factories import make_batch
 from traces.models import Run
 

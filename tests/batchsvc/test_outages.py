@@ -1,4 +1,4 @@
-"""Waiting out a database that refuses work (batchsvc.outages), on a real SQLite
+"""Waiting out a database that refuses work (batchsvc.ops.outages), on a real SQLite
 database whose write lock another connection holds."""
 
 import sqlite3
@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import OperationalError, connection, transaction
 
-from batchsvc.outages import NEW_OUTAGE_AFTER, Backoff, retry_while_unavailable
+from batchsvc.ops.outages import NEW_OUTAGE_AFTER, Backoff, retry_while_unavailable
 
 sqlite_only = pytest.mark.skipif(connection.vendor != "sqlite", reason="locks SQLite's file")
 

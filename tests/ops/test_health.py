@@ -5,7 +5,7 @@ import httpx
 import pytest
 from django.db import connection
 
-from batches.heartbeats import Heartbeat
+from batches.engine.heartbeats import Heartbeat
 from batches.models import Worker
 from tests.batches.factories import Worker as WorkerProcess
 from tests.batches.factories import database_url, make_batch, wait_until

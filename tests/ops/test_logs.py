@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from batches.models import BatchStatus
-from batchsvc import logs
+from batchsvc.ops import logs
 from tests.batches.factories import Worker, make_batch, wait_until
 from tests.setuplogs.conftest import batch_url, line
 

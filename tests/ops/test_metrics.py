@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from batches.heartbeats import Heartbeat
+from batches.engine.heartbeats import Heartbeat
 from batches.models import Interaction, InteractionStatus
 from tests.batches.factories import make_batch
 from tests.conftest import error_body, make_run

@@ -3,7 +3,7 @@ import datetime as dt
 import msgspec
 import pytest
 
-from batchsvc.inserts import STAGE_FROM_ROWS
+from batchsvc.api.inserts import STAGE_FROM_ROWS
 from setuplogs.models import LogEntry
 from setuplogs.schemas import LogBatchResult
 from tests.conftest import error_body
@@ -277,7 +277,7 @@ def test_appending_is_throttled_with_the_batch_scope_but_reading_is_not(api, run
 
 @pytest.mark.postgres_only
 def test_appending_to_a_run_deleted_since_it_was_looked_up_is_a_404(run):
-    from batchsvc.errors import ApiError
+    from batchsvc.api.errors import ApiError
     from setuplogs.services import log_lines_append
 
     type(run).objects.filter(pk=run.pk).delete()

@@ -3,7 +3,7 @@ import uuid
 import msgspec
 import pytest
 
-from batchsvc.inserts import STAGE_FROM_ROWS
+from batchsvc.api.inserts import STAGE_FROM_ROWS
 from tests.conftest import error_body
 from traces.models import Run
 from traces.schemas import RunBatchResult

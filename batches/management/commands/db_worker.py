@@ -6,17 +6,17 @@ what ``python manage.py db_worker`` runs. It adds four things django-tasks-db ha
 no hook for:
 
 1. a thread that every ``--recover-every`` seconds calls
-   :func:`batches.recovery.batches_recover`: django-tasks-db leaves the task of a
+   :func:`batches.engine.recovery.batches_recover`: django-tasks-db leaves the task of a
    SIGKILLed worker RUNNING forever (django-tasks issue 46);
 2. a graceful stop that does not wait for a whole batch: on SIGTERM/SIGINT the batch
    task ends its conversations after their current row and queues the batch again;
-3. a heartbeat of the process itself (batches.heartbeats), idle or not, for /readyz
+3. a heartbeat of the process itself (batches.engine.heartbeats), idle or not, for /readyz
    and /metrics;
 4. riding through a database outage: django-tasks-db's loop lets the first
    connection error out and the process exits. Ours closes the broken connection,
    backs off and enters the loop again; a task's outcome is recorded once the
    database is back (the batch task itself waits outages out, see
-   batches.worker).
+   batches.engine.worker).
 """
 
 import functools
@@ -28,10 +28,10 @@ from django.conf import settings
 from django.db import connection
 from django_tasks_db.management.commands import db_worker as upstream
 
-from batches.heartbeats import Heartbeat
-from batches.progress import stopping
-from batches.recovery import batches_recover
-from batchsvc.outages import (
+from batches.engine.counters import stopping
+from batches.engine.heartbeats import Heartbeat
+from batches.engine.recovery import batches_recover
+from batchsvc.ops.outages import (
     DATABASE_ERRORS,
     Backoff,
     close_connections,
@@ -40,7 +40,7 @@ from batchsvc.outages import (
     retry_while_unavailable,
 )
 
-logger = logging.getLogger("batches.worker")
+logger = logging.getLogger("batches.engine.worker")
 
 
 def default_recover_every() -> float:

@@ -5,7 +5,7 @@ from tqdm import tqdm
 
 from batches.selectors import batch_wait
 from batches.services import batch_create
-from batchsvc.errors import ApiError
+from batchsvc.api.errors import ApiError
 from batchsvc.management.arguments import username
 
 

@@ -10,7 +10,7 @@ from django.core.signals import request_finished
 from django.dispatch import receiver
 from django.utils.functional import SimpleLazyObject, empty
 
-from batchsvc import logs, metrics
+from batchsvc.ops import logs, metrics
 
 logger = logging.getLogger("batchsvc.requests")
 
@@ -19,7 +19,7 @@ logger = logging.getLogger("batchsvc.requests")
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
 # A database or Redis outage is answered 503 (507 when its disk is full), and
-# batchsvc.errors logs its cause once as a warning: not an error of ours.
+# batchsvc.api.errors logs its cause once as a warning: not an error of ours.
 OUTAGE_STATUSES = {503, 507}
 
 
@@ -30,7 +30,7 @@ def request_id_of(request) -> str:
 
 class RequestMiddleware:
     """Binds the request id for every log line the request writes, answers it in the
-    ``X-Request-ID`` header (and :func:`batchsvc.errors.error_body` puts it in error
+    ``X-Request-ID`` header (and :func:`batchsvc.api.errors.error_body` puts it in error
     bodies), then writes the request's log line and counts it in the metrics."""
 
     def __init__(self, get_response):

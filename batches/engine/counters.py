@@ -12,9 +12,9 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from batches import statements
+from batches.engine import sql
 from batches.models import Batch, Interaction, InteractionStatus
-from batchsvc.outages import DATABASE_ERRORS, retry_while_unavailable
+from batchsvc.ops.outages import DATABASE_ERRORS, retry_while_unavailable
 
 logger = logging.getLogger("batches.processing")
 
@@ -91,7 +91,7 @@ class Progress:
 
     def add_counts(self, batch_id, succeeded: int, failed: int) -> None:
         with self.writing:
-            statements.add_counts(batch_id, succeeded=succeeded, failed=failed)
+            sql.add_counts(batch_id, succeeded=succeeded, failed=failed)
 
     # The heartbeat thread --------------------------------------------------------
 

@@ -32,7 +32,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
-from batchsvc.errors import ApiError
+from batchsvc.api.errors import ApiError
 
 QUERY_PARAM = "fields"
 _SAFE_METHODS = ("GET", "HEAD")

@@ -31,7 +31,7 @@ from django.db import (
 )
 from django.db.backends import utils as db_utils
 
-from batchsvc.schemas import JSONText
+from batchsvc.api.schemas import JSONText
 
 
 def max_query_params() -> int:

@@ -1,5 +1,5 @@
 """The cross-resource batch GET: up to ``BATCH_GET_MAX_IDS`` objects of one registered
-resource (see :mod:`batchsvc.resources`) in one request, one result per id.
+resource (see :mod:`batchsvc.api.resources`) in one request, one result per id.
 
 The body and response are msgspec Structs: the body is validated with them, the
 response is built and rendered from them, and the OpenAPI schema is written from them.
@@ -12,10 +12,10 @@ import msgspec
 from django.conf import settings
 from django.utils import timezone
 
-from batchsvc import fields, resources
-from batchsvc.bulk import parse_envelope
-from batchsvc.errors import ApiError
-from batchsvc.schemas import describe
+from batchsvc.api import fields, resources
+from batchsvc.api.bulk import parse_envelope
+from batchsvc.api.errors import ApiError
+from batchsvc.api.schemas import describe
 
 NOT_FOUND = "Not found."
 AMBIGUOUS = "Several owners use this id; add owner to the request to choose one."
@@ -32,7 +32,7 @@ class BatchGetItem(msgspec.Struct):
     id: int | str
     status: Literal["success", "error"]
     # An int, not Literal[200, 404]: drf-spectacular's enum hook needs a "type" that
-    # batchsvc.openapi only adds to string enums.
+    # batchsvc.api.openapi only adds to string enums.
     status_code: Annotated[
         int, msgspec.Meta(description="200, 404 or 409 (ambiguous), as a single GET would")
     ]

@@ -10,7 +10,7 @@ from its ``AppConfig.ready()``::
     # batches/resources.py
     import uuid
 
-    from batchsvc.resources import register
+    from batchsvc.api.resources import register
     from batches.models import Batch
     from batches.serializers import BatchSerializer
 
@@ -53,9 +53,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from rest_framework import serializers
 
-from batchsvc.errors import ApiError
-from batchsvc.ownership import Ambiguous, choose
-from batchsvc.schemas import describe
+from batchsvc.api.errors import ApiError
+from batchsvc.api.ownership import Ambiguous, choose
+from batchsvc.api.schemas import describe
 
 PositiveId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 """An integer primary key: a positive number a bigint column can hold."""

@@ -14,9 +14,9 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from batches import lanes
-from batches.finishing import batch_finish
+from batches.engine.finishing import batch_finish
 from batches.models import Batch, InteractionStatus
+from batches.processors import lanes
 from batches.tasks import enqueue_batch, process_batch
 
 logger = logging.getLogger("batches.processing")

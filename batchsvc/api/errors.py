@@ -11,7 +11,7 @@ Three layers produce it:
 
 The database being unavailable is answered 503 with Retry-After on every route, by
 the exception handler in DRF views, :class:`DatabaseUnavailableMiddleware` in other
-views and :func:`server_error` in middleware (see batchsvc.outages).
+views and :func:`server_error` in middleware (see batchsvc.ops.outages).
 """
 
 import logging
@@ -25,8 +25,8 @@ from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.settings import api_settings
 
-from batchsvc.logs import current_request_id
-from batchsvc.outages import (
+from batchsvc.ops.logs import current_request_id
+from batchsvc.ops.outages import (
     REDIS_ERRORS,
     STORE_ERRORS,
     close_connections,

@@ -7,7 +7,7 @@ from operator import or_
 from django.db.models import Q
 from rest_framework import filters, pagination
 
-from batchsvc.errors import ApiError
+from batchsvc.api.errors import ApiError
 
 
 class CursorPagination(pagination.CursorPagination):

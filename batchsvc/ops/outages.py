@@ -1,7 +1,7 @@
 """The database going away (a restart, a failover, a locked or full SQLite file) is
 an outage, not a bug.
 
-Requests answer it with a 503 (see batchsvc.errors); background work waits it out
+Requests answer it with a 503 (see batchsvc.api.errors); background work waits it out
 with :func:`retry_while_unavailable`, which closes the broken connection, backs off
 and tries again until the database answers.
 """
@@ -16,7 +16,7 @@ from collections.abc import Callable
 import redis
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
-logger = logging.getLogger("batchsvc.outages")
+logger = logging.getLogger("batchsvc.ops.outages")
 
 # What Django raises when it cannot reach or use the database: refused or lost
 # connections, timeouts, a locked or read-only SQLite file. Errors in what was

@@ -6,7 +6,7 @@ from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
 from batches.models import ACTIVE_BATCH, Batch, BatchStatus, InteractionStatus
-from batches.processors import processor_class
+from batches.processors.base import processor_class
 
 
 def batch_finish(*, batch: Batch) -> bool:

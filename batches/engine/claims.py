@@ -28,11 +28,11 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
-from batches import statements
-from batches.conversations import Claim, Item
+from batches.engine import sql
+from batches.engine.conversations import Claim, Item
+from batches.engine.counters import Progress, stale_after, stopping
 from batches.models import PRIORITY_RANK, Batch, Interaction, concurrency_cap
-from batches.progress import Progress, stale_after, stopping
-from batchsvc.outages import retry_while_unavailable
+from batchsvc.ops.outages import retry_while_unavailable
 
 logger = logging.getLogger("batches.processing")
 
@@ -73,7 +73,7 @@ def fair_order() -> list[Candidate]:
     more = ("processor", "options", "claimed_at")
     rows = Batch.objects.active().order_by("created_at").values_list(*fields, *more)
     candidates = [Candidate(*row) for row in rows]
-    running = statements.running_counts() if candidates else {}
+    running = sql.running_counts() if candidates else {}
     by_owner = defaultdict(list)
     for candidate in candidates:
         candidate.running = running.get(candidate.pk, 0)
@@ -167,7 +167,7 @@ class Claims:
             head = cursor.fetchone()
             if head is None:
                 stale = Interaction.objects.stale(before=before).filter(batch_id=candidate.pk)
-                cursor.execute(*statements.claim_sql(stale, "interaction_running"))
+                cursor.execute(*sql.claim_sql(stale, "interaction_running"))
                 head = cursor.fetchone()
             if head is None:
                 transaction.set_rollback(True)
@@ -175,7 +175,7 @@ class Claims:
             pk, _, _, status, _, _ = head
             # Stamped once the batch's lock is held, after any claim it waited for.
             stamp = connection.ops.adapt_datetimefield_value(timezone.now())
-            cursor.execute(statements.sql(statements.START), [token, stamp, stamp, pk, status])
+            cursor.execute(sql.sql(sql.START), [token, stamp, stamp, pk, status])
             claim = self.claimed(token, head, candidate)
         self.progress.hold(pk, candidate.pk)  # once committed: a failed claim holds nothing
         return claim
@@ -184,8 +184,8 @@ class Claims:
         """Whether another of the batch's conversations may start. Stamping the batch
         first locks its row, so on PostgreSQL the count cannot race another worker's
         claim (SQLite's IMMEDIATE transaction locks the whole database anyway)."""
-        statements.stamp_claimed(candidate.pk, now)
-        running = statements.running_counts(batch_id=candidate.pk, since=since)
+        sql.stamp_claimed(candidate.pk, now)
+        running = sql.running_counts(batch_id=candidate.pk, since=since)
         running = running.get(candidate.pk, 0)
         return running < candidate.cap
 
@@ -194,14 +194,14 @@ class Claims:
         # running it.
         if batch_id not in self.heads:
             heads = Interaction.objects.heads(Batch(pk=batch_id))
-            self.heads[batch_id] = statements.claim_sql(heads, "interaction_pending")
+            self.heads[batch_id] = sql.claim_sql(heads, "interaction_pending")
         return self.heads[batch_id]
 
     def taken(self, token: str) -> Claim | None:
         """The conversation this thread claimed if the claim was committed, although
         the database went away before answering: its head runs under our token."""
         with connection.cursor() as cursor:
-            cursor.execute(statements.sql(statements.HELD), [token])
+            cursor.execute(sql.sql(sql.HELD), [token])
             head = cursor.fetchone()
             if head is None:
                 return None
@@ -220,17 +220,15 @@ class Claims:
             conversation, row_number, chat_id, candidate
         ):
             if number > row_number:
-                rest.append(Item(other, statements.from_json(values)))
+                rest.append(Item(other, sql.from_json(values)))
             else:
-                history.append(
-                    {"input": statements.from_json(values), "output": statements.from_json(output)}
-                )
+                history.append({"input": sql.from_json(values), "output": sql.from_json(output)})
         return Claim(
             token=token,
             batch_id=candidate.pk,
             processor=candidate.processor,
             options=candidate.options,
-            head=Item(pk, statements.from_json(data)),
+            head=Item(pk, sql.from_json(data)),
             rest=rest,
             history=history,
         )
@@ -243,7 +241,7 @@ class Claims:
         batch_id = Batch._meta.pk.get_db_prep_value(candidate.pk, connection)
         with connection.cursor() as cursor:
             cursor.execute(
-                statements.sql(statements.CONVERSATION),
+                sql.sql(sql.CONVERSATION),
                 [batch_id, conversation, row_number, row_number],
             )
             return cursor.fetchall()

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from batches.models import Worker, worker_threads
 
-logger = logging.getLogger("batches.worker")
+logger = logging.getLogger("batches.engine.worker")
 
 # Rows of workers gone this long are removed by the next worker to start.
 FORGET_AFTER = timedelta(days=1)

@@ -12,8 +12,8 @@ from health_check.exceptions import ServiceUnavailable
 from prometheus_client.core import GaugeMetricFamily
 
 from batches.models import PENDING_SQL, Batch, BatchStatus, Interaction, Worker
-from batchsvc.health import RequestThreadCheck
-from batchsvc.metrics import gauge
+from batchsvc.ops.health import RequestThreadCheck
+from batchsvc.ops.metrics import gauge
 
 
 def live_since():

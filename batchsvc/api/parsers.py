@@ -10,7 +10,7 @@ from django.utils.functional import Promise
 from rest_framework import negotiation, parsers, renderers
 from rest_framework.exceptions import NotAcceptable, ParseError
 
-from batchsvc.errors import ApiError, PayloadTooLarge
+from batchsvc.api.errors import ApiError, PayloadTooLarge
 
 _decoder = msgspec.json.Decoder()
 
@@ -110,7 +110,7 @@ class JSONBody(bytes):
 
 
 class BulkJSONParser(JSONParser):
-    """Leaves the body as bytes, for :func:`batchsvc.bulk.read_items` to decode and
+    """Leaves the body as bytes, for :func:`batchsvc.api.bulk.read_items` to decode and
     validate in one pass."""
 
     def parse(self, stream, media_type=None, parser_context=None):

@@ -5,11 +5,11 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from batchsvc import batch_get
-from batchsvc.errors import ApiError
-from batchsvc.flags import parse_bool
-from batchsvc.openapi import json_body, schema_ref
-from batchsvc.throttling import ScopedThrottle
+from batchsvc.api import batch_get
+from batchsvc.api.errors import ApiError
+from batchsvc.api.flags import parse_bool
+from batchsvc.api.openapi import json_body, schema_ref
+from batchsvc.api.throttling import ScopedThrottle
 
 
 def query_flag(request, name: str) -> bool:

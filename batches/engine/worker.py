@@ -1,14 +1,14 @@
 """A worker run: one task's threads, each taking its next conversation from all
-active batches (batches.claims), running it (batches.conversations) and taking the
+active batches (batches.engine.claims), running it (batches.engine.conversations) and taking the
 next, until nothing is left to claim anywhere.
 
 A task is queued per upload, retry-failed and recovery; it names a batch, but only
 to wake a worker: its run works on whatever batch is due next, so no task pins a
 worker to one batch while others wait. A heartbeat thread keeps the run's running
 rows, the batches they belong to and the task's own batch fresh, and writes the
-counters (batches.progress). A batch with nothing left is finished at once.
+counters (batches.engine.counters). A batch with nothing left is finished at once.
 
-The database going away is waited out (batchsvc.outages): each step that touches it
+The database going away is waited out (batchsvc.ops.outages): each step that touches it
 (a claim, an item's end, a heartbeat, the counters, the run as a whole) is tried
 again until the database answers. An item is never failed because the database was
 away.
@@ -23,13 +23,13 @@ from collections.abc import Callable
 
 from django.db import connection
 
-from batches.claims import WAIT, Candidate, Claims
-from batches.conversations import Conversation
-from batches.finishing import batch_fail, batch_finish
+from batches.engine.claims import WAIT, Candidate, Claims
+from batches.engine.conversations import Conversation
+from batches.engine.counters import Progress, stopping
+from batches.engine.finishing import batch_fail, batch_finish
 from batches.models import ACTIVE_BATCH, Batch, BatchStatus, Interaction, worker_threads
-from batches.processors import get_processor
-from batches.progress import Progress, stopping
-from batchsvc.outages import retry_while_unavailable
+from batches.processors.base import get_processor
+from batchsvc.ops.outages import retry_while_unavailable
 
 logger = logging.getLogger("batches.processing")
 

@@ -13,7 +13,7 @@ the options, so an upload cannot make the server request an address of its choos
 fail at once, as repeating them cannot help.
 
 Every call of a network processor first waits for its slot in the processor's lane
-(batches.lanes: the rate limits all workers share). A 429 with a Retry-After pauses
+(batches.processors.lanes: the rate limits all workers share). A 429 with a Retry-After pauses
 the lane for every worker that long, and the call is tried again after the pause
 without spending a retry.
 """
@@ -32,17 +32,17 @@ import httpx
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from batches.lanes import OPTIONS as RATE_OPTIONS
-from batches.lanes import Lane, check_options
+from batches.processors.lanes import OPTIONS as RATE_OPTIONS
+from batches.processors.lanes import Lane, check_options
 
-logger = logging.getLogger("batches.processors")
+logger = logging.getLogger("batches.processors.base")
 
 # Too many requests, and any server error: a model API answers 529 when overloaded,
 # proxies 520-527.
 RETRY_STATUSES = frozenset({429, *range(500, 600)})
 MAX_DELAY = 10.0
 # A Retry-After longer than this is not waited for in full: the item would hold a
-# worker slot for minutes. (A 429's pauses the whole lane instead: batches.lanes.)
+# worker slot for minutes. (A 429's pauses the whole lane instead: batches.processors.lanes.)
 MAX_RETRY_AFTER = 30.0
 # Hosted APIs that answer nothing without a key (a local server often needs none).
 KEYED_HOSTS = frozenset({"api.openai.com"})

@@ -20,7 +20,7 @@ from health_check.base import HealthCheck
 from health_check.exceptions import ServiceUnavailable
 from health_check.views import HealthCheckView
 
-from batchsvc.logs import current_request_id
+from batchsvc.ops.logs import current_request_id
 
 _checks: dict[str, tuple[type[HealthCheck], dict]] = {}
 

@@ -1,5 +1,5 @@
 """Sessions in the database, as Django keeps them, but a database outage while one
-is saved stays an outage (a 503, see batchsvc.errors).
+is saved stays an outage (a 503, see batchsvc.api.errors).
 
 Django's store turns any database error on updating a session into UpdateError,
 which SessionMiddleware answers 400, "the session was deleted": right for a session
@@ -9,7 +9,7 @@ deleted by a concurrent logout, wrong when the database is away.
 from django.contrib.sessions.backends import db
 from django.contrib.sessions.backends.base import UpdateError
 
-from batchsvc.outages import DATABASE_ERRORS
+from batchsvc.ops.outages import DATABASE_ERRORS
 
 
 class SessionStore(db.SessionStore):

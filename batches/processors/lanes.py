@@ -28,9 +28,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 
+from batches.engine.counters import stopping
 from batches.models import Lane as LaneRow
-from batches.progress import stopping
-from batchsvc.outages import STORE_ERRORS, retry_while_unavailable
+from batchsvc.ops.outages import STORE_ERRORS, retry_while_unavailable
 
 OPTIONS = ("requests_per_minute", "tokens_per_minute")
 # One percent of each limit is left unused: it absorbs the network's jitter between the

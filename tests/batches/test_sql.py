@@ -1,4 +1,4 @@
-"""The worker's hand-written SQL (batches.statements), on the real database."""
+"""The worker's hand-written SQL (batches.engine.sql), on the real database."""
 
 from datetime import timedelta
 
@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from batches import statements
+from batches.engine import sql
 from batches.models import Batch, Interaction
 from tests.batches.factories import make_batch
 
@@ -25,27 +25,27 @@ def test_running_counts_count_running_rows_per_batch_and_since_a_heartbeat(alice
         status="running", heartbeat_at=now - timedelta(minutes=10)
     )
 
-    assert statements.running_counts() == {one.pk: 3}
-    assert statements.running_counts(since=now - timedelta(minutes=1)) == {one.pk: 2}
-    assert statements.running_counts(batch_id=other.pk) == {}
+    assert sql.running_counts() == {one.pk: 3}
+    assert sql.running_counts(since=now - timedelta(minutes=1)) == {one.pk: 2}
+    assert sql.running_counts(batch_id=other.pk) == {}
 
 
 def test_a_claim_query_names_its_partial_index_on_sqlite_and_locks_on_postgresql(alice):
     batch = make_batch(alice, [("q", "")])
 
-    sql, _ = statements.claim_sql(Interaction.objects.heads(batch), "interaction_pending")
+    statement, _ = sql.claim_sql(Interaction.objects.heads(batch), "interaction_pending")
 
     if connection.vendor == "sqlite":
-        assert 'INDEXED BY "interaction_pending"' in sql
+        assert 'INDEXED BY "interaction_pending"' in statement
     else:
-        assert "FOR UPDATE SKIP LOCKED" in sql
+        assert "FOR UPDATE SKIP LOCKED" in statement
 
 
 def test_stamp_claimed_records_when_a_batch_was_served(alice):
     batch = make_batch(alice, [("q", "")])
     now = timezone.now()
 
-    statements.stamp_claimed(batch.pk, now)
+    sql.stamp_claimed(batch.pk, now)
 
     assert Batch.objects.get(pk=batch.pk).claimed_at == now
 
@@ -57,7 +57,7 @@ def test_counters_are_added_to_active_and_cancelled_batches_only(alice, status, 
     batch = make_batch(alice, [("q", "")])
     Batch.objects.filter(pk=batch.pk).update(status=status, processed_items=3, failed_items=2)
 
-    statements.add_counts(batch.pk, succeeded=2, failed=1)
+    sql.add_counts(batch.pk, succeeded=2, failed=1)
 
     batch.refresh_from_db()
     assert (batch.processed_items, batch.failed_items) == counted

@@ -19,8 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, multiproces
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.django import PrometheusDjangoView
 
-from batchsvc.errors import error_body
-from batchsvc.logs import bind
+from batchsvc.api.errors import error_body
+from batchsvc.ops.logs import bind
 
 REQUESTS = Counter(
     "batchsvc_http_requests",

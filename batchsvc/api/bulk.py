@@ -4,7 +4,7 @@ A bulk request is an envelope ``{"<key>": [item, ...]}``. The engine:
 
 1. checks the envelope (present, a non-empty list, within the item limit);
 2. validates every item against one msgspec schema, collecting errors by index;
-3. writes the valid items in one statement (:mod:`batchsvc.inserts`).
+3. writes the valid items in one statement (:mod:`batchsvc.api.inserts`).
 
 Resources (runs, log lines) decide what a conflict means for them.
 """
@@ -16,9 +16,9 @@ from typing import Any
 
 import msgspec
 
-from batchsvc.errors import ApiError
-from batchsvc.parsers import JSONBody, decode_json
-from batchsvc.schemas import describe
+from batchsvc.api.errors import ApiError
+from batchsvc.api.parsers import JSONBody, decode_json
+from batchsvc.api.schemas import describe
 
 
 @dataclass(frozen=True, slots=True)

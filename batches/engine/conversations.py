@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
-from batches import statements
-from batches.lanes import Interrupted
+from batches.engine import sql
+from batches.engine.counters import Progress, stopping
 from batches.models import Interaction, InteractionStatus
-from batches.processors import USAGE_FIELDS, Processor, ProcessorError, usage_of
-from batches.progress import Progress, stopping
-from batchsvc import metrics
-from batchsvc.outages import DATABASE_ERRORS, retry_while_unavailable
+from batches.processors.base import USAGE_FIELDS, Processor, ProcessorError, usage_of
+from batches.processors.lanes import Interrupted
+from batchsvc.ops import metrics
+from batchsvc.ops.outages import DATABASE_ERRORS, retry_while_unavailable
 
 logger = logging.getLogger("batches.processing")
 
@@ -85,7 +85,7 @@ class Conversation:
         """The worker stopped before the item's call: pending again, for the next one."""
         try:
             with self.progress.writing, connection.cursor() as cursor:
-                cursor.execute(statements.sql(statements.PUT_BACK), [item.pk, self.claim.token])
+                cursor.execute(sql.sql(sql.PUT_BACK), [item.pk, self.claim.token])
         except DATABASE_ERRORS:
             pass  # the database is away too: recovery takes the row
 
@@ -119,18 +119,16 @@ class Conversation:
         now = connection.ops.adapt_datetimefield_value(now)
         outcome = InteractionStatus.FAILED if error else InteractionStatus.SUCCEEDED
         usage = usage_of(output) or dict.fromkeys(USAGE_FIELDS)
-        output = statements.to_json(output)
+        output = sql.to_json(output)
         with self.progress.writing, transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                statements.sql(statements.END),
+                sql.sql(sql.END),
                 [outcome, output, error, now, *usage.values(), item.pk, token, "running"],
             )
             recorded = cursor.rowcount == 1
             if not recorded or following is None:
                 return recorded, False
-            cursor.execute(
-                statements.sql(statements.START), [token, now, now, following.pk, "pending"]
-            )
+            cursor.execute(sql.sql(sql.START), [token, now, now, following.pk, "pending"])
             started = cursor.rowcount == 1
         if started:
             self.progress.hold(following.pk, self.claim.batch_id)  # once committed
