@@ -287,9 +287,9 @@ LOG_MESSAGE_MAX = env_int("LOG_MESSAGE_MAX", 64 * 1024)
 # Processors are registered by name; the URLs they call come only from here,
 # never from an upload or a batch's options (no server-side request forgery).
 BATCH_PROCESSORS = {
-    "echo": "batches.processors.base.EchoProcessor",
-    "http": "batches.processors.base.HttpProcessor",
-    "openai": "batches.processors.base.OpenAIProcessor",
+    "echo": "batches.processors.echo.EchoProcessor",
+    "http": "batches.processors.http.HttpProcessor",
+    "openai": "batches.processors.openai.OpenAIProcessor",
 }
 BATCH_HTTP_URL = os.environ.get("BATCH_HTTP_URL", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")

@@ -12,7 +12,8 @@ from batches.engine.counters import stopping
 from batches.engine.recovery import batches_recover
 from batches.engine.worker import batch_process
 from batches.models import Batch, BatchStatus, Interaction, InteractionStatus
-from batches.processors.base import EchoProcessor, ProcessorError
+from batches.processors.base import ProcessorError
+from batches.processors.echo import EchoProcessor
 from batches.processors.lanes import Interrupted
 from batches.services import batch_cancel
 from batches.tasks import enqueue_batch
@@ -21,8 +22,8 @@ from tests.batches.factories import make_batch
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TEST_PROCESSORS = {
-    "echo": "batches.processors.base.EchoProcessor",
-    "http": "batches.processors.base.HttpProcessor",
+    "echo": "batches.processors.echo.EchoProcessor",
+    "http": "batches.processors.http.HttpProcessor",
     "flaky": "tests.batches.test_processing.FlakyProcessor",
     "pair": "tests.batches.test_processing.PairProcessor",
     "canceller": "tests.batches.test_processing.CancellingProcessor",

@@ -14,7 +14,7 @@ from batches.engine.conversations import Conversation
 from batches.engine.counters import Progress
 from batches.engine.worker import batch_process
 from batches.models import BatchStatus, InteractionStatus
-from batches.processors.base import EchoProcessor
+from batches.processors.echo import EchoProcessor
 from tests.batches.factories import make_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,7 +6,8 @@ from django.core.management import CommandError, call_command
 from django_tasks_db.models import DBTaskResult
 
 from batches.models import Batch, Interaction
-from batches.processors.base import EchoProcessor, OpenAIProcessor
+from batches.processors.echo import EchoProcessor
+from batches.processors.openai import OpenAIProcessor
 from tests.batches.factories import csv_bytes, csv_upload, post_batch
 from tests.conftest import error_body
 

@@ -1,4 +1,4 @@
-"""batches.processors.base: echo in-process; http and openai against stub HTTP servers
+"""batches.processors: echo in-process; http and openai against stub HTTP servers
 run by the tests on 127.0.0.1 (they stand in for a third party's model API)."""
 
 import json
@@ -11,17 +11,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from batches.processors import base as processors
+from batches.processors import http as network
 from batches.processors.base import (
-    EchoProcessor,
-    HttpProcessor,
-    OpenAIProcessor,
     Processor,
     ProcessorError,
     UnknownOptions,
     get_processor,
     processor_names,
 )
+from batches.processors.echo import EchoProcessor
+from batches.processors.http import HttpProcessor
+from batches.processors.openai import OpenAIProcessor, estimate_tokens
 
 # Every network call reads its lane's pause (batches.processors.lanes), kept in the database.
 pytestmark = pytest.mark.django_db
@@ -182,7 +182,7 @@ def test_echo_is_deterministic():
 
 def test_echo_sleeps_for_its_delay_capped_at_ten_seconds(monkeypatch):
     sleeps = []
-    monkeypatch.setattr(processors.time, "sleep", sleeps.append)
+    monkeypatch.setattr(network.time, "sleep", sleeps.append)
     EchoProcessor({"delay": 0.05}).process({"question": "a"}, [])
     EchoProcessor({"delay": 3600}).process({"question": "b"}, [])
     EchoProcessor({}).process({"question": "c"}, [])
@@ -254,7 +254,7 @@ def test_http_retries_any_server_error_not_only_the_usual_ones(http, stub):
 def sleeps(monkeypatch):
     """The delays the processor asks to sleep, without sleeping."""
     asked = []
-    monkeypatch.setattr(processors.time, "sleep", asked.append)
+    monkeypatch.setattr(network.time, "sleep", asked.append)
     return asked
 
 
@@ -520,7 +520,7 @@ def test_openai_corrects_the_lanes_token_estimate_from_the_answers_usage(setting
 
     settings.BATCH_RATE_LIMITS = {"openai": {"requests_per_minute": 600, "tokens_per_minute": 6000}}
     processor = OpenAIProcessor({})
-    assert processors.estimate_tokens([{"role": "user", "content": "Capital of France?"}]) == 9
+    assert estimate_tokens([{"role": "user", "content": "Capital of France?"}]) == 9
 
     processor.process({"question": "Capital of France?"}, [])
 

@@ -1,0 +1,178 @@
+"""Processors that call a model service over HTTP: the shared client with rate limits,
+timeouts and retries, and the ``http`` processor.
+
+The URLs the network processors call come only from settings, never from the row or
+the options, so an upload cannot make the server request an address of its choosing
+(server-side request forgery). Transient failures (connection errors, timeouts, 429,
+5xx) are retried with exponential backoff before the item fails; other 4xx answers
+fail at once, as repeating them cannot help.
+
+Every call first waits for its slot in the processor's lane (batches.processors.lanes:
+the rate limits all workers share). A 429 with a Retry-After pauses the lane for every
+worker that long, and the call is tried again after the pause without spending a retry.
+"""
+
+import json
+import logging
+import random
+import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+from django.conf import settings
+
+from batches.processors.base import FORM_OPTIONS, Processor, ProcessorError
+from batches.processors.lanes import OPTIONS as RATE_OPTIONS
+from batches.processors.lanes import Lane, check_options
+
+logger = logging.getLogger("batches.processors")
+
+# Too many requests, and any server error: a model API answers 529 when overloaded,
+# proxies 520-527.
+RETRY_STATUSES = frozenset({429, *range(500, 600)})
+MAX_DELAY = 10.0
+# A Retry-After longer than this is not waited for in full: the item would hold a
+# worker slot for minutes. (A 429's pauses the whole lane instead: batches.processors.lanes.)
+MAX_RETRY_AFTER = 30.0
+# The most 429s with a Retry-After one call waits out (pausing its lane) before they
+# count as failures like any other.
+MAX_PAUSES = 20
+
+
+class NetworkProcessor(Processor):
+    """Shared by the network processors: one httpx client per processor (its
+    connection pool is reused across items and may be shared by threads), and
+    ``_post`` with the lane's rate limits, timeouts and retries. Options
+    ``requests_per_minute`` and ``tokens_per_minute`` lower the processor's limits
+    (BATCH_RATE_LIMITS) for one batch."""
+
+    # Options every network processor takes.
+    accepts = {
+        **FORM_OPTIONS,
+        "requests_per_minute": "a whole number, at most the limit in BATCH_RATE_LIMITS",
+        "tokens_per_minute": "a whole number, at most the limit in BATCH_RATE_LIMITS",
+    }
+
+    def __init__(self, options: dict, *, headers: dict | None = None):
+        super().__init__(options)
+        check_options(self.name, options)
+        self.lane = Lane(self.name, options)
+        self._http = httpx.Client(
+            timeout=settings.BATCH_PROCESSOR_TIMEOUT,
+            headers=headers,
+            follow_redirects=False,  # a redirect could point anywhere
+        )
+
+    def bind(self, *, batch_id) -> None:
+        self.lane = Lane(self.name, self.options, batch_id)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _post(self, url: str, payload: dict, *, tokens: int = 0) -> dict:
+        """POST JSON in the lane's next slot (``tokens``: the call's estimate), retry
+        transient failures, return the answer's JSON object."""
+        attempts = 1 + settings.BATCH_PROCESSOR_RETRIES
+        attempt = pauses = 0
+        while True:
+            last = attempt == attempts - 1
+            self.lane.acquire(tokens)
+            try:
+                response = self._http.post(url, json=payload)
+            except httpx.TransportError as exc:
+                if last:
+                    raise ProcessorError(f"{self.name} processor: {_describe(exc)}.") from None
+                logger.warning("%s processor: %s; retrying", self.name, _describe(exc))
+                _sleep(attempt)
+                attempt += 1
+                continue
+            wait = _retry_after_seconds(response.headers.get("Retry-After"))
+            if response.status_code == 429 and wait is not None and pauses < MAX_PAUSES:
+                logger.warning("%s processor: HTTP 429; lane paused %.1f s", self.name, wait)
+                self.lane.pause(wait)
+                pauses += 1
+                continue
+            if response.status_code in RETRY_STATUSES and not last:
+                logger.warning("%s processor: HTTP %s; retrying", self.name, response.status_code)
+                _sleep(attempt, response.headers.get("Retry-After"))
+                attempt += 1
+                continue
+            return self._answer(response)
+
+    def _answer(self, response: httpx.Response) -> dict:
+        if not response.is_success:
+            raise ProcessorError(
+                f"{self.name} processor: HTTP {response.status_code} {response.reason_phrase}"
+                f"{_excerpt(response)}."
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            raise ProcessorError(f"{self.name} processor: the answer is not JSON.") from None
+        if not isinstance(body, dict):
+            raise ProcessorError(f"{self.name} processor: the answer is not a JSON object.")
+        return body
+
+
+class HttpProcessor(NetworkProcessor):
+    """POSTs {"input", "history", "options"} to settings.BATCH_HTTP_URL and stores the
+    JSON object it answers, with "text" taken from it (or the whole answer as text)."""
+
+    name = "http"
+    # The service at BATCH_HTTP_URL, not this server, knows which options it takes.
+    passes_on = True
+    address_setting = "BATCH_HTTP_URL"
+
+    def __init__(self, options: dict):
+        super().__init__(options)
+        self.url = settings.BATCH_HTTP_URL
+
+    @classmethod
+    def configuration_error(cls) -> str | None:
+        if not settings.BATCH_HTTP_URL:
+            return "The http processor is not configured (BATCH_HTTP_URL is empty)."
+        return None
+
+    def process(self, input: dict, history: list[dict]) -> dict:
+        options = {key: value for key, value in self.options.items() if key not in RATE_OPTIONS}
+        body = self._post(self.url, {"input": input, "history": history, "options": options})
+        text = body.get("text")
+        if not isinstance(text, str):
+            text = json.dumps(body if text is None else text, ensure_ascii=False)
+        return {**body, "text": text}
+
+
+def _sleep(attempt: int, retry_after: str | None = None) -> None:
+    delay = settings.BATCH_PROCESSOR_BACKOFF_MS / 1000 * 2**attempt * (1 + random.random() / 4)
+    asked = _retry_after_seconds(retry_after)
+    if asked is not None:
+        delay = max(delay, min(asked, MAX_RETRY_AFTER))
+    time.sleep(delay)
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds: given as seconds or as an HTTP date (RFC 9110)."""
+    value = (value or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "no answer within the timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "could not connect"
+    return f"the connection failed ({type(exc).__name__})"
+
+
+def _excerpt(response: httpx.Response) -> str:
+    text = " ".join(response.text.split())[:200]
+    return f": {text}" if text else ""
