@@ -6,6 +6,8 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from tests.support.stubs import Stub
+
 _numbers = itertools.count(1)
 
 
@@ -112,3 +114,25 @@ def error_body(response) -> dict:
     body = response.json()
     assert body.pop("request_id") == response["X-Request-ID"]
     return body
+
+
+@pytest.fixture
+def stub():
+    server = Stub()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def elsewhere():
+    """A server that nothing may reach: where an upload would like to send requests."""
+    server = Stub()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(settings):
+    settings.BATCH_PROCESSOR_RETRIES = 3
+    settings.BATCH_PROCESSOR_BACKOFF_MS = 1
+    settings.BATCH_PROCESSOR_TIMEOUT = 5

@@ -10,7 +10,8 @@ from django.core.management import CommandError, call_command
 from openpyxl import load_workbook
 
 from batches.models import Batch, BatchStatus
-from tests.batches.factories import ROOT, Worker, csv_bytes, database_url, make_batch
+from tests.batches.factories import csv_bytes, make_batch
+from tests.support.workers import ROOT, Worker, database_url
 
 ROWS = [("first", "a"), ("second", "a"), ("=2+2", "")]
 

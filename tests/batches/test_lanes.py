@@ -16,8 +16,8 @@ from batches.engine.recovery import batches_recover
 from batches.models import Lane as LaneRow
 from batches.processors import lanes
 from batches.processors.lanes import Budget, Interrupted, Lane
-from tests.batches.factories import wait_until
-from tests.e2e.proxy import Proxy
+from tests.support.proxy import Proxy
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,13 +1,10 @@
 """batches.processors: echo in-process; http and openai against stub HTTP servers
 run by the tests on 127.0.0.1 (they stand in for a third party's model API)."""
 
-import json
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -22,6 +19,7 @@ from batches.processors.base import (
 from batches.processors.echo import EchoProcessor
 from batches.processors.http import HttpProcessor
 from batches.processors.openai import OpenAIProcessor, estimate_tokens
+from tests.support.stubs import closed_port_url
 
 # Every network call reads its lane's pause (batches.processors.lanes), kept in the database.
 pytestmark = pytest.mark.django_db
@@ -30,80 +28,6 @@ HISTORY = [
     {"input": {"question": "Hello?"}, "output": {"text": "Hi there."}},
     {"input": {"question": "Still there?"}, "output": {"text": "Yes."}},
 ]
-
-
-class StubHandler(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        stub = self.server.stub
-        with stub.lock:
-            stub.requests.append(
-                {"path": self.path, "headers": dict(self.headers), "json": json.loads(body)}
-            )
-            reply = stub.replies.pop(0) if stub.replies else stub.default
-        if reply.get("delay"):
-            time.sleep(reply["delay"])
-        if reply.get("hang_up"):
-            self.close_connection = True
-            return
-        payload = reply.get("raw", json.dumps(reply.get("json", {})).encode())
-        self.send_response(reply.get("status", 200))
-        for name, value in {"Content-Type": "application/json", **reply.get("headers", {})}.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
-
-
-class StubServer(ThreadingHTTPServer):
-    request_queue_size = 64  # the default 5 drops the connections of 8 threads at once
-
-
-class Stub:
-    """A real HTTP server on 127.0.0.1. ``replies`` are answered in order, then
-    ``default``; each is a dict: status, json or raw, headers, delay, hang_up."""
-
-    def __init__(self):
-        self.requests: list[dict] = []
-        self.replies: list[dict] = []
-        self.default = {"json": {"text": "stub answer"}}
-        self.lock = threading.Lock()
-        self.server = StubServer(("127.0.0.1", 0), StubHandler)
-        self.server.stub = self
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def stub():
-    server = Stub()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def elsewhere():
-    """A server that nothing may reach: where an upload would like to send requests."""
-    server = Stub()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(autouse=True)
-def fast_retries(settings):
-    settings.BATCH_PROCESSOR_RETRIES = 3
-    settings.BATCH_PROCESSOR_BACKOFF_MS = 1
-    settings.BATCH_PROCESSOR_TIMEOUT = 5
 
 
 @pytest.fixture
@@ -126,13 +50,6 @@ def openai(settings, stub):
         }
     }
     return stub
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/answer"
 
 
 # Registry ----------------------------------------------------------------------
@@ -487,7 +404,7 @@ def test_a_429_pauses_the_lane_for_everyone_and_a_stopping_worker_leaves_the_wai
 
     from batches.engine.counters import stopping
     from batches.processors import lanes
-    from tests.batches.factories import wait_until
+    from tests.support.waiting import wait_until
 
     stub.replies = [{"status": 429, "headers": {"Retry-After": "30"}}]
     outcome = []

@@ -6,7 +6,7 @@ from batches.engine.worker import batch_process
 from batches.models import Batch, Interaction
 from batches.serializers import BatchUploadSerializer
 from tests.batches.factories import csv_upload, post_batch
-from tests.batches.test_processors import Stub
+from tests.support.stubs import Stub
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from batches.engine.worker import batch_process
 from tests.batches.factories import make_batch
-from tests.batches.test_processors import Stub
+from tests.support.stubs import Stub
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,9 +14,9 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from batchsvc import client as batchsvc_client
-from tests.batches.factories import Worker
 from tests.conftest import make_run
-from tests.e2e.front import FrontServer
+from tests.support.front import FrontServer
+from tests.support.workers import Worker
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -2,7 +2,8 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.batches.factories import Worker, make_batch
+from tests.batches.factories import make_batch
+from tests.support.workers import Worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

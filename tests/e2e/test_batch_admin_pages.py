@@ -8,7 +8,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from batches.models import Batch, BatchStatus, InteractionStatus
-from tests.batches.factories import Worker, csv_bytes, make_batch
+from tests.batches.factories import csv_bytes, make_batch
+from tests.support.pages import no_sideways_scroll
+from tests.support.workers import Worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -23,12 +25,6 @@ def admin_page(browser, login_browser, live_server, staff):
         return browser
 
     return open_page
-
-
-def no_sideways_scroll(browser) -> bool:
-    return browser.execute_script(
-        "return document.documentElement.scrollWidth <= window.innerWidth"
-    )
 
 
 def figures(browser) -> dict:

@@ -6,8 +6,8 @@ from django_tasks_db.models import DBTaskResult
 
 from batches.models import ACTIVE_BATCH, Batch, InteractionStatus
 from batches.models import Worker as WorkerRow
-from tests.batches.factories import make_batch, wait_until
-from tests.e2e.test_batch_worker import finished
+from tests.batches.factories import finished, make_batch
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

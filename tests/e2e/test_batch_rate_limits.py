@@ -9,8 +9,8 @@ from django_tasks_db.models import DBTaskResult
 
 from batches.models import InteractionStatus
 from bench._model_stub import ModelStub
-from tests.batches.factories import make_batch, wait_until
-from tests.e2e.test_batch_worker import finished
+from tests.batches.factories import finished, make_batch
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -4,8 +4,10 @@ import pytest
 from django_tasks_db.models import DBTaskResult
 
 from batches.models import Batch, BatchStatus, Interaction, InteractionStatus
-from tests.batches.factories import Worker, csv_upload, make_batch, post_batch, wait_until
-from tests.batches.test_processors import closed_port_url
+from tests.batches.factories import csv_upload, finished, make_batch, post_batch
+from tests.support.stubs import closed_port_url
+from tests.support.waiting import wait_until
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,11 +32,6 @@ def counted(batch_id, total):
     batch = Batch.objects.get(pk=batch_id)
     counts = batch.processed_items + batch.failed_items + batch.cancelled_items
     return batch if counts == total else None
-
-
-def finished(batch_id):
-    batch = Batch.objects.get(pk=batch_id)
-    return batch if batch.status not in (BatchStatus.QUEUED, BatchStatus.PROCESSING) else None
 
 
 def test_a_worker_process_processes_an_uploaded_batch(api, start_worker):
@@ -144,7 +141,7 @@ def test_a_stopped_worker_ends_its_rows_and_leaves_the_rest_to_the_next_one(alic
 def test_the_http_processor_gets_each_conversation_s_history_from_a_worker(
     alice, start_worker, settings
 ):
-    from tests.batches.test_processors import Stub
+    from tests.support.stubs import Stub
 
     stub = Stub()
     settings.BATCH_HTTP_URL = f"{stub.url}/answer"

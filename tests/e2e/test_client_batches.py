@@ -7,7 +7,8 @@ import pytest
 
 from batches.models import Batch
 from batchsvc.client import ApiError
-from tests.batches.factories import Worker, csv_bytes
+from tests.batches.factories import csv_bytes
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

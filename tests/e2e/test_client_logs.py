@@ -12,8 +12,9 @@ import pytest
 from batchsvc.client import BatchsvcLogHandler, Client, LogBatcher
 from setuplogs.models import LogEntry
 from tests.conftest import make_run
-from tests.e2e.logs import messages, wait_for
-from tests.e2e.proxy import Proxy
+from tests.support.logs import messages
+from tests.support.proxy import Proxy
+from tests.support.waiting import wait_until
 from traces.models import Run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,7 +54,7 @@ def test_100_lines_added_quickly_reach_the_server_in_at_most_10_requests_in_orde
     for message in sent:
         batcher.add("info", message)
 
-    assert wait_for(lambda: len(messages(run_id)) == 100)
+    assert wait_until(lambda: len(messages(run_id)) == 100)
     assert messages(run_id) == sent
     assert transport.count() <= 10
     assert batcher.stats["flushes_by_size"] >= 1
@@ -77,7 +78,7 @@ def test_a_line_added_alone_arrives_within_the_flush_interval_and_half_a_second(
     added = time.monotonic()
     batcher.add("warning", "alone")
 
-    assert wait_for(lambda: messages(run_id) == ["alone"], timeout=1.5)
+    assert wait_until(lambda: messages(run_id) == ["alone"], timeout=1.5)
     assert time.monotonic() - added <= 1.5
     assert (batcher.stats["flushes_by_timer"], batcher.stats["flushes_by_size"]) == (1, 0)
     batcher.close()
@@ -121,16 +122,16 @@ def test_with_the_server_down_for_a_while_nothing_is_lost_and_nothing_duplicated
     client = Client(proxy.url, token=token)
     batcher = LogBatcher(client, run_id, max_batch_size=5, flush_interval=0.2)
     batcher.add("info", "before 0")
-    assert wait_for(lambda: messages(run_id) == ["before 0"])
+    assert wait_until(lambda: messages(run_id) == ["before 0"])
 
     proxy.stop()
     for n in range(23):
         batcher.add("info", f"during {n}")
-    assert wait_for(
+    assert wait_until(
         lambda: batcher.stats["flushes_by_size"] + batcher.stats["flushes_by_timer"] > 2
     )
     assert messages(run_id) == ["before 0"]
-    assert wait_for(lambda: batcher.buffered == 23)
+    assert wait_until(lambda: batcher.buffered == 23)
 
     proxy.start()
     for n in range(3):
@@ -153,8 +154,8 @@ def test_a_batch_whose_answer_was_lost_is_sent_again_and_stored_once(live_server
     for n in range(5):
         batcher.add("info", f"line {n}")
     # The server stores the batch; the client hears nothing and keeps the lines.
-    assert wait_for(lambda: len(messages(run_id)) == 5)
-    assert wait_for(lambda: batcher.buffered == 5)
+    assert wait_until(lambda: len(messages(run_id)) == 5)
+    assert wait_until(lambda: batcher.buffered == 5)
 
     proxy.lose_answers = False
     batcher.close()
@@ -174,7 +175,7 @@ def test_past_max_buffer_the_oldest_lines_are_dropped_and_the_run_records_the_lo
     for n in range(14):
         batcher.add("info", f"line {n}")
     # A batch in flight is out of the buffer until its send fails and it comes back.
-    assert wait_for(lambda: batcher.stats["dropped"] == 4 and batcher.buffered == 10)
+    assert wait_until(lambda: batcher.stats["dropped"] == 4 and batcher.buffered == 10)
 
     proxy.start()
     batcher.close()
@@ -197,7 +198,7 @@ def test_in_one_by_one_mode_the_loss_is_recorded_too(live_server, token, run_id,
     for n in range(5):
         batcher.add("info", f"line {n}")
     # Until the sender has tried, a batch in flight may spare a line from the overflow.
-    assert wait_for(lambda: batcher.stats["dropped"] == 2 and batcher.buffered == 3)
+    assert wait_until(lambda: batcher.stats["dropped"] == 2 and batcher.buffered == 3)
 
     proxy.start()
     batcher.close()
@@ -214,7 +215,7 @@ def test_lines_for_a_run_not_stored_yet_wait_for_it_and_still_use_the_batch_endp
     batcher = LogBatcher(client, run["run_id"], max_batch_size=3, flush_interval=0.1)
     for n in range(3):
         batcher.add("info", f"line {n}")
-    assert wait_for(lambda: transport.count("setup_logs") >= 1)
+    assert wait_until(lambda: transport.count("setup_logs") >= 1)
 
     api.post("/api/v1/runs/", run, format="json")
     batcher.close()
@@ -313,7 +314,7 @@ def test_the_log_handler_on_the_root_logger_does_not_send_its_own_http_logs(
     try:
         logging.getLogger("tests.agent").info("one")
         logging.getLogger("tests.agent").info("two")
-        assert wait_for(lambda: len(messages(run_id)) == 2)
+        assert wait_until(lambda: len(messages(run_id)) == 2)
         time.sleep(0.5)  # several flush intervals: nothing else may arrive
     finally:
         root.removeHandler(handler)
@@ -361,7 +362,7 @@ def test_a_throttled_batch_stays_buffered_until_retry_after_and_is_not_split(
     batcher = LogBatcher(client, run_id, max_batch_size=2)
     for n in range(4):
         batcher.add("info", f"line {n}")
-    assert wait_for(lambda: transport.count("setup_logs") == 2 and batcher.buffered == 2)
+    assert wait_until(lambda: transport.count("setup_logs") == 2 and batcher.buffered == 2)
     time.sleep(1.0)  # twice the first backoff: only Retry-After (60 s) holds it back
     assert transport.count() == 2
 
@@ -381,7 +382,7 @@ def test_a_line_the_server_always_fails_is_dropped_in_its_place_and_the_lines_be
     ):
         for message in ("before", "poison", "after 1", "after 2"):
             batcher.add("info", message)
-        assert wait_for(lambda: len(messages(run_id)) == 4), (messages(run_id), batcher.stats)
+        assert wait_until(lambda: len(messages(run_id)) == 4), (messages(run_id), batcher.stats)
 
     assert messages(run_id) == [
         "before",

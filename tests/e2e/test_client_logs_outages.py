@@ -9,7 +9,8 @@ import pytest
 
 from batchsvc.client import Client, LogBatcher
 from setuplogs.models import LogEntry
-from tests.e2e.logs import WAIT, messages, wait_for
+from tests.support.logs import messages
+from tests.support.waiting import WAIT, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,13 +22,13 @@ def test_lines_added_during_an_outage_stay_buffered_and_arrive_once_in_order(fro
     client = Client(front.url, token=token, backoff=0.05, max_backoff=0.5)
     batcher = LogBatcher(client, run_id, max_batch_size=5, flush_interval=0.2)
     batcher.add("info", "before")
-    assert wait_for(lambda: messages(run_id) == ["before"])
+    assert wait_until(lambda: messages(run_id) == ["before"])
 
     front.outage([("unavailable", 1.0), ("down", 1.0)])
     during = [f"during {n}" for n in range(23)]
     for message in during:
         batcher.add("info", message)
-    assert wait_for(lambda: batcher.buffered == 23)
+    assert wait_until(lambda: batcher.buffered == 23)
     assert front.outage_over.wait(WAIT)
     batcher.add("info", "after")
     batcher.close()
@@ -48,7 +49,7 @@ def test_a_server_failing_every_line_for_a_while_loses_none_of_them(front, token
         batcher.add("info", message)
     # The first line has failed often enough to be given up, but the notice of
     # its loss failed too: the server is broken, not the line.
-    assert wait_for(lambda: any(b"-given-up" in seen.body for seen in front.seen))
+    assert wait_until(lambda: any(b"-given-up" in seen.body for seen in front.seen))
 
     front.mode = "up"
     batcher.close()
@@ -65,7 +66,7 @@ def test_lines_dropped_from_a_full_buffer_during_an_outage_are_reported_after_it
     batcher = LogBatcher(client, run_id, max_batch_size=5, max_buffer=10)
     for n in range(14):
         batcher.add("info", f"line {n}")
-    assert wait_for(lambda: batcher.stats["dropped"] == 4 and batcher.buffered == 10)
+    assert wait_until(lambda: batcher.stats["dropped"] == 4 and batcher.buffered == 10)
 
     front.mode = "up"
     batcher.close()
@@ -87,7 +88,7 @@ def test_lines_whose_answer_came_too_late_are_sent_again_and_stored_once(front, 
     for message in lines:
         batcher.add("info", message)
     # The server stores the batch after the client stopped waiting for it.
-    assert wait_for(lambda: len(messages(run_id)) == 5)
+    assert wait_until(lambda: len(messages(run_id)) == 5)
 
     front.mode = "up"
     batcher.close()
@@ -101,7 +102,7 @@ def test_nothing_is_lost_over_a_long_outage(front, token, run_id):
     client = Client(front.url, token=token, backoff=0.1, max_backoff=2)
     batcher = LogBatcher(client, run_id, max_batch_size=10, flush_interval=0.5)
     batcher.add("info", "before")
-    assert wait_for(lambda: messages(run_id) == ["before"])
+    assert wait_until(lambda: messages(run_id) == ["before"])
 
     # The database fails over, and the web process restarts in the middle of it.
     t = LONG_OUTAGE

@@ -8,38 +8,24 @@ server is never touched, and these tests run on SQLite runs of the suite too.
 """
 
 import contextlib
-import os
 import re
 import socket
-import subprocess
-import sys
 import time
 import uuid
 
 import httpx
 import pytest
 
-from tests.batches.factories import ROOT, Worker, csv_bytes, wait_until
+from tests.batches.factories import csv_bytes
 from tests.conftest import make_run
-from tests.e2e.postgres import Postgres
-from tests.e2e.proxy import Proxy
-from tests.ops.servers import Gunicorn
+from tests.support.postgres import Postgres
+from tests.support.proxy import Proxy
+from tests.support.servers import Gunicorn, manage
+from tests.support.waiting import wait_until
+from tests.support.workers import Worker
 
 UNAVAILABLE = "The database is unavailable; try again in 5 seconds."
 STAFF = ("staff", "staff-password")
-
-
-def manage(*args, database_url: str, **env) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "test", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.batches.factories import ROOT, database_url, shared_log, wait_until
-from tests.ops.servers import free_port
+from tests.support.servers import free_port
+from tests.support.waiting import wait_until
+from tests.support.workers import ROOT, database_url, shared_log
 
 BIN = Path(sys.executable).parent
 

@@ -7,10 +7,12 @@ from django.db import connection
 
 from batches.engine.heartbeats import Heartbeat
 from batches.models import Worker
-from tests.batches.factories import Worker as WorkerProcess
-from tests.batches.factories import database_url, make_batch, wait_until
-from tests.e2e.proxy import Proxy
-from tests.ops.servers import ROOT, Gunicorn, free_port
+from tests.batches.factories import make_batch
+from tests.support.proxy import Proxy
+from tests.support.servers import ROOT, Gunicorn, free_port
+from tests.support.waiting import wait_until
+from tests.support.workers import Worker as WorkerProcess
+from tests.support.workers import database_url
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,10 @@ import pytest
 
 from batches.models import BatchStatus
 from batchsvc.ops import logs
-from tests.batches.factories import Worker, make_batch, wait_until
+from tests.batches.factories import make_batch
 from tests.setuplogs.conftest import batch_url, line
+from tests.support.waiting import wait_until
+from tests.support.workers import Worker
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from batches.engine.heartbeats import Heartbeat
 from batches.models import Interaction, InteractionStatus
 from tests.batches.factories import make_batch
 from tests.conftest import error_body, make_run
-from tests.ops.servers import served_app
+from tests.support.servers import served_app
 
 pytestmark = pytest.mark.django_db
 

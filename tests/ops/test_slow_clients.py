@@ -5,7 +5,7 @@ import time
 import httpx
 
 from tests.conftest import make_run
-from tests.ops.servers import served_app
+from tests.support.servers import served_app
 
 UPLOADS = 3
 

@@ -5,27 +5,17 @@ import uuid
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
-from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from tests.support.migrations import LATEST, migrate
 from traces.models import Run, TraceFile
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = [("traces", "0003_trace_file_run_without_constraint")]
 AFTER = [("traces", "0006_owners_constraints")]
-LATEST = MigrationLoader(None).graph.leaf_nodes("traces")
-
-
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
 
 
 @pytest.fixture

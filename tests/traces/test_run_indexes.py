@@ -4,7 +4,7 @@ and ``?parent_run_id=`` queries read, and no second one for LIKE on PostgreSQL."
 import pytest
 from django.db import connection
 
-from tests.traces.test_owner_migration import LATEST, migrate
+from tests.support.migrations import LATEST, migrate
 from traces.models import Run
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,7 +10,7 @@ import pytest
 from django.core.files.storage import FileSystemStorage
 from django.db import connection
 
-from tests.traces.test_paths import HOSTILE_DIRECTORIES, HOSTILE_FILE_NAMES
+from tests.support.hostile import HOSTILE_DIRECTORIES, HOSTILE_FILE_NAMES
 from traces.models import TraceFile
 from traces.schemas import TraceBatchResult, TraceWriteResult
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.servers import free_port
+from tests.support.servers import free_port
 
 BIN_DIRS = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda d: int(d.split("/")[-2]))
 

@@ -76,15 +76,23 @@ class Gunicorn:
         self.log.close()
 
 
-def manage(env: dict, *args: str) -> str:
-    return subprocess.run(
+def manage(*args: str, env: dict | None = None, database_url: str | None = None, **more) -> str:
+    """``python manage.py *args`` in a subprocess with ``env`` (default: this process's,
+    with a test SECRET_KEY) and ``database_url``; its output, or a failed assertion
+    showing its error output."""
+    env = dict(env or {**os.environ, "SECRET_KEY": "test"}, **more)
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    result = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=env,
-        check=True,
         capture_output=True,
         text=True,
-    ).stdout
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def served_app(var_dir: Path, *args: str, **env: str) -> tuple[Gunicorn, str]:
@@ -98,12 +106,12 @@ def served_app(var_dir: Path, *args: str, **env: str) -> tuple[Gunicorn, str]:
         BATCH_THROTTLE_RATE="",
         **env,
     )
-    manage(server.env, "migrate", "--noinput", "-v0")
+    manage("migrate", "--noinput", "-v0", env=server.env)
     token = manage(
-        server.env,
         "shell",
         "-c",
         "from django.contrib.auth.models import User; from rest_framework.authtoken.models "
         "import Token; print(Token.objects.create(user=User.objects.create(username='u')).key)",
+        env=server.env,
     ).split()[-1]
     return server, token

@@ -1,0 +1,67 @@
+"""Stub HTTP servers on 127.0.0.1 standing in for third parties we cannot run here
+(a model API, a webhook receiver)."""
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class StubHandler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        stub = self.server.stub
+        with stub.lock:
+            stub.requests.append(
+                {"path": self.path, "headers": dict(self.headers), "json": json.loads(body)}
+            )
+            reply = stub.replies.pop(0) if stub.replies else stub.default
+        if reply.get("delay"):
+            time.sleep(reply["delay"])
+        if reply.get("hang_up"):
+            self.close_connection = True
+            return
+        payload = reply.get("raw", json.dumps(reply.get("json", {})).encode())
+        self.send_response(reply.get("status", 200))
+        for name, value in {"Content-Type": "application/json", **reply.get("headers", {})}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+class StubServer(ThreadingHTTPServer):
+    request_queue_size = 64  # the default 5 drops the connections of 8 threads at once
+
+
+class Stub:
+    """A real HTTP server on 127.0.0.1. ``replies`` are answered in order, then
+    ``default``; each is a dict: status, json or raw, headers, delay, hang_up."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.replies: list[dict] = []
+        self.default = {"json": {"text": "stub answer"}}
+        self.lock = threading.Lock()
+        self.server = StubServer(("127.0.0.1", 0), StubHandler)
+        self.server.stub = self
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/answer"
