@@ -6,7 +6,7 @@ import time
 from django_tasks import task
 from structlog.contextvars import bound_contextvars
 
-from batches.engine.worker import batch_process
+from batches.engine.worker import batch_process, helper_wanted
 
 logger = logging.getLogger("batches.engine.worker")
 
@@ -20,7 +20,12 @@ def process_batch(context, batch_id: str) -> dict:
     with bound_contextvars(batch_id=batch_id, task_id=task_id):
         logger.info("batch %s: task started", batch_id)
         started = time.perf_counter()
-        result = batch_process(batch_id=batch_id, worker_id=task_id, announce=enqueue_batch)
+        if helper_wanted(batch_id):
+            enqueue_batch(batch_id)
+        result = batch_process(batch_id=batch_id, worker_id=task_id)
+        if result.pop("handed_over"):
+            enqueue_batch(batch_id)
+            logger.warning("batch %s: worker stopping; queued again", batch_id)
         logger.info(
             "batch %s: task ended, %s",
             batch_id,

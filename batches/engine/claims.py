@@ -39,6 +39,22 @@ logger = logging.getLogger("batches.processing")
 # What a claim answers when every batch with work left is at its concurrency cap.
 WAIT = "wait"
 FULL = "full"
+
+
+@dataclass(frozen=True)
+class Drained:
+    """A claim's answer: nothing is left to claim in the batch and none of its rows
+    runs, so the run finishes it (and claims again)."""
+
+    batch_id: object
+
+
+@dataclass(frozen=True)
+class Unchecked:
+    """A claim's answer: the batch's processor has not been checked by this run; the
+    run checks it, tells :meth:`Claims.checked`, and claims again."""
+
+    candidate: "Candidate"
 # How long a run's threads may share one fair order while their claims succeed.
 ORDER_SECONDS = 0.05
 # How long a run's threads pass over a batch in which a claim found nothing to start
@@ -65,6 +81,9 @@ class Candidate:
     @property
     def cap(self) -> int:
         return concurrency_cap(self.concurrency)
+
+
+Decision = Claim | str | Drained | Unchecked | None
 
 
 def fair_order() -> list[Candidate]:
@@ -96,21 +115,21 @@ def _owner_turn(batches: list[Candidate]) -> tuple:
 class Claims:
     """The claims of one worker run's threads."""
 
-    def __init__(self, progress: Progress, *, usable, drained):
+    def __init__(self, progress: Progress):
         self.progress = progress
-        # Called with a candidate before claiming in it: False passes it over.
-        self.usable = usable
-        # Called with a batch in which nothing is left to claim or running.
-        self.drained = drained
+        # Batch -> whether its processor can be used, as the run found (Unchecked).
+        self.usable: dict[object, bool] = {}
         self.heads: dict[object, tuple[str, list]] = {}
         self.order: tuple[float, list[Candidate]] = (0.0, [])
         self.order_lock = threading.Lock()
         self.exhausted: dict[object, float] = {}
 
-    def claim(self, token: str) -> Claim | str | None:
-        """A conversation now running as ``token``'s, WAIT, or None: nothing to do."""
+    def claim(self, token: str, *, passed=frozenset()) -> Decision:
+        """A conversation now running as ``token``'s; WAIT; a batch to finish
+        (Drained) or to check (Unchecked); or None: nothing to do. Batches in
+        ``passed`` are not looked at."""
         return retry_while_unavailable(
-            lambda: self.next(token),
+            lambda: self.next(token, passed),
             what=f"Claim of thread {token}",
             stop=stopping,
             landed=lambda: self.taken(token),
@@ -131,11 +150,21 @@ class Claims:
         with self.order_lock:
             self.order = (0.0, [])
 
-    def next(self, token: str) -> Claim | str | None:
+    def checked(self, batch_id, usable: bool) -> None:
+        self.usable[batch_id] = usable
+
+    def next(self, token: str, passed=frozenset()) -> Decision:
         capped = False
         for candidate in self.fair_order():
-            if candidate.running >= candidate.cap or not self.usable(candidate):
-                capped = capped or candidate.running >= candidate.cap
+            if candidate.pk in passed:
+                continue
+            if candidate.running >= candidate.cap:
+                capped = True
+                continue
+            usable = self.usable.get(candidate.pk)
+            if usable is None:
+                return Unchecked(candidate)
+            if not usable:
                 continue
             if candidate.running and self.recently_exhausted(candidate.pk):
                 continue  # (once none of its rows runs, a claim finishes it: drained)
@@ -147,7 +176,7 @@ class Claims:
             elif claim is not None:
                 return claim
             elif candidate.running == 0:
-                self.drained(candidate.pk)
+                return Drained(candidate.pk)
             else:
                 self.exhausted[candidate.pk] = time.monotonic()
         return WAIT if capped else None

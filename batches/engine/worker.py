@@ -19,11 +19,10 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
 
 from django.db import connection
 
-from batches.engine.claims import WAIT, Candidate, Claims
+from batches.engine.claims import WAIT, Candidate, Claims, Drained, Unchecked
 from batches.engine.conversations import Conversation
 from batches.engine.counters import Progress, stopping
 from batches.engine.finishing import batch_fail, batch_finish
@@ -38,28 +37,35 @@ logger = logging.getLogger("batches.processing")
 WAIT_SECONDS = 0.05
 
 
-def batch_process(
-    *, batch_id, worker_id: str | None = None, announce: Callable | None = None
-) -> dict:
-    """Run the worker until nothing is left to claim; the state of ``batch_id`` after.
+def helper_wanted(batch_id) -> bool:
+    """Whether the batch has more conversations than one run has threads: its task
+    queues another, which a free worker picks up (and which finds nothing to do if
+    none is free until this run ends)."""
+    threads = worker_threads()
+    heads = Interaction.objects.heads(Batch(pk=batch_id))
+    return retry_while_unavailable(
+        heads[threads : threads + 1].exists, what=f"Batch {batch_id}", stop=stopping
+    )
 
-    ``announce(batch_id)`` queues another task (batches.tasks passes enqueue_batch;
-    without it this run invites no helper and hands nothing over when stopped). A
-    database outage on the way is waited out and the work taken up again from the
-    database's state, as a restarted worker would."""
+
+def batch_process(*, batch_id, worker_id: str | None = None) -> dict:
+    """Run the worker until nothing is left to claim; the state of ``batch_id`` after,
+    with ``handed_over`` true when the run stopped early with work left (the caller
+    queues a task again). A database outage on the way is waited out and the work
+    taken up again from the database's state, as a restarted worker would."""
     worker_id = worker_id or uuid.uuid4().hex
     return retry_while_unavailable(
-        lambda: _batch_process(batch_id, worker_id, announce),
+        lambda: _batch_process(batch_id, worker_id),
         what=f"Batch {batch_id}",
         stop=stopping,
     )
 
 
-def _batch_process(batch_id, worker_id: str, announce: Callable | None) -> dict:
+def _batch_process(batch_id, worker_id: str) -> dict:
     batch = Batch.objects.filter(pk=batch_id).first()
     if batch is None:
-        return {"batch_id": str(batch_id), "status": "missing"}
-    WorkerRun(batch, worker_id, announce).run()
+        return {"batch_id": str(batch_id), "status": "missing", "handed_over": False}
+    handed_over = WorkerRun(batch, worker_id).run()
     batch_finish(batch=batch)
     batch.refresh_from_db(fields=["status", "processed_items", "failed_items"])
     return {
@@ -67,28 +73,27 @@ def _batch_process(batch_id, worker_id: str, announce: Callable | None) -> dict:
         "status": batch.status,
         "processed_items": batch.processed_items,
         "failed_items": batch.failed_items,
+        "handed_over": handed_over,
     }
 
 
 class WorkerRun:
     """One task run's threads, on every active batch."""
 
-    def __init__(self, batch: Batch, worker_id: str, announce: Callable | None):
+    def __init__(self, batch: Batch, worker_id: str):
         self.batch = batch
         self.worker_id = worker_id
-        self.announce = announce or (lambda batch_id: None)
         self.threads = worker_threads()
         self.progress = Progress(announced=batch.pk)
-        self.claims = Claims(self.progress, usable=self.usable, drained=self.drained)
-        self.checked: dict[object, bool] = {}
+        self.claims = Claims(self.progress)
         self.touched: set = set()
         self.busy = 0
         self.busy_lock = threading.Lock()
         self.looking = threading.Lock()
         self.next_look = 0.0
 
-    def run(self) -> None:
-        self.invite_helper()
+    def run(self) -> bool:
+        """Work until nothing is left; whether it stopped early with work left."""
         heartbeat = _thread(self.progress.heartbeat, "batch-heartbeat")
         heartbeat.start()
         threads = [_thread(self.work, f"batch-{n}", n) for n in range(self.threads)]
@@ -103,21 +108,10 @@ class WorkerRun:
         self.progress.flush(force=True)
         for pk in self.touched:
             batch_finish(batch=Batch(pk=pk))
-        if stopping.is_set():
-            self.hand_over()
+        return stopping.is_set() and self.work_left()
 
-    def invite_helper(self) -> None:
-        """More conversations than threads: queue another task, which a free worker
-        picks up (and which finds nothing to do if none is free until this run ends)."""
-        heads = Interaction.objects.heads(self.batch)
-        if heads[self.threads : self.threads + 1].exists():
-            self.announce(self.batch.pk)
-
-    def hand_over(self) -> None:
-        """Stopped early: queue a task again, for whichever worker is next."""
-        if Interaction.objects.pending().filter(batch__status__in=ACTIVE_BATCH).exists():
-            self.announce(self.batch.pk)
-            logger.warning("Batch %s: worker stopping; queued again", self.batch.pk)
+    def work_left(self) -> bool:
+        return Interaction.objects.pending().filter(batch__status__in=ACTIVE_BATCH).exists()
 
     def work(self, number: int) -> None:
         token = f"{self.worker_id}/{number}"
@@ -125,7 +119,7 @@ class WorkerRun:
         try:
             idle = False
             while not stopping.is_set():
-                claim = self.look(token) if idle else self.claims.claim(token)
+                claim = self.look(token) if idle else self.claim(token)
                 if claim is None and not self.working():
                     break
                 # A thread stays while the run works: a batch uploaded meanwhile finds
@@ -152,7 +146,7 @@ class WorkerRun:
             delay = self.next_look - time.monotonic()
             if delay > 0 and stopping.wait(delay):
                 return WAIT
-            claim = self.claims.claim(token)
+            claim = self.claim(token)
             # Found work, or the run is ending: the next idle thread looks at once.
             waiting = claim == WAIT or (claim is None and self.working())
             self.next_look = time.monotonic() + (WAIT_SECONDS if waiting else 0.0)
@@ -175,14 +169,23 @@ class WorkerRun:
         with self.busy_lock:
             return self.busy > 0
 
-    def usable(self, candidate: Candidate) -> bool:
-        """Whether the batch's processor can be used, checked once a run; a batch
-        whose processor cannot fails as a whole. A queued batch starts processing."""
-        if candidate.pk not in self.checked:
-            self.checked[candidate.pk] = self.check(candidate)
-        return self.checked[candidate.pk]
+    def claim(self, token: str):
+        """The claims' answer once the batches it names are checked or finished: a
+        conversation, WAIT, or None (nothing to do)."""
+        finished = set()
+        while True:
+            decision = self.claims.claim(token, passed=finished)
+            if isinstance(decision, Unchecked):
+                self.claims.checked(decision.candidate.pk, self.check(decision.candidate))
+            elif isinstance(decision, Drained):
+                self.finish(decision.batch_id)
+                finished.add(decision.batch_id)
+            else:
+                return decision
 
     def check(self, candidate: Candidate) -> bool:
+        """Whether the batch's processor can be used; a batch whose processor cannot
+        fails as a whole. A queued batch starts processing."""
         batch = Batch(pk=candidate.pk, status=candidate.status)
         if candidate.status == BatchStatus.QUEUED:
             batch.mark_processing()
@@ -194,7 +197,7 @@ class WorkerRun:
             return False
         return True
 
-    def drained(self, batch_id) -> None:
+    def finish(self, batch_id) -> None:
         """Nothing left to claim in the batch and no row running: finish it now."""
         self.progress.flush(force=True, batch_id=batch_id)
         batch_finish(batch=Batch(pk=batch_id))

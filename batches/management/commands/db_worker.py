@@ -7,7 +7,7 @@ no hook for:
 
 1. a thread that every ``--recover-every`` seconds calls
    :func:`batches.engine.recovery.batches_recover`: django-tasks-db leaves the task of a
-   SIGKILLed worker RUNNING forever (django-tasks issue 46);
+   SIGKILLed worker RUNNING forever;
 2. a graceful stop that does not wait for a whole batch: on SIGTERM/SIGINT the batch
    task ends its conversations after their current row and queues the batch again;
 3. a heartbeat of the process itself (batches.engine.heartbeats), idle or not, for /readyz
@@ -19,13 +19,15 @@ no hook for:
    batches.engine.worker).
 """
 
-import functools
 import logging
+import os
 import threading
 import time
 
 from django.conf import settings
+from django.core.management import CommandError
 from django.db import connection
+from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
 from django_tasks_db.management.commands import db_worker as upstream
 
 from batches.engine.counters import stopping
@@ -41,6 +43,10 @@ from batchsvc.ops.outages import (
 )
 
 logger = logging.getLogger("batches.engine.worker")
+
+
+# The options upstream's Command passes on to its Worker as they are.
+WORKER_OPTIONS = ("interval", "backend_name", "startup_delay", "max_tasks", "worker_id")
 
 
 def default_recover_every() -> float:
@@ -69,18 +75,29 @@ class Worker(upstream.Worker):
                 self.startup_delay = False
 
     def run_task(self, db_task_result) -> None:
-        # The task has run: its outcome must be recorded, or it stays RUNNING until
-        # recovery calls it lost. django-tasks-db tries three times in 0.2 s, on the
-        # same broken connection.
-        what = f"Task {db_task_result.id}: outcome"
-        for name in ("set_successful", "set_failed"):
-            record = getattr(db_task_result, name)
-            setattr(db_task_result, name, functools.partial(_recorded, record, what))
-        super().run_task(db_task_result)
+        super().run_task(Outcome(db_task_result))
 
 
-def _recorded(record, what: str, *args) -> None:
-    retry_while_unavailable(lambda: record(*args), what=what, stop=stopping)
+class Outcome:
+    """A task's result row whose outcome is recorded once the database answers: the
+    task has run, and a lost outcome would leave it RUNNING until recovery calls it
+    lost (django-tasks-db tries three times in 0.2 s, on the same broken connection)."""
+
+    def __init__(self, result):
+        self._result = result
+
+    def __getattr__(self, name):
+        return getattr(self._result, name)
+
+    def set_successful(self, return_value) -> None:
+        self._record(self._result.set_successful, return_value)
+
+    def set_failed(self, exc: BaseException) -> None:
+        self._record(self._result.set_failed, exc)
+
+    def _record(self, record, value) -> None:
+        what = f"Task {self._result.id}: outcome"
+        retry_while_unavailable(lambda: record(value), what=what, stop=stopping)
 
 
 class Command(upstream.Command):
@@ -105,14 +122,37 @@ class Command(upstream.Command):
             threading.Thread(
                 target=_recover_forever, args=(every,), name="batch-recovery", daemon=True
             ).start()
-        # upstream.Command.handle builds its Worker by this module-level name; ours
-        # adds the stop flag to its signal handler and rides through outages.
-        upstream.Worker = Worker
         heartbeat = Heartbeat().start()
         try:
-            return super().handle(*args, **options)
+            return self.run_worker(**options)
         finally:
             heartbeat.stop()
+
+    def run_worker(
+        self, *, verbosity, queue_name, exclude_queues, reload, batch, **options
+    ) -> None:
+        """upstream.Command.handle with our Worker: it has no hook for the class."""
+        self.configure_logging(verbosity)
+        if reload and batch:
+            logger.warning("--reload and --batch cannot be specified together: no autoreload.")
+            reload = False
+        queue_names = queue_name.split(",")
+        excluded = exclude_queues.split(",") if exclude_queues else []
+        if excluded and "*" not in queue_names:
+            raise CommandError("--exclude-queues can only be used with --queue-name=*")
+        worker = Worker(
+            queue_names=queue_names,
+            excluded_queue_names=excluded,
+            batch=batch,
+            **{key: options[key] for key in WORKER_OPTIONS},
+        )
+        if reload:
+            if os.environ.get(DJANGO_AUTORELOAD_ENV) == "true":
+                worker.configure_signals()  # only the child process handles signals
+            run_with_reloader(worker.run)
+        else:
+            worker.configure_signals()
+            worker.run()
 
 
 def _recover_forever(every: float) -> None:
