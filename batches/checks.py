@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.checks import Error, register
 
-from batches.spreadsheets.reading import column_names
+from batches.spreadsheets.columns import column_names
 
 
 @register()

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from batches.models import Batch, BatchStatus, Interaction, InteractionStatus, Worker
 from batches.processors.lanes import Lane
+from batches.spreadsheets.columns import CHAT_ID
 from batches.spreadsheets.exports import iter_csv, iter_json, write_xlsx
-from batches.spreadsheets.reading import CHAT_ID
 
 USAGE_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens")
 RESULT_COLUMNS = ("output", "status", "error", *USAGE_COLUMNS)

@@ -9,7 +9,7 @@ from rest_framework.settings import api_settings
 from batches.models import NAME_MAX, Batch, Interaction
 from batches.processors.base import options_help, processor_names
 from batches.selectors import batch_pace, batch_usage, batch_waiting_for
-from batches.spreadsheets.reading import MAX_SKIPPED_LISTED
+from batches.spreadsheets.rows import MAX_SKIPPED_LISTED
 from batchsvc.api.flags import parse_bool
 
 

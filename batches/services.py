@@ -21,12 +21,9 @@ from batches.models import (
     InteractionStatus,
 )
 from batches.processors.base import get_processor
-from batches.spreadsheets.reading import (
-    CHAT_ID,
-    Sheet,
-    UploadError,
-    read_upload,
-)
+from batches.spreadsheets.columns import CHAT_ID
+from batches.spreadsheets.reading import read_upload
+from batches.spreadsheets.rows import Sheet, UploadError
 from batches.tasks import enqueue_batch
 from batchsvc.api.errors import ApiError, Conflict
 from batchsvc.api.inserts import insert_ignoring_conflicts

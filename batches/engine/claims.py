@@ -55,6 +55,8 @@ class Unchecked:
     run checks it, tells :meth:`Claims.checked`, and claims again."""
 
     candidate: "Candidate"
+
+
 # How long a run's threads may share one fair order while their claims succeed.
 ORDER_SECONDS = 0.05
 # How long a run's threads pass over a batch in which a claim found nothing to start

@@ -1,4 +1,4 @@
-"""batches.spreadsheets.reading: real CSV and XLSX files, built here, read without a database."""
+"""batches.spreadsheets: real CSV and XLSX files, built here, read without a database."""
 
 import datetime
 import io
@@ -11,8 +11,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
-from batches.spreadsheets import reading as parsing
-from batches.spreadsheets.reading import Row, UploadError, read_upload
+from batches.spreadsheets import reading, zipguard
+from batches.spreadsheets.columns import column_names
+from batches.spreadsheets.reading import read_upload
+from batches.spreadsheets.rows import MAX_SKIPPED_LISTED, Row, UploadError
 
 MiB = 1024 * 1024
 
@@ -122,7 +124,7 @@ def test_it_lists_the_first_hundred_skipped_rows_and_counts_them_all():
     data = b"question,chat_id\nok,1\n" + b",x\n" * 250
     sheet = read(data)
     assert sheet.skipped_count == 250
-    assert len(sheet.skipped_rows) == parsing.MAX_SKIPPED_LISTED == 100
+    assert len(sheet.skipped_rows) == MAX_SKIPPED_LISTED == 100
     assert sheet.skipped_rows[-1] == {"row": 102, "error": "no question"}
 
 
@@ -220,7 +222,7 @@ def test_a_column_and_its_alias_or_two_spellings_of_one_column_are_refused():
 )
 def test_an_alias_of_an_unknown_column_or_of_another_known_name_is_refused(aliases, says):
     with pytest.raises(ValueError, match=says):
-        parsing.column_names(aliases)
+        column_names(aliases)
 
 
 def test_it_refuses_a_file_without_a_question_column_listing_the_columns_found():
@@ -542,13 +544,13 @@ def zip_bomb(tmp_path_factory):
 @pytest.fixture
 def openpyxl_calls(monkeypatch):
     calls = []
-    original = parsing.load_workbook
+    original = reading.load_workbook
 
     def spy(*args, **kwargs):
         calls.append(args)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(parsing, "load_workbook", spy)
+    monkeypatch.setattr(reading, "load_workbook", spy)
     return calls
 
 
@@ -609,7 +611,7 @@ def test_it_refuses_many_small_members_that_inflate_too_far_together(openpyxl_ca
 def test_it_refuses_an_archive_with_too_many_members(openpyxl_calls):
     data = io.BytesIO()
     with zipfile.ZipFile(data, "w") as archive:
-        for number in range(parsing.MAX_ZIP_MEMBERS + 1):
+        for number in range(zipguard.MAX_ZIP_MEMBERS + 1):
             archive.writestr(f"p{number}", b"")
     assert "too many parts" in refusal(data.getvalue(), "q.xlsx")
     assert openpyxl_calls == []
@@ -681,7 +683,7 @@ def test_it_refuses_shared_strings_deflating_45_fold_before_openpyxl_opens_them(
     )
     strings = shared_strings_of(path)
     assert 40 < strings.file_size / strings.compress_size < 50
-    assert 32 * MiB < strings.file_size < parsing.MAX_SHARED_STRINGS
+    assert 32 * MiB < strings.file_size < zipguard.MAX_SHARED_STRINGS
     with open(path, "rb") as file, pytest.raises(UploadError) as caught:
         read_upload(file, filename="strings.xlsx", max_rows=100_000, max_bytes=50 * MiB)
     assert "xl/sharedStrings.xml deflates" in str(caught.value)
@@ -744,8 +746,8 @@ def test_it_refuses_a_workbook_inflating_past_the_absolute_limit_whatever_the_up
 
 def test_the_absolute_inflation_limit_is_a_few_hundred_mib_at_most():
     # 20x the 50 MiB upload limit (1000 MiB) kept openpyxl busy for a minute.
-    assert 64 * MiB <= parsing.MAX_UNCOMPRESSED <= 300 * MiB
-    assert parsing.MAX_SHARED_STRINGS < parsing.MAX_UNCOMPRESSED
+    assert 64 * MiB <= zipguard.MAX_UNCOMPRESSED <= 300 * MiB
+    assert zipguard.MAX_SHARED_STRINGS < zipguard.MAX_UNCOMPRESSED
 
 
 # NUL characters, unclosed quotes, long chat_ids -------------------------------------
@@ -753,7 +755,7 @@ def test_the_absolute_inflation_limit_is_a_few_hundred_mib_at_most():
 
 def test_it_refuses_a_nul_character_in_a_cell_far_into_the_csv_naming_its_row():
     rows = b"".join(b"Question %d?,c\n" % i for i in range(10_000))
-    assert len(rows) > parsing.CHUNK  # past the part read to detect binary files
+    assert len(rows) > reading.CHUNK  # past the part read to detect binary files
     message = refusal(b"question,chat_id\n" + rows + b"Late\x00question?,c\n", max_rows=100_000)
     assert message.startswith("Row 10002 contains a NUL character")
 
