@@ -21,12 +21,12 @@ from batches.models import (
     InteractionStatus,
 )
 from batches.processors.base import get_processor
-from batches.spreadsheets.columns import CHAT_ID
 from batches.spreadsheets.reading import read_upload
 from batches.spreadsheets.rows import Sheet, UploadError
 from batches.tasks import enqueue_batch
 from batchsvc.api.errors import ApiError, Conflict
 from batchsvc.api.inserts import insert_ignoring_conflicts
+from batchsvc.api.schemas import JSONText
 
 FINGERPRINT_CHUNK = 1024 * 1024
 
@@ -214,18 +214,17 @@ def _insert_rows(batch: Batch, sheet: Sheet) -> None:
     conversations: dict[str | int, int] = {}
     for start in range(0, len(sheet.rows), INSERT_CHUNK):
         rows = []
-        for row in sheet.rows[start : start + INSERT_CHUNK]:
-            # Never cut: read_upload refuses a chat_id longer than the column.
-            chat_id = str(row.values.get(CHAT_ID) or "")
+        # Never cut: read_upload refuses a chat_id longer than the column.
+        for number, chat_id, values in sheet.rows.texts(start, start + INSERT_CHUNK):
             rows.append(
                 {
                     "batch": batch.pk,
-                    "row_number": row.number,
+                    "row_number": number,
                     "chat_id": chat_id,
                     "conversation": conversations.setdefault(
-                        chat_id or row.number, len(conversations) + 1
+                        chat_id or number, len(conversations) + 1
                     ),
-                    "input": row.values,
+                    "input": JSONText(values),  # the spool's JSON, inserted as it is
                     "status": InteractionStatus.PENDING.value,
                     "error": "",
                     "attempts": 0,

@@ -36,16 +36,22 @@ class RowSpool:
     """The rows of a sheet, kept as JSON in a temporary file (in memory up to
     ``SPOOL_IN_MEMORY`` bytes) rather than as objects: what an upload holds is a
     few bytes a row on the heap, whatever the number of rows. Reads like a list of
-    :class:`Row`: ``len``, iteration, an index or a slice decode what they return."""
+    :class:`Row`: ``len``, iteration, an index or a slice decode what they return;
+    :meth:`texts` gives the rows as their JSON text, which is inserted as it is."""
 
     def __init__(self):
         self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
-        self._ends = array("Q")  # where each row's JSON ends in the file
+        self._numbers = array("Q")  # each row's number in the file
+        self._splits = array("Q")  # where each row's chat_id (a JSON string) ends
+        self._ends = array("Q")  # where each row's values (a JSON object) end
 
     def append(self, row: Row) -> None:
         self._file.seek(0, io.SEEK_END)
-        self._file.write(_spool_json.encode((row.number, row.values)))
+        self._file.write(_spool_json.encode(row.values.get(CHAT_ID) or ""))
+        self._splits.append(self._file.tell())
+        self._file.write(_spool_json.encode(row.values))
         self._ends.append(self._file.tell())
+        self._numbers.append(row.number)
 
     def __len__(self) -> int:
         return len(self._ends)
@@ -62,17 +68,27 @@ class RowSpool:
     def __eq__(self, other) -> bool:
         return list(self) == list(other)
 
-    def _read(self, i: int) -> Row:
-        start = self._ends[i - 1] if i else 0
+    def texts(self, start: int, stop: int) -> list[tuple[int, str, str]]:
+        """Rows ``start`` to ``stop`` as (number, chat_id, values as JSON text)."""
+        return [self._text(i) for i in range(*slice(start, stop).indices(len(self)))]
+
+    def _text(self, i: int) -> tuple[int, str, str]:
+        start, split, end = self._ends[i - 1] if i else 0, self._splits[i], self._ends[i]
         self._file.seek(start)
-        number, values = _spool_row.decode(self._file.read(self._ends[i] - start))
-        return Row(number=number, values=values)
+        data = self._file.read(end - start)
+        chat_id = _spool_str.decode(data[: split - start])
+        return self._numbers[i], chat_id, data[split - start :].decode()
+
+    def _read(self, i: int) -> Row:
+        number, _, values = self._text(i)
+        return Row(number=number, values=_spool_values.decode(values))
 
 
 SPOOL_IN_MEMORY = 1024 * 1024
 SPOOL_READ = 1000
 _spool_json = msgspec.json.Encoder()
-_spool_row = msgspec.json.Decoder(tuple[int, dict[str, Any]])
+_spool_str = msgspec.json.Decoder(str)
+_spool_values = msgspec.json.Decoder(dict[str, Any])
 
 
 @dataclass
