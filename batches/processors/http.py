@@ -14,27 +14,27 @@ worker that long, and the call is tried again after the pause without spending a
 
 import json
 import logging
-import random
 import time
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import httpx
+from batchsvc_client.retry import parse_retry_after
 from django.conf import settings
 
 from batches.processors.base import FORM_OPTIONS, Processor, ProcessorError
 from batches.processors.lanes import OPTIONS as RATE_OPTIONS
 from batches.processors.lanes import Lane, check_options
+from batchsvc.ops.outages import Backoff
 
 logger = logging.getLogger("batches.processors")
 
 # Too many requests, and any server error: a model API answers 529 when overloaded,
 # proxies 520-527.
 RETRY_STATUSES = frozenset({429, *range(500, 600)})
-MAX_DELAY = 10.0
 # A Retry-After longer than this is not waited for in full: the item would hold a
 # worker slot for minutes. (A 429's pauses the whole lane instead: batches.processors.lanes.)
 MAX_RETRY_AFTER = 30.0
+# The longest wait between two tries of one call (the backoff doubles up to it).
+MAX_BACKOFF = 30.0
 # The most 429s with a Retry-After one call waits out (pausing its lane) before they
 # count as failures like any other.
 MAX_PAUSES = 20
@@ -73,21 +73,29 @@ class NetworkProcessor(Processor):
     def _post(self, url: str, payload: dict, *, tokens: int = 0) -> dict:
         """POST JSON in the lane's next slot (``tokens``: the call's estimate), retry
         transient failures, return the answer's JSON object."""
+        return self._answer(self._exchange(url, payload, tokens=tokens))
+
+    def _exchange(self, url: str, payload: dict, *, tokens: int = 0) -> httpx.Response:
+        """POST JSON in the lane's next slot, retrying transient failures: the last
+        answer, a success or one the retries could not cure (ProcessorError when no
+        answer came at all)."""
         attempts = 1 + settings.BATCH_PROCESSOR_RETRIES
         attempt = pauses = 0
+        backoff = Backoff(first=settings.BATCH_PROCESSOR_BACKOFF_MS / 1000, cap=MAX_BACKOFF)
         while True:
             last = attempt == attempts - 1
             self.lane.acquire(tokens)
+            self._sending()
             try:
                 response = self._http.post(url, json=payload)
             except httpx.TransportError as exc:
                 if last:
                     raise ProcessorError(f"{self.name} processor: {_describe(exc)}.") from None
                 logger.warning("%s processor: %s; retrying", self.name, _describe(exc))
-                _sleep(attempt)
+                _sleep(backoff)
                 attempt += 1
                 continue
-            wait = _retry_after_seconds(response.headers.get("Retry-After"))
+            wait = parse_retry_after(response.headers.get("Retry-After"))
             if response.status_code == 429 and wait is not None and pauses < MAX_PAUSES:
                 logger.warning("%s processor: HTTP 429; lane paused %.1f s", self.name, wait)
                 self.lane.pause(wait)
@@ -95,10 +103,14 @@ class NetworkProcessor(Processor):
                 continue
             if response.status_code in RETRY_STATUSES and not last:
                 logger.warning("%s processor: HTTP %s; retrying", self.name, response.status_code)
-                _sleep(attempt, response.headers.get("Retry-After"))
+                _sleep(backoff, response.headers.get("Retry-After"))
                 attempt += 1
                 continue
-            return self._answer(response)
+            return response
+
+    def _sending(self) -> None:
+        """Called before each attempt, once its slot has come: a subclass raises
+        ProcessorError here to send nothing more."""
 
     def _answer(self, response: httpx.Response) -> dict:
         if not response.is_success:
@@ -143,26 +155,14 @@ class HttpProcessor(NetworkProcessor):
         return {**body, "text": text}
 
 
-def _sleep(attempt: int, retry_after: str | None = None) -> None:
-    delay = settings.BATCH_PROCESSOR_BACKOFF_MS / 1000 * 2**attempt * (1 + random.random() / 4)
-    asked = _retry_after_seconds(retry_after)
+def _sleep(backoff: Backoff, retry_after: str | None = None) -> None:
+    """The server's policy for the next try, lengthened to a Retry-After (up to
+    MAX_RETRY_AFTER)."""
+    delay = backoff.next()
+    asked = parse_retry_after(retry_after)
     if asked is not None:
         delay = max(delay, min(asked, MAX_RETRY_AFTER))
     time.sleep(delay)
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: given as seconds or as an HTTP date (RFC 9110)."""
-    value = (value or "").strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _describe(exc: httpx.TransportError) -> str:
