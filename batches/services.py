@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import time
 from dataclasses import dataclass
 from functools import partial
 
@@ -302,3 +303,16 @@ def _not_retryable(batch: Batch) -> str:
         f"The batch is still {batch.get_status_display().lower()}; failed items can be "
         "retried once it has completed."
     )
+
+
+def batch_wait(*, batch: Batch, poll: float = 0.5, progress=None, timeout: float | None = None):
+    """Refresh ``batch`` until it has ended (or ``timeout`` seconds passed); call
+    ``progress(batch)`` after each look. Returns the batch as last read."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        batch.refresh_from_db()
+        if progress is not None:
+            progress(batch)
+        if not batch.is_active or (deadline is not None and time.monotonic() >= deadline):
+            return batch
+        time.sleep(poll)

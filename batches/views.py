@@ -7,7 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from batches import selectors, services
+from batches import results, selectors, services
 from batches.filters import BatchFilter, InteractionFilter
 from batches.models import Batch
 from batches.serializers import (
@@ -125,15 +125,15 @@ class BatchViewSet(
         return paginator.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=list(selectors.FORMATS))],
+        parameters=[OpenApiParameter("format", str, enum=list(results.FORMATS))],
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
     )
     @action(detail=True, methods=["get"], url_path="results")
     def results(self, request, pk=None):
         batch = self.get_object()
         format = request.query_params.get("format", "json")
-        if format not in selectors.FORMATS:
-            raise ApiError(f"format must be one of {', '.join(selectors.FORMATS)}, not {format!r}.")
+        if format not in results.FORMATS:
+            raise ApiError(f"format must be one of {', '.join(results.FORMATS)}, not {format!r}.")
         return results_response(batch, format)
 
     @extend_schema(request=None, responses={200: BatchSerializer, 409: OpenApiResponse()})
@@ -162,9 +162,9 @@ class BatchViewSet(
 def results_response(batch: Batch, format: str) -> StreamingHttpResponse:
     """The results file as a streamed download (the API and the admin)."""
     response = StreamingHttpResponse(
-        selectors.results_stream(batch, format), content_type=selectors.FORMATS[format]
+        results.results_stream(batch, format), content_type=results.FORMATS[format]
     )
-    filename = selectors.results_filename(batch, format)
+    filename = results.results_filename(batch, format)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 

@@ -4,7 +4,7 @@ import uuid
 from django.core.management.base import BaseCommand, CommandError
 
 from batches.models import Batch
-from batches.selectors import FORMATS, results_copy, results_write
+from batches.results import FORMATS, results_copy, results_write
 
 STDOUT = "-"
 

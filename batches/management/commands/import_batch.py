@@ -3,8 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from batches.selectors import batch_wait
-from batches.services import batch_create
+from batches.services import batch_create, batch_wait
 from batchsvc.api.errors import ApiError
 from batchsvc.management.arguments import username
 
