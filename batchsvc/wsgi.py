@@ -10,8 +10,7 @@ application = get_wsgi_application()
 
 # Import every view now, then move what start-up built out of the garbage
 # collector's sight: a 1000-item batch allocates enough objects to trigger full
-# collections, which would otherwise walk all of Django each time (~10 % of a
-# batch request, measured with bench/ingest.py).
+# collections, which would otherwise walk all of Django each time.
 get_resolver().url_patterns  # noqa: B018
 gc.collect()
 gc.freeze()

@@ -11,7 +11,7 @@ register(
     serializer_class=RunSerializer,
     # The owners in a query of their own, not joined: SQLite without statistics (no
     # ANALYZE yet) answers the join by reading every run of the owner, the
-    # (owner, run_id) index unused, 100 ms at 100,000 runs (bench/scale.py).
+    # (owner, run_id) index unused.
     visible_to=lambda user: Run.objects.visible_to(user).prefetch_related("owner"),
     lookup_field="run_id",
     id_type=Name,

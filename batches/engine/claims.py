@@ -139,7 +139,7 @@ class Claims:
 
     def fair_order(self) -> list[Candidate]:
         """The fair order, shared by the run's threads for ORDER_SECONDS while their
-        claims succeed: computing it for every claim halved the speed of short items.
+        claims succeed: computing it for every claim slowed short items down.
         The concurrency caps are still counted afresh by every claim."""
         with self.order_lock:
             computed, order = self.order

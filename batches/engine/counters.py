@@ -48,7 +48,7 @@ class Progress:
         self.done = threading.Event()
         # SQLite has one writer at a time. Our threads queue for it on this lock,
         # handed over at once, rather than in SQLite's busy handler, which sleeps in
-        # steps of milliseconds (4 threads ran echo at half the speed of 1).
+        # steps of milliseconds.
         self.writing = threading.Lock() if connection.vendor == "sqlite" else nullcontext()
 
     def hold(self, pk: int, batch_id) -> None:

@@ -1,12 +1,9 @@
 """The worker's hand-written SQL, in one place.
 
-The ORM can say each of these, but building them with it cost more than running
-them: an item of the echo processor spent two thirds of its time compiling the two
-UPDATEs that end it and start the next, and a claim a third of its time compiling
-the stamp of its batch, and the counters written every few items a tenth of the
-worker's time. The claim query is compiled by the ORM once
-per run and only amended, on SQLite, with an ``INDEXED BY`` clause the ORM has no
-way to express.
+The ORM can say each of these, but compiling them with it for every item cost more
+than running them (docs/benchmarks.md has the profile). The claim query is compiled
+by the ORM once per run and only amended, on SQLite, with an ``INDEXED BY`` clause
+the ORM has no way to express.
 """
 
 from django.db import connection, transaction

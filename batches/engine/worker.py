@@ -136,8 +136,8 @@ class WorkerRun:
 
     def look(self, token: str):
         """An idle thread's claim. One idle thread looks at a time, and while looks
-        find nothing to start, once every WAIT_SECONDS for the whole run: a dozen
-        idle threads each trying the database cost busy ones a third of their speed."""
+        find nothing to start, once every WAIT_SECONDS for the whole run: idle threads
+        each trying the database slow the busy ones down."""
         # A thread that just lost a race for a batch's last free slot waits too, or
         # it and the winner would take the slot from each other at every item.
         if stopping.wait(WAIT_SECONDS):
