@@ -195,7 +195,7 @@ def _text(name: str, help_text: str, **kwargs) -> serializers.CharField:
     )
 
 
-# Seed 004's form fields: their name here -> the field they stand for.
+# The older upload form's fields: their name here -> the field they stand for.
 FIELD_ALIASES = {"batchName": "name", "aiProvider": "processor"}
 # Form fields that are processor options: form field -> key in options.
 OPTION_FIELDS = {
@@ -207,7 +207,7 @@ OPTION_FIELDS = {
 
 class BatchUploadSerializer(serializers.Serializer):
     """The multipart form of POST /batches/: what the view validates the upload with
-    and what the schema documents, so the two cannot drift apart. Seed 004's names
+    and what the schema documents, so the two cannot drift apart. The older form's names
     are accepted beside ours; an unknown or repeated field is refused."""
 
     file = serializers.FileField(
@@ -221,11 +221,11 @@ class BatchUploadSerializer(serializers.Serializer):
         },
     )
     name = _text("name", "the batch's name (default: the file name)")
-    batchName = _text("batchName", "the same as name (seed 004's form calls it batchName)")
+    batchName = _text("batchName", "the same as name (the older form's name for it)")
     processor = _text(
         "processor", "a processor of BATCH_PROCESSORS: echo, http, openai (default: echo)"
     )
-    aiProvider = _text("aiProvider", "the same as processor (seed 004's form calls it aiProvider)")
+    aiProvider = _text("aiProvider", "the same as processor (the older form's name for it)")
     options = JSONObjectTextField(
         required=False,
         help_text=format_lazy(
