@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from batches.models import Worker as WorkerRow
 from tests.support.servers import free_port
 from tests.support.waiting import wait_until
 from tests.support.workers import ROOT, database_url, shared_log
@@ -101,6 +102,10 @@ def test_a_killed_worker_is_started_again_and_the_web_server_keeps_serving(super
 def test_stopping_the_supervisor_stops_both_processes_cleanly(supervisor):
     wait_until(lambda: supervisor.running_pid("worker"), message="worker running")
     wait_until(lambda: supervisor.running_pid("web"), message="web running")
+    # Running for supervisord is two seconds alive; a busy machine may still be
+    # importing Django then, with no signal handler yet. Its heartbeat says it has one.
+    wait_until(lambda: WorkerRow.objects.exists(), message="the worker's heartbeat")
+    httpx.get(f"http://127.0.0.1:{supervisor.port}/healthz", timeout=30)
 
     supervisor.process.send_signal(signal.SIGTERM)
 

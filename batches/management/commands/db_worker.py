@@ -122,11 +122,7 @@ class Command(upstream.Command):
             threading.Thread(
                 target=_recover_forever, args=(every,), name="batch-recovery", daemon=True
             ).start()
-        heartbeat = Heartbeat().start()
-        try:
-            return self.run_worker(**options)
-        finally:
-            heartbeat.stop()
+        return self.run_worker(**options)
 
     def run_worker(
         self, *, verbosity, queue_name, exclude_queues, reload, batch, **options
@@ -146,13 +142,17 @@ class Command(upstream.Command):
             batch=batch,
             **{key: options[key] for key in WORKER_OPTIONS},
         )
-        if reload:
-            if os.environ.get(DJANGO_AUTORELOAD_ENV) == "true":
-                worker.configure_signals()  # only the child process handles signals
-            run_with_reloader(worker.run)
-        else:
-            worker.configure_signals()
-            worker.run()
+        # Signals first, then the heartbeat: a worker seen alive stops cleanly.
+        if not reload or os.environ.get(DJANGO_AUTORELOAD_ENV) == "true":
+            worker.configure_signals()  # with the reloader, only its child process
+        heartbeat = Heartbeat().start()
+        try:
+            if reload:
+                run_with_reloader(worker.run)
+            else:
+                worker.run()
+        finally:
+            heartbeat.stop()
 
 
 def _recover_forever(every: float) -> None:
