@@ -129,6 +129,7 @@ INSTALLED_APPS = [
     "traces",
     "setuplogs",
     "batches",
+    "openai_api",
     # After batches, whose db_worker command wraps django_tasks_db's (see
     # batches/management/commands/db_worker.py).
     "django_tasks",
@@ -290,6 +291,7 @@ BATCH_PROCESSORS = {
     "echo": "batches.processors.echo.EchoProcessor",
     "http": "batches.processors.http.HttpProcessor",
     "openai": "batches.processors.openai.OpenAIProcessor",
+    "openai_batch": "batches.processors.passthrough.PassthroughProcessor",
 }
 BATCH_HTTP_URL = os.environ.get("BATCH_HTTP_URL", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
@@ -329,6 +331,11 @@ BATCH_CONCURRENCY_MAX = env_int("BATCH_CONCURRENCY_MAX", 32)
 # A running item or batch whose worker has sent no heartbeat for this many seconds
 # is taken over by another worker (its worker died: SIGKILL, lost machine).
 BATCH_STALE_AFTER = env_int("BATCH_STALE_AFTER", 300)
+# The OpenAI-compatible Batch API (openai_api, at /openai/v1/): the most lines and bytes
+# of an input file, and the completion window after which a batch's lines are not sent.
+OPENAI_BATCH_MAX_LINES = env_int("OPENAI_BATCH_MAX_LINES", 50_000)
+OPENAI_BATCH_MAX_BYTES = env_int("OPENAI_BATCH_MAX_BYTES", 200 * 1024 * 1024)
+OPENAI_BATCH_WINDOW_SECONDS = env_int("OPENAI_BATCH_WINDOW_SECONDS", 24 * 60 * 60)
 # Background work: the Django Tasks API with its queue in the database.
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 

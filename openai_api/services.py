@@ -1,0 +1,237 @@
+"""Writes of the OpenAI-compatible Batch API: files stored and deleted, batches
+created and cancelled. A batch is made here as a batches.Batch of the ``openai_batch``
+processor, one Interaction per line, then run by the same engine as any batch."""
+
+import os
+from datetime import timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from batches import services as batch_services
+from batches.models import Batch, BatchPriority, Interaction, InteractionStatus
+from batches.tasks import enqueue_batch
+from batchsvc.api.inserts import insert_ignoring_conflicts
+from batchsvc.api.schemas import JSONText
+from openai_api import ids, lines
+from openai_api.errors import NotFound, OpenAIError
+from openai_api.files import storage, stored_chunks, upload_name
+from openai_api.models import File, FilePurpose, Lines, OpenAIBatch
+
+PROCESSOR = "openai_batch"
+COMPLETION_WINDOWS = ("24h",)
+METADATA_PAIRS, METADATA_KEY_MAX, METADATA_VALUE_MAX = 16, 64, 512
+INSERT_CHUNK = 5000
+_ROW_COLUMNS = (
+    "batch",
+    "row_number",
+    "chat_id",
+    "conversation",
+    "input",
+    "status",
+    "error",
+    "attempts",
+    "claimed_by",
+)
+
+
+# Files ------------------------------------------------------------------------
+
+
+def file_create(*, owner, upload, purpose: str, expires_after=None) -> File:
+    """Store an uploaded input file as ``owner``'s, streamed into the storage."""
+    if purpose != FilePurpose.BATCH:
+        raise OpenAIError(
+            f"purpose must be 'batch', not {purpose!r}: only batch input files are kept here.",
+            param="purpose",
+        )
+    if upload is None:
+        raise OpenAIError("file is missing: send the file as multipart form data.", param="file")
+    limit = settings.OPENAI_BATCH_MAX_BYTES
+    if upload.size > limit:
+        raise file_too_large(upload.size)
+    now = timezone.now()
+    file = File(
+        owner=owner,
+        purpose=purpose,
+        filename=os.path.basename(upload.name or "")[:255] or "upload.jsonl",
+        bytes=upload.size,
+        created_at=now,
+        expires_at=now + timedelta(seconds=expires_after) if expires_after else None,
+    )
+    name = storage().save(upload_name(file.id), upload)
+    file.storage_name = name
+    try:
+        file.save(force_insert=True)
+    except BaseException:
+        storage().delete(name)
+        raise
+    return file
+
+
+def file_too_large(size: int) -> OpenAIError:
+    limit = settings.OPENAI_BATCH_MAX_BYTES
+    return OpenAIError(
+        f"The file is {size} bytes, over the limit of {limit} bytes (OPENAI_BATCH_MAX_BYTES).",
+        param="file",
+        code="file_too_large",
+    )
+
+
+def file_delete(*, file: File) -> None:
+    """Delete the file and, once that is committed, its bytes."""
+    name = file.storage_name
+    with transaction.atomic():
+        file.delete()
+        if name:
+            transaction.on_commit(partial(storage().delete, name))
+
+
+# Batches ------------------------------------------------------------------------
+
+
+def batch_create(
+    *,
+    owner,
+    input_file_id: str,
+    endpoint: str,
+    completion_window: str,
+    metadata=None,
+    priority: str = BatchPriority.NORMAL,
+    concurrency=None,
+    rate_options: dict | None = None,
+) -> Batch:
+    """Check the request and every line of its input file, then create the batch, its
+    rows and its two result files in one transaction, and queue it. Any refusal is a
+    400 (the line's number in its sentence) and creates nothing."""
+    if completion_window not in COMPLETION_WINDOWS:
+        raise OpenAIError(
+            f"completion_window must be '24h', not {completion_window!r}.",
+            param="completion_window",
+        )
+    check_metadata(metadata)
+    input_file = owned_input_file(owner, input_file_id)
+    if input_file.bytes > settings.OPENAI_BATCH_MAX_BYTES:
+        raise file_too_large(input_file.bytes)
+    now = timezone.now()
+    expires_at = now + timedelta(seconds=settings.OPENAI_BATCH_WINDOW_SECONDS)
+    options = {"endpoint": endpoint, "expires_at": expires_at.timestamp(), **(rate_options or {})}
+    batch_services.processor_check(processor=PROCESSOR, options=options)
+    concurrency = batch_services.schedule_check(priority=priority, concurrency=concurrency)
+    summary = checked_lines(input_file, endpoint)
+    batch = Batch(
+        owner=owner,
+        name=input_file.filename,
+        processor=PROCESSOR,
+        options=options,
+        priority=priority,
+        concurrency=concurrency,
+        columns=["custom_id", "method", "url", "body"],
+        total_items=summary.count,
+        source_name=input_file.filename,
+    )
+    link = OpenAIBatch(
+        batch=batch,
+        input_file_uuid=input_file.pk,
+        endpoint=endpoint,
+        completion_window=completion_window,
+        metadata=metadata,
+        model=summary.model[:255],
+        expires_at=expires_at,
+    )
+    with transaction.atomic():
+        batch.save(force_insert=True)
+        # created_at as the window counts from it (auto_now_add took its own clock).
+        Batch.objects.filter(pk=batch.pk).update(created_at=now)
+        batch.created_at = now
+        insert_rows(batch, input_file)
+        link.output_file = result_file(batch, Lines.OUTPUT)
+        link.error_file = result_file(batch, Lines.ERROR)
+        link.save(force_insert=True)
+        transaction.on_commit(partial(enqueue_batch, batch.pk))
+    return batch
+
+
+def check_metadata(metadata) -> None:
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict) or len(metadata) > METADATA_PAIRS:
+        raise OpenAIError(
+            f"metadata must be an object of at most {METADATA_PAIRS} key-value pairs.",
+            param="metadata",
+        )
+    for key, value in metadata.items():
+        if len(key) > METADATA_KEY_MAX or not isinstance(value, str):
+            raise OpenAIError(
+                f"metadata keys are at most {METADATA_KEY_MAX} characters and its values "
+                f"text; {key[:80]!r} is not.",
+                param="metadata",
+            )
+        if len(value) > METADATA_VALUE_MAX:
+            raise OpenAIError(
+                f"metadata value of {key!r} is longer than {METADATA_VALUE_MAX} characters.",
+                param="metadata",
+            )
+
+
+def owned_input_file(owner, input_file_id: str) -> File:
+    """The owner's batch input file so named; another owner's is as missing as none."""
+    pk = ids.file_pk(input_file_id)
+    file = File.objects.owned_by(owner).unexpired().filter(pk=pk).first() if pk else None
+    if file is None:
+        raise NotFound(f"No such File object: {input_file_id}.", param="input_file_id")
+    if file.purpose != FilePurpose.BATCH:
+        raise OpenAIError(
+            f"The file {input_file_id} has purpose {file.purpose!r}; a batch's input file "
+            "must have been uploaded with purpose 'batch'.",
+            param="input_file_id",
+        )
+    return file
+
+
+def checked_lines(input_file: File, endpoint: str) -> lines.Summary:
+    try:
+        return lines.check(
+            stored_chunks(input_file.storage_name),
+            endpoint=endpoint,
+            max_lines=settings.OPENAI_BATCH_MAX_LINES,
+        )
+    except lines.Refused as exc:
+        param = "endpoint" if exc.code == "unsupported_endpoint" else "input_file_id"
+        raise OpenAIError(str(exc), param=param, code=exc.code) from None
+
+
+def insert_rows(batch: Batch, input_file: File) -> None:
+    """One pending row per line, its input the line as it was sent (never decoded and
+    encoded again), a chunk of lines at a time. Each line is a conversation of its
+    own: lines are independent."""
+    rows, pending = [], InteractionStatus.PENDING.value
+    for number, raw in lines.numbered(stored_chunks(input_file.storage_name)):
+        text = JSONText(raw.decode())
+        rows.append((batch.pk, number, "", number, text, pending, "", 0, ""))
+        if len(rows) == INSERT_CHUNK:
+            insert_ignoring_conflicts(Interaction, rows, key="row_number", columns=_ROW_COLUMNS)
+            rows = []
+    insert_ignoring_conflicts(Interaction, rows, key="row_number", columns=_ROW_COLUMNS)
+
+
+def result_file(batch: Batch, which: str) -> File:
+    return File.objects.create(
+        owner=batch.owner,
+        purpose=FilePurpose.BATCH_OUTPUT,
+        filename=f"batch_{batch.pk.hex}_{which}.jsonl",
+        batch=batch,
+        lines=which,
+        created_at=batch.created_at,
+    )
+
+
+def batch_cancel(*, batch: Batch) -> None:
+    """Cancel the batch: ``cancelling`` at once, lines not started never sent (see
+    batches.services.batch_cancel). Cancelling a batch already cancelling or
+    cancelled changes nothing, as OpenAI answers."""
+    if batch.status == "cancelled":
+        return
+    batch_services.batch_cancel(batch=batch)
