@@ -21,7 +21,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from batchsvc.client import Client, LogBatcher
+from batchsvc_client import Client, LogBatcher
+
 from bench._raw import sqlite_rows_per_second
 from bench._server import server
 

@@ -15,7 +15,7 @@ def run_for_logs(request, run_id: str, *, write: bool) -> Run:
     choosing among owners) or writes, or a 404 like a missing run's.
 
     The 404 names the run in ``details`` so that a client can tell an unknown run
-    from a server without the endpoint (batchsvc.client.LogBatcher does).
+    from a server without the endpoint (batchsvc_client.LogBatcher does).
     """
     return run_for(
         request.user,

@@ -1,21 +1,23 @@
+"""The HTTP core of the client: one httpx.Client, retries, JSON bodies (gzip when
+large), and the error a refused request raises. The API's resources are methods of
+:class:`batchsvc_client.client.Client`, built on :class:`HttpClient`."""
+
 import datetime as dt
-import email.utils
 import gzip
 import json
 import logging
-import os
-import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-logger = logging.getLogger("batchsvc.client")
+from batchsvc_client.retry import parse_retry_after, retry_delay
+
+logger = logging.getLogger("batchsvc_client")
 
 # Answers that mean "not now": the server (or a gateway in front of it) cannot take
 # requests at the moment. A gateway's 502 or 504 may come after the server acted,
@@ -32,12 +34,18 @@ class ApiError(Exception):
         self.status = status
         self.body = body
         self.headers = headers if headers is not None else {}
-        message = body.get("error") if isinstance(body, dict) else None
-        super().__init__(f"HTTP {status}: {message or body!r}")
+        super().__init__(f"HTTP {status}: {self.message}")
+
+    @property
+    def message(self) -> str:
+        """The server's sentence (the body's ``error``), or what the body holds."""
+        error = self.body.get("error") if isinstance(self.body, dict) else None
+        return str(error or self.body)
 
 
-class Client:
-    """A batchsvc API client. Thread-safe: httpx.Client may be shared by threads.
+class HttpClient:
+    """Requests to a batchsvc server with a token. Thread-safe: httpx.Client may be
+    shared by threads.
 
     Requests that are safe to repeat (reads, and writes made idempotent by a key:
     a run's event_id, a log line's client_id, a trace file's path, a batch
@@ -50,9 +58,10 @@ class Client:
     - after a failure that may be the request's own (a 500, a timeout, a broken
       connection), at most ``max_retries`` times within that deadline.
 
-    JSON bodies larger than ``gzip_threshold`` bytes are sent gzip-compressed
-    (Content-Encoding: gzip), by default those over 16 KiB; None never compresses
-    them, for a server from before compressed bodies.
+    ``json=`` bodies may hold UUIDs, datetimes and dates (sent as strings). Those
+    larger than ``gzip_threshold`` bytes are sent gzip-compressed (Content-Encoding:
+    gzip), by default those over 16 KiB; None never compresses them, for a server
+    from before compressed bodies.
     """
 
     def __init__(
@@ -134,17 +143,14 @@ class Client:
             time.sleep(delay)
 
     def _compressed(self, kwargs: dict) -> dict:
-        """The request's arguments with a JSON body larger than gzip_threshold
-        encoded once here and compressed, so that retries resend the same bytes."""
-        if self.gzip_threshold is None or kwargs.get("json") is None:
+        """The request's arguments with a JSON body encoded once here (compressed when
+        larger than gzip_threshold), so that retries resend the same bytes."""
+        if kwargs.get("json") is None:
             return kwargs
         kwargs = dict(kwargs)
-        # Encoded as httpx encodes json=, so compressing changes nothing else.
-        body = json.dumps(
-            kwargs.pop("json"), ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        ).encode()
+        body = encode_json(kwargs.pop("json"))
         headers = {**(kwargs.pop("headers", None) or {}), "Content-Type": "application/json"}
-        if len(body) > self.gzip_threshold:
+        if self.gzip_threshold is not None and len(body) > self.gzip_threshold:
             body = gzip.compress(body, compresslevel=6)
             headers["Content-Encoding"] = "gzip"
         return {**kwargs, "content": body, "headers": headers}
@@ -155,154 +161,6 @@ class Client:
         if response.status_code not in ok:
             raise ApiError(response.status_code, body, response.headers)
         return body
-
-    # Runs ---------------------------------------------------------------
-
-    def upload_runs(
-        self, runs: Iterable[dict], transactional: bool = False, chunk_size: int = 1000
-    ) -> dict[str, Any]:
-        """Upload runs in chunks of ``chunk_size``; return the summed outcome.
-
-        Every run carries its event_id, so a chunk retried after a lost answer is
-        stored once (its runs come back ``existing``). With ``transactional``, each
-        chunk is all-or-nothing; a refused chunk is counted in ``rolled_back_chunks``
-        and its failures are listed in ``errors``. Indexes are positions in ``runs``.
-        """
-        path = "/api/v1/runs/batch-transactional" if transactional else "/api/v1/runs/batch"
-        summary = {"total": 0, "created": 0, "existing": 0, "failed": 0, "errors": []}
-        summary["rolled_back_chunks"] = 0
-        for chunk in _chunks(runs, chunk_size):
-            ok = (200, 201, 400) if transactional else (200, 201)
-            body = self.json("POST", path, json={"runs": chunk}, ok=ok)
-            if "total" not in body:  # a 400 about the request itself, not its runs
-                raise ApiError(400, body)
-            offset = summary["total"]
-            # A rolled-back chunk stored nothing, whatever its items would have been.
-            counted = (
-                ("total", "failed")
-                if body.get("rolled_back")
-                else summary.keys() - {"errors", "rolled_back_chunks"}
-            )
-            for name in counted:
-                summary[name] += body[name]
-            summary["errors"] += [{**e, "index": offset + e["index"]} for e in body["errors"]]
-            summary["rolled_back_chunks"] += bool(body.get("rolled_back"))
-        return summary
-
-    # Batches ------------------------------------------------------------
-
-    def upload_batch(
-        self,
-        path: str | os.PathLike,
-        *,
-        name: str = "",
-        processor: str = "echo",
-        options: dict | None = None,
-        idempotency_key: str | None = None,
-        dry_run: bool = False,
-    ) -> dict[str, Any]:
-        """Upload a .csv or .xlsx file as a batch: ``{"batch_id", "status",
-        "total_items", "skipped_count", "skipped_rows"}`` (or the file's summary with
-        ``dry_run``).
-
-        The upload carries an Idempotency-Key (a new one unless given), so a retry
-        after a lost answer gets the same batch, never a second one.
-        """
-        path = Path(path)
-        data = {"processor": processor, "name": name or path.name}
-        if options is not None:
-            data["options"] = json.dumps(options)
-        headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
-        return self.json(
-            "POST",
-            "/api/v1/batches/",
-            ok=(200, 202),
-            params={"dry_run": "true"} if dry_run else None,
-            data=data,
-            files={"file": (path.name, path.read_bytes())},
-            headers=headers,
-        )
-
-    def batch(self, batch_id: str) -> dict[str, Any]:
-        """The batch's fields: its status, ``progress`` (0-100, the items that ran) and
-        ``ended_progress`` (0-100, the cancelled ones too)."""
-        return self.json("GET", f"/api/v1/batches/{batch_id}/")
-
-    def wait_for_batch(
-        self,
-        batch_id: str,
-        *,
-        poll: float = 1.0,
-        timeout: float | None = None,
-        progress: Callable[[dict], None] | None = None,
-    ) -> dict[str, Any]:
-        """Poll until the batch has ended; return it. ``progress(batch)`` is called
-        after each look; TimeoutError after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            batch = self.batch(batch_id)
-            if progress is not None:
-                progress(batch)
-            if batch["status"] not in ("queued", "processing"):
-                return batch
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"batch {batch_id} is still {batch['status']}")
-            time.sleep(poll)
-
-    def download_results(
-        self, batch_id: str, path: str | os.PathLike, *, format: str = "csv"
-    ) -> Path:
-        """Stream the results file (csv, xlsx or json) to ``path``, written to a
-        temporary file beside it and renamed, so ``path`` is never half-written."""
-        target = Path(path)
-        url = f"/api/v1/batches/{batch_id}/results"
-        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
-        response = self.request("GET", url, params={"format": format}, stream=True)
-        try:
-            if response.status_code != 200:
-                response.read()
-                raise ApiError(response.status_code, _body(response))
-            with open(temporary, "wb") as out:
-                for chunk in response.iter_bytes():
-                    out.write(chunk)
-            os.replace(temporary, target)
-        finally:
-            response.close()
-            temporary.unlink(missing_ok=True)
-        return target
-
-    def cancel_batch(self, batch_id: str) -> dict[str, Any]:
-        return self.json("POST", f"/api/v1/batches/{batch_id}/cancel", retry=False)
-
-    def retry_failed(self, batch_id: str) -> dict[str, Any]:
-        return self.json("POST", f"/api/v1/batches/{batch_id}/retry-failed", ok=(202,), retry=False)
-
-    # Setup logs ---------------------------------------------------------
-
-    def append_log_lines(
-        self, run_id: str, lines: list[dict], *, dropped: int = 0, retry: bool = True
-    ) -> dict[str, Any]:
-        """Append lines to a run in one request; return ``{"logs_added", "duplicates",
-        "skipped"}``. A line with a client_id is stored once however often it is sent.
-        ``dropped`` reports lines the caller lost; the server records it on the run."""
-        body: dict[str, Any] = {"logs": lines}
-        if dropped:
-            body["dropped"] = dropped
-        return self.json("POST", _run_path(run_id, "setup_logs"), json=body, retry=retry)
-
-    def append_log_line(self, run_id: str, line: dict, *, retry: bool = True) -> dict[str, Any]:
-        """Append one line; return it as stored (with its seq)."""
-        return self.json("POST", _run_path(run_id, "setup_log"), json=line, retry=retry)
-
-    def log_lines(self, run_id: str, *, after: int = 0, **filters) -> Iterator[dict]:
-        """A run's lines after seq ``after``, in order, fetched page by page.
-        ``filters``: level, min_level, tail, page_size (see the API docs)."""
-        params: dict[str, Any] = {"after": after, **filters}
-        url: str | None = _run_path(run_id, "setup_logs")
-        while url:
-            page = self.json("GET", url, params=params)
-            yield from page["results"]
-            url, params = page["next"], None  # the next link carries the query
 
 
 class _RetryBudget:
@@ -337,27 +195,25 @@ def unavailable(outcome: httpx.Response | Exception) -> bool:
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
-    """A Retry-After header in seconds from now (it may be a number or an HTTP
-    date), or None when there is none or it cannot be read."""
-    value = (headers.get("Retry-After") or "").strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)  # HTTP dates are in GMT
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+    """The Retry-After of an answer's ``headers`` in seconds from now, or None."""
+    return parse_retry_after(headers.get("Retry-After"))
 
 
-def retry_delay(attempt: int, hint: float | None, backoff: float, max_backoff: float) -> float:
-    """Seconds before retry number ``attempt`` (from 0): the server's hint when it
-    gave one, else exponential backoff capped at ``max_backoff``. The jitter only
-    lengthens the wait, so that clients sent away together do not return together."""
-    # At least ``backoff``, so that a Retry-After of 0 does not make a busy loop.
-    base = max(hint, backoff) if hint is not None else min(max_backoff, backoff * 2**attempt)
-    return base * (1 + random.random() / 10)
+def encode_json(value: Any) -> bytes:
+    """``value`` as compact UTF-8 JSON, as httpx encodes ``json=``, with UUIDs and
+    datetimes as strings: the ids the client makes (new_event_id, uuid.uuid4()) and
+    the times a caller holds go as they are."""
+    return json.dumps(
+        value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_jsonable
+    ).encode()
+
+
+def _jsonable(value: Any) -> str:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _run_path(run_id: str, tail: str) -> str:

@@ -2,11 +2,11 @@
 
 import logging
 
-from batchsvc.client._http import Client
-from batchsvc.client.logs import LogBatcher
+from batchsvc_client.client import Client
+from batchsvc_client.logs import LogBatcher
 
 _LEVEL_OF = ((logging.CRITICAL, "critical"), (logging.ERROR, "error"), (logging.WARNING, "warning"))
-_IGNORED_LOGGERS = ("batchsvc.client", "httpx", "httpcore")
+_IGNORED_LOGGERS = ("batchsvc_client", "httpx", "httpcore")
 
 
 def _ignored(name: str) -> bool:

@@ -1,5 +1,5 @@
 """Send a run's log lines in batches: :class:`LogBatcher` (and
-:class:`~batchsvc.client.handler.BatchsvcLogHandler` to feed it from ``logging``).
+:class:`~batchsvc_client.handler.BatchsvcLogHandler` to feed it from ``logging``).
 
     with Client(url, token) as client, LogBatcher(client, run_id) as logs:
         logs.add("info", "cloning the repository")
@@ -22,9 +22,11 @@ from typing import Any
 
 import httpx
 
-from batchsvc.client._http import ApiError, Client, retry_after, retry_delay
+from batchsvc_client._http import ApiError, retry_after
+from batchsvc_client.client import Client
+from batchsvc_client.retry import retry_delay
 
-logger = logging.getLogger("batchsvc.client.logs")
+logger = logging.getLogger("batchsvc_client.logs")
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 _ALIASES = {**{level: level for level in LEVELS}, "warn": "warning", "fatal": "critical"}
@@ -55,9 +57,10 @@ class _Line:
 class _TryLater(Exception):
     """The server cannot take lines now; ``retry_after`` seconds is its hint."""
 
-    def __init__(self, reason: str, retry_after: float | None = None):
+    def __init__(self, reason: str, retry_after: float | None = None, cause=None):
         super().__init__(reason)
         self.retry_after = retry_after
+        self.cause = cause
 
 
 class LogBatcher:
@@ -106,6 +109,7 @@ class LogBatcher:
         self._failures = 0
         self._line_errors: dict[str, int] = {}  # client_id -> 500s in a row, one by one
         self._retry_at = 0.0
+        self._last_failure: Exception | None = None
         # One sender at a time, so lines reach the server in the order they were added.
         self._sending = threading.Lock()
         self._ids = itertools.count(1)
@@ -131,6 +135,13 @@ class LogBatcher:
         invalid)."""
         with self._lock:
             return dict(self._stats)
+
+    @property
+    def last_failure(self) -> Exception | None:
+        """Why the last send failed (an httpx error or an ApiError), while lines wait
+        to be sent again; None once a send has succeeded."""
+        with self._lock:
+            return self._last_failure
 
     @property
     def buffered(self) -> int:
@@ -266,6 +277,7 @@ class LogBatcher:
     def _back_off(self, exc: _TryLater) -> None:
         with self._lock:
             self._failures += 1
+            self._last_failure = exc.cause or exc
             client = self.client
             delay = retry_delay(
                 self._failures - 1, exc.retry_after, client.backoff, client.max_backoff
@@ -280,6 +292,7 @@ class LogBatcher:
     def _recovered(self) -> None:
         with self._lock:
             failures, self._failures, self._retry_at = self._failures, 0, 0.0
+            self._last_failure = None
         if failures:
             logger.warning("log lines of run %s are being sent again", self.run_id)
 
@@ -408,4 +421,4 @@ def _names_the_run(exc: ApiError) -> bool:
 
 def _as_try_later(exc: Exception) -> _TryLater:
     hint = retry_after(exc.headers) if isinstance(exc, ApiError) else None
-    return _TryLater(str(exc) or type(exc).__name__, hint)
+    return _TryLater(str(exc) or type(exc).__name__, hint, exc)

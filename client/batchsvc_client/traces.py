@@ -1,7 +1,7 @@
 """Writing trace files: several per request when the server has the batch
 endpoint, one at a time when it does not (or when a batch fails).
 
-    from batchsvc.client import Client, TraceWriter
+    from batchsvc_client import Client, TraceWriter
 
     with Client("http://127.0.0.1:8000", token="...") as client:
         writer = TraceWriter(client, "nightly/2026-01-28")
@@ -13,9 +13,10 @@ from collections.abc import Iterable, Sequence
 
 import httpx
 
-from batchsvc.client._http import Client, _chunks, unavailable
+from batchsvc_client._http import _chunks, unavailable
+from batchsvc_client.client import Client
 
-logger = logging.getLogger("batchsvc.client.traces")
+logger = logging.getLogger("batchsvc_client.traces")
 
 WRITE = "/api/v1/traces/write"
 WRITE_BATCH = "/api/v1/traces/write-batch"
@@ -70,27 +71,41 @@ class TraceWriter:
         if not traces:
             logger.error("write_formatted_traces needs at least one (content, file_name) pair")
             return False
+        return all(result["success"] for result in self.write(traces))
+
+    def write(self, traces: Sequence[tuple[str, str]]) -> list[dict]:
+        """Write every ``(content, file_name)``; return a result per file, in order:
+        ``{"file_name", "success", "file_path", "error"}``. Files left unwritten
+        because the server stayed unavailable also have ``"unavailable": True``."""
+        results: list[dict] = []
         try:
             if len(traces) == 1 or not self.use_batch_endpoint:
-                return self._write_individually(traces)
-            chunks = _chunks(traces, self.max_batch_size)
-            return all([self._write_chunk(chunk) for chunk in chunks])
+                self._write_individually(traces, results)
+            else:
+                for chunk in _chunks(traces, self.max_batch_size):
+                    self._write_chunk(chunk, results)
         except _Unavailable as exc:
             logger.error("Trace files not written: the server is unavailable (%s)", exc)
-            return False
+            error = f"not written: the server is unavailable ({exc})"
+            results += [
+                {**_result(name, error), "unavailable": True} for _, name in traces[len(results) :]
+            ]
+        return results
 
-    def _write_chunk(self, chunk: list[tuple[str, str]]) -> bool:
+    def _write_chunk(self, chunk: list[tuple[str, str]], results: list[dict]) -> None:
         if len(chunk) > 1 and self.use_batch_endpoint:
             written = self._write_batch(chunk)
             if written is not None:
-                return written
+                results += written
+                return
             if not self.fallback_to_individual:
-                return False
+                results += [_result(name, "the batch request failed") for _, name in chunk]
+                return
             logger.warning("Batch write failed; writing %d files one by one", len(chunk))
-        return self._write_individually(chunk)
+        self._write_individually(chunk, results)
 
-    def _write_batch(self, chunk: list[tuple[str, str]]) -> bool | None:
-        """True/False when the server answered per file; None when the request
+    def _write_batch(self, chunk: list[tuple[str, str]]) -> list[dict] | None:
+        """A result per file when the server answered per file; None when the request
         itself failed and the files were not handled."""
         files = [self._file(content, name) for content, name in chunk]
         try:
@@ -113,32 +128,29 @@ class TraceWriter:
             summary.get("total_files"),
             summary.get("processing_time_ms"),
         )
-        for result in body["results"]:
-            if not result.get("success"):
-                logger.error(
-                    "Trace file %s not written: %s", result.get("file_name"), result.get("error")
-                )
-        return all(result.get("success") for result in body["results"])
+        results = []
+        for (_, name), answer in zip(chunk, body["results"], strict=False):
+            if not answer.get("success"):
+                logger.error("Trace file %s not written: %s", name, answer.get("error"))
+            results.append({**_result(name, answer.get("error")), **_written(answer)})
+        return results
 
-    def _write_individually(self, traces: Sequence[tuple[str, str]]) -> bool:
-        return all([self._write_one(content, name) for content, name in traces])
+    def _write_individually(self, traces: Sequence[tuple[str, str]], results: list[dict]):
+        for content, name in traces:
+            results.append(self._write_one(content, name))
 
-    def _write_one(self, content: str, file_name: str) -> bool:
+    def _write_one(self, content: str, file_name: str) -> dict:
         try:
             response = self._post(WRITE, self._file(content, file_name))
         except httpx.HTTPError as exc:
             logger.error("Trace file %s not written: %s", file_name, exc)
-            return False
+            return _result(file_name, str(exc) or type(exc).__name__)
+        body = _json(response)
         if response.status_code != 201:
-            body = _json(response)
-            logger.error(
-                "Trace file %s not written: HTTP %s %s",
-                file_name,
-                response.status_code,
-                _error(body),
-            )
-            return False
-        return True
+            error = f"HTTP {response.status_code} {_error(body)}"
+            logger.error("Trace file %s not written: %s", file_name, error)
+            return _result(file_name, error)
+        return {**_result(file_name, None), **_written(body)}
 
     def _post(self, path: str, body: dict, **kwargs) -> httpx.Response:
         """The server's answer; _Unavailable when the client gave up waiting for it."""
@@ -158,6 +170,15 @@ class TraceWriter:
         if self.run_id is not None:
             file["run_id"] = self.run_id
         return file
+
+
+def _result(file_name: str, error: str | None) -> dict:
+    return {"file_name": file_name, "success": error is None, "file_path": None, "error": error}
+
+
+def _written(answer: dict) -> dict:
+    """What the server said of a file: written or not, and where."""
+    return {"success": bool(answer.get("success")), "file_path": answer.get("file_path")}
 
 
 def _json(response: httpx.Response) -> dict:

@@ -4,7 +4,7 @@ import sys
 
 def test_the_client_and_its_log_batcher_import_no_django():
     script = (
-        "import sys; from batchsvc.client import BatchsvcLogHandler, Client, LogBatcher; "
+        "import sys; from batchsvc_client import BatchsvcLogHandler, Client, LogBatcher; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'rest_framework')))"
     )
     env = {"PATH": "/usr/bin:/bin"}  # no DJANGO_SETTINGS_MODULE either

@@ -1,18 +1,21 @@
-"""Event ids made by the client: UUIDv7, in the order they were made."""
+"""Event ids made by the client: UUIDv7 strings, in the order they were made."""
 
 import time
 import uuid
 
-from batchsvc.client import new_event_id
+from batchsvc_client import new_event_id
 
 
-def test_new_event_ids_are_rfc_version_7_uuids_with_the_current_time():
+def test_new_event_ids_are_rfc_version_7_uuid_strings_with_the_current_time():
     before = time.time_ns() // 1_000_000
     event_id = new_event_id()
     after = time.time_ns() // 1_000_000
-    assert event_id.version == 7
-    assert event_id.variant == uuid.RFC_4122
-    assert before <= event_id.int >> 80 <= after
+    assert isinstance(event_id, str)
+    parsed = uuid.UUID(event_id)
+    assert str(parsed) == event_id
+    assert parsed.version == 7
+    assert parsed.variant == uuid.RFC_4122
+    assert before <= parsed.int >> 80 <= after
 
 
 def test_ids_made_later_sort_later_and_never_repeat():
@@ -21,7 +24,8 @@ def test_ids_made_later_sort_later_and_never_repeat():
         ids.extend(new_event_id() for _ in range(100))
         time.sleep(0.002)
     assert len(set(ids)) == len(ids)
-    assert [event_id.int >> 80 for event_id in ids] == sorted(
-        event_id.int >> 80 for event_id in ids
-    )
+    millis = [uuid.UUID(event_id).int >> 80 for event_id in ids]
+    assert millis == sorted(millis)
+    # As strings too: the server's index sees them in the order they were made.
     assert ids[0] < ids[-1]
+    assert [ids[i] <= ids[i + 1] for i in range(0, len(ids) - 1, 100)] == [True] * 5

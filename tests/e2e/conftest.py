@@ -8,12 +8,12 @@ they are missing. On a machine without them the browser tests are skipped.
 import os
 import shutil
 
+import batchsvc_client
 import pytest
 from django.conf import settings
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from batchsvc import client as batchsvc_client
 from tests.conftest import make_run
 from tests.support.front import FrontServer
 from tests.support.workers import Worker
@@ -82,9 +82,9 @@ def login_browser(live_server):
 
 
 @pytest.fixture
-def client(live_server, alice):
-    """The Python client (batchsvc.client.Client) as alice against the live server,
-    with short retry backoffs."""
+def python_client(live_server, alice):
+    """The Python client (batchsvc_client.Client) as alice against the live server,
+    with short retry backoffs. (Not ``client``: that is pytest-django's test client.)"""
     token = Token.objects.create(user=alice).key
     with batchsvc_client.Client(live_server.url, token=token, backoff=0.01) as api_client:
         yield api_client

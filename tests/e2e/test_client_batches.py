@@ -4,9 +4,9 @@ import csv
 import io
 
 import pytest
+from batchsvc_client import ApiError
 
 from batches.models import Batch
-from batchsvc.client import ApiError
 from tests.batches.factories import csv_bytes
 from tests.support.workers import Worker
 
@@ -20,20 +20,20 @@ def questions(tmp_path):
     return path
 
 
-def test_upload_wait_and_download_a_batch(client, questions, tmp_path):
-    created = client.upload_batch(questions, name="Quiz", options={"delay": 0})
+def test_upload_wait_and_download_a_batch(python_client, questions, tmp_path):
+    created = python_client.upload_batch(questions, name="Quiz", options={"delay": 0})
     assert (created["status"], created["total_items"]) == ("queued", 3)
 
     worker = Worker().start()
     seen = []
     try:
-        batch = client.wait_for_batch(created["batch_id"], poll=0.1, progress=seen.append)
+        batch = python_client.wait_for_batch(created["batch_id"], poll=0.1, progress=seen.append)
     finally:
         worker.stop()
 
     assert (batch["status"], batch["progress"], batch["processed_items"]) == ("processed", 100, 3)
     assert seen[-1] == batch
-    path = client.download_results(created["batch_id"], tmp_path / "results.csv")
+    path = python_client.download_results(created["batch_id"], tmp_path / "results.csv")
     rows = list(csv.DictReader(io.StringIO(path.read_text("utf-8-sig"))))
     assert [r["output"] for r in rows] == [
         "echo: first (turn 1)",
@@ -43,37 +43,37 @@ def test_upload_wait_and_download_a_batch(client, questions, tmp_path):
     assert rows[2]["question"] == "'=HYPERLINK(1)"
 
 
-def test_the_same_idempotency_key_uploads_once(client, questions):
-    first = client.upload_batch(questions, idempotency_key="k-1")
-    again = client.upload_batch(questions, idempotency_key="k-1")
+def test_the_same_idempotency_key_uploads_once(python_client, questions):
+    first = python_client.upload_batch(questions, idempotency_key="k-1")
+    again = python_client.upload_batch(questions, idempotency_key="k-1")
     assert first["batch_id"] == again["batch_id"]
     assert Batch.objects.count() == 1
 
 
-def test_a_dry_run_returns_the_summary(client, questions):
-    summary = client.upload_batch(questions, dry_run=True)
+def test_a_dry_run_returns_the_summary(python_client, questions):
+    summary = python_client.upload_batch(questions, dry_run=True)
     assert (summary["total_items"], summary["chat_groups"]) == (3, 2)
     assert not Batch.objects.exists()
 
 
-def test_a_refused_upload_and_a_refused_cancel_raise_api_error(client, tmp_path, questions):
+def test_a_refused_upload_and_a_refused_cancel_raise_api_error(python_client, tmp_path, questions):
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"prompt\nhi\n")
     with pytest.raises(ApiError) as refused:
-        client.upload_batch(bad)
+        python_client.upload_batch(bad)
     assert refused.value.status == 400
     assert "question" in str(refused.value)
 
-    batch_id = client.upload_batch(questions)["batch_id"]
-    assert client.cancel_batch(batch_id)["status"] == "cancelled"
+    batch_id = python_client.upload_batch(questions)["batch_id"]
+    assert python_client.cancel_batch(batch_id)["status"] == "cancelled"
     with pytest.raises(ApiError) as conflict:
-        client.cancel_batch(batch_id)
+        python_client.cancel_batch(batch_id)
     assert conflict.value.status == 409
 
 
-def test_a_failed_download_leaves_no_file(client, tmp_path):
+def test_a_failed_download_leaves_no_file(python_client, tmp_path):
     target = tmp_path / "results.csv"
     with pytest.raises(ApiError) as missing:
-        client.download_results("00000000-0000-0000-0000-000000000000", target)
+        python_client.download_results("00000000-0000-0000-0000-000000000000", target)
     assert missing.value.status == 404
     assert list(tmp_path.iterdir()) == []

@@ -5,8 +5,8 @@ the live server, which stores what they say."""
 import json
 
 import pytest
+from batchsvc_client import Client, TraceWriter
 
-from batchsvc.client import Client, TraceWriter
 from tests.conftest import make_run
 from traces.models import Run, TraceFile
 

@@ -8,8 +8,8 @@ import time
 
 import httpx
 import pytest
+from batchsvc_client import BatchsvcLogHandler, Client, LogBatcher
 
-from batchsvc.client import BatchsvcLogHandler, Client, LogBatcher
 from setuplogs.models import LogEntry
 from tests.conftest import make_run
 from tests.support.logs import messages
@@ -41,15 +41,15 @@ def transport():
 
 
 @pytest.fixture
-def client(live_server, token, transport):
-    with Client(live_server.url, token=token, transport=transport) as client:
-        yield client
+def python_client(live_server, token, transport):
+    with Client(live_server.url, token=token, transport=transport) as api_client:
+        yield api_client
 
 
 def test_100_lines_added_quickly_reach_the_server_in_at_most_10_requests_in_order(
-    client, transport, run_id
+    python_client, transport, run_id
 ):
-    batcher = LogBatcher(client, run_id)
+    batcher = LogBatcher(python_client, run_id)
     sent = [f"line {n}" for n in range(100)]
     for message in sent:
         batcher.add("info", message)
@@ -62,8 +62,8 @@ def test_100_lines_added_quickly_reach_the_server_in_at_most_10_requests_in_orde
     assert transport.count() <= 10
 
 
-def test_25_lines_and_close_take_3_requests(client, transport, run_id):
-    with LogBatcher(client, run_id) as batcher:
+def test_25_lines_and_close_take_3_requests(python_client, transport, run_id):
+    with LogBatcher(python_client, run_id) as batcher:
         for n in range(25):
             batcher.add("info", f"line {n}")
 
@@ -73,8 +73,10 @@ def test_25_lines_and_close_take_3_requests(client, transport, run_id):
     assert batcher.stats["lines_sent"] == 25
 
 
-def test_a_line_added_alone_arrives_within_the_flush_interval_and_half_a_second(client, run_id):
-    batcher = LogBatcher(client, run_id, flush_interval=1.0)
+def test_a_line_added_alone_arrives_within_the_flush_interval_and_half_a_second(
+    python_client, run_id
+):
+    batcher = LogBatcher(python_client, run_id, flush_interval=1.0)
     added = time.monotonic()
     batcher.add("warning", "alone")
 
@@ -85,10 +87,10 @@ def test_a_line_added_alone_arrives_within_the_flush_interval_and_half_a_second(
 
 
 def test_with_the_batch_endpoint_answering_404_every_line_arrives_one_by_one(
-    client, transport, run_id, settings
+    python_client, transport, run_id, settings
 ):
     settings.ROOT_URLCONF = "tests.e2e.urls_without_batch_logs"
-    with LogBatcher(client, run_id, max_batch_size=5) as batcher:
+    with LogBatcher(python_client, run_id, max_batch_size=5) as batcher:
         for n in range(12):
             batcher.add("info", f"line {n}")
 
@@ -102,10 +104,10 @@ def test_with_the_batch_endpoint_answering_404_every_line_arrives_one_by_one(
 
 
 def test_a_batch_the_endpoint_refuses_goes_out_one_by_one_and_the_next_tries_it_again(
-    client, transport, run_id, settings
+    python_client, transport, run_id, settings
 ):
     settings.LOGS_BATCH_MAX = 3  # the server takes fewer lines than we send
-    with LogBatcher(client, run_id, max_batch_size=4) as batcher:
+    with LogBatcher(python_client, run_id, max_batch_size=4) as batcher:
         for n in range(8):
             batcher.add("info", f"line {n}")
 
@@ -209,10 +211,10 @@ def test_in_one_by_one_mode_the_loss_is_recorded_too(live_server, token, run_id,
 
 
 def test_lines_for_a_run_not_stored_yet_wait_for_it_and_still_use_the_batch_endpoint(
-    client, transport, api
+    python_client, transport, api
 ):
     run = make_run()
-    batcher = LogBatcher(client, run["run_id"], max_batch_size=3, flush_interval=0.1)
+    batcher = LogBatcher(python_client, run["run_id"], max_batch_size=3, flush_interval=0.1)
     for n in range(3):
         batcher.add("info", f"line {n}")
     assert wait_until(lambda: transport.count("setup_logs") >= 1)
@@ -225,8 +227,10 @@ def test_lines_for_a_run_not_stored_yet_wait_for_it_and_still_use_the_batch_endp
     assert batcher.use_batch_endpoint is True
 
 
-def test_lines_added_from_many_threads_are_all_stored_once_each_thread_in_order(client, run_id):
-    batcher = LogBatcher(client, run_id, max_batch_size=50)
+def test_lines_added_from_many_threads_are_all_stored_once_each_thread_in_order(
+    python_client, run_id
+):
+    batcher = LogBatcher(python_client, run_id, max_batch_size=50)
 
     def work(thread):
         for n in range(200):
@@ -245,8 +249,8 @@ def test_lines_added_from_many_threads_are_all_stored_once_each_thread_in_order(
         assert [m for m in stored if m.startswith(f"{t} ")] == [f"{t} {n}" for n in range(200)]
 
 
-def test_close_is_idempotent_and_adding_after_it_is_an_error(client, transport, run_id):
-    batcher = LogBatcher(client, run_id)
+def test_close_is_idempotent_and_adding_after_it_is_an_error(python_client, transport, run_id):
+    batcher = LogBatcher(python_client, run_id)
     batcher.add("error", "last words")
     batcher.close()
     batcher.close()
@@ -256,14 +260,19 @@ def test_close_is_idempotent_and_adding_after_it_is_an_error(client, transport, 
         batcher.add("info", "too late")
 
 
-def test_an_unknown_level_is_refused_when_added(client, run_id):
-    with LogBatcher(client, run_id) as batcher, pytest.raises(ValueError, match="level must"):
+def test_an_unknown_level_is_refused_when_added(python_client, run_id):
+    with (
+        LogBatcher(python_client, run_id) as batcher,
+        pytest.raises(ValueError, match="level must"),
+    ):
         batcher.add("loud", "hello")
 
 
-def test_a_line_the_server_refuses_is_counted_and_the_others_are_stored(client, run_id, settings):
+def test_a_line_the_server_refuses_is_counted_and_the_others_are_stored(
+    python_client, run_id, settings
+):
     settings.LOG_MESSAGE_MAX = 10
-    with LogBatcher(client, run_id) as batcher:
+    with LogBatcher(python_client, run_id) as batcher:
         batcher.add("info", "short")
         batcher.add("info", "far too long for the server")
         batcher.add("info", "short too")
@@ -271,8 +280,8 @@ def test_a_line_the_server_refuses_is_counted_and_the_others_are_stored(client, 
     assert (batcher.stats["lines_sent"], batcher.stats["rejected"]) == (2, 1)
 
 
-def test_the_log_handler_sends_formatted_records_with_their_levels(client, run_id):
-    handler = BatchsvcLogHandler(client, run_id, flush_interval=0.2)
+def test_the_log_handler_sends_formatted_records_with_their_levels(python_client, run_id):
+    handler = BatchsvcLogHandler(python_client, run_id, flush_interval=0.2)
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     agent = logging.getLogger("tests.agent")
     agent.addHandler(handler)
@@ -304,9 +313,9 @@ def test_the_log_handler_sends_formatted_records_with_their_levels(client, run_i
 
 
 def test_the_log_handler_on_the_root_logger_does_not_send_its_own_http_logs(
-    client, transport, run_id
+    python_client, transport, run_id
 ):
-    handler = BatchsvcLogHandler(client, run_id, max_batch_size=2, flush_interval=0.1)
+    handler = BatchsvcLogHandler(python_client, run_id, max_batch_size=2, flush_interval=0.1)
     root = logging.getLogger()
     old_level = root.level
     root.setLevel(logging.DEBUG)  # httpx logs every request at INFO
@@ -324,21 +333,21 @@ def test_the_log_handler_on_the_root_logger_does_not_send_its_own_http_logs(
     assert transport.count() == 1
 
 
-def test_a_run_is_read_back_in_order_with_the_client(client, run_id):
-    with LogBatcher(client, run_id, max_batch_size=100) as batcher:
+def test_a_run_is_read_back_in_order_with_the_client(python_client, run_id):
+    with LogBatcher(python_client, run_id, max_batch_size=100) as batcher:
         for n in range(30):
             batcher.add("error" if n % 10 == 0 else "info", f"line {n}")
-    lines = list(client.log_lines(run_id, page_size=7))
+    lines = list(python_client.log_lines(run_id, page_size=7))
     assert [line["message"] for line in lines] == [f"line {n}" for n in range(30)]
-    assert [line["seq"] for line in client.log_lines(run_id, after=26)] == [27, 28, 29, 30]
-    errors = client.log_lines(run_id, level="error")
+    assert [line["seq"] for line in python_client.log_lines(run_id, after=26)] == [27, 28, 29, 30]
+    errors = python_client.log_lines(run_id, level="error")
     assert [line["message"] for line in errors] == ["line 0", "line 10", "line 20"]
     assert Run.objects.count() == 1
 
 
 def test_lines_still_buffered_when_the_program_exits_are_sent(live_server, token, run_id):
     script = (
-        "import sys; from batchsvc.client import Client, LogBatcher; "
+        "import sys; from batchsvc_client import Client, LogBatcher; "
         "client = Client(sys.argv[1], token=sys.argv[2]); "
         "batcher = LogBatcher(client, sys.argv[3], flush_interval=60); "
         "batcher.add('info', 'said just before exit')"
@@ -350,7 +359,7 @@ def test_lines_still_buffered_when_the_program_exits_are_sent(live_server, token
 
 
 def test_a_throttled_batch_stays_buffered_until_retry_after_and_is_not_split(
-    client, transport, run_id, settings
+    python_client, transport, run_id, settings
 ):
     from django.core.cache import cache
 
@@ -359,7 +368,7 @@ def test_a_throttled_batch_stays_buffered_until_retry_after_and_is_not_split(
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"batch": "1/minute"},
     }
-    batcher = LogBatcher(client, run_id, max_batch_size=2)
+    batcher = LogBatcher(python_client, run_id, max_batch_size=2)
     for n in range(4):
         batcher.add("info", f"line {n}")
     assert wait_until(lambda: transport.count("setup_logs") == 2 and batcher.buffered == 2)
@@ -393,9 +402,9 @@ def test_a_line_the_server_always_fails_is_dropped_in_its_place_and_the_lines_be
     assert (batcher.stats["dropped"], batcher.stats["rejected"]) == (1, 0)
 
 
-def test_a_message_with_lone_surrogates_is_sent_with_them_escaped(client, run_id):
+def test_a_message_with_lone_surrogates_is_sent_with_them_escaped(python_client, run_id):
     name = b"caf\xe9.txt".decode("utf-8", "surrogateescape")
-    with LogBatcher(client, run_id) as batcher:
+    with LogBatcher(python_client, run_id) as batcher:
         batcher.add("info", "before")
         batcher.add("info", f"reading {name}")
         batcher.add("info", "after")

@@ -6,8 +6,8 @@ import os
 import time
 
 import pytest
+from batchsvc_client import Client, LogBatcher
 
-from batchsvc.client import Client, LogBatcher
 from setuplogs.models import LogEntry
 from tests.support.logs import messages
 from tests.support.waiting import WAIT, wait_until

@@ -7,9 +7,9 @@ import itertools
 import time
 
 import pytest
+from batchsvc_client import ApiError, Client, TraceWriter
 
 from batches.models import Batch
-from batchsvc.client import ApiError, Client, TraceWriter
 from tests.batches.factories import csv_bytes
 from tests.conftest import make_run
 from traces.models import Run, TraceFile
@@ -23,9 +23,9 @@ OUTAGE = [("losing", 0.3), ("unavailable", 1.0), ("down", 1.0)]
 
 
 @pytest.fixture
-def client(front, token):
-    with Client(front.url, token=token, backoff=0.05, max_backoff=0.5) as client:
-        yield client
+def python_client(front, token):
+    with Client(front.url, token=token, backoff=0.05, max_backoff=0.5) as api_client:
+        yield api_client
 
 
 def gaps_after_503s(front) -> list[float]:
@@ -34,10 +34,10 @@ def gaps_after_503s(front) -> list[float]:
     return [b.arrived - a.answered for a, b in itertools.pairwise(seen) if a.status == 503]
 
 
-def test_a_503_is_retried_no_sooner_than_its_retry_after_and_then_succeeds(client, front):
+def test_a_503_is_retried_no_sooner_than_its_retry_after_and_then_succeeds(python_client, front):
     front.outage([("unavailable", 1.5)])
     run = make_run()
-    summary = client.upload_runs([run])
+    summary = python_client.upload_runs([run])
 
     assert summary["created"] == 1
     assert str(Run.objects.get().event_id) == run["event_id"]
@@ -46,10 +46,10 @@ def test_a_503_is_retried_no_sooner_than_its_retry_after_and_then_succeeds(clien
     assert gaps and min(gaps) >= 1.0
 
 
-def test_a_retry_after_date_is_waited_for(client, front):
+def test_a_retry_after_date_is_waited_for(python_client, front):
     front.retry_after = email.utils.formatdate(time.time() + 2, usegmt=True)
     front.outage([("unavailable", 0.5)])
-    client.upload_runs([make_run()])
+    python_client.upload_runs([make_run()])
 
     retry_at = email.utils.parsedate_to_datetime(front.retry_after).timestamp()
     first, second = front.seen[:2]
@@ -87,10 +87,12 @@ def test_a_500_is_retried_max_retries_times_only(front, token):
     assert front.statuses() == [500, 500, 500]
 
 
-def test_upload_runs_stores_each_run_once_across_an_outage_that_starts_mid_upload(client, front):
+def test_upload_runs_stores_each_run_once_across_an_outage_that_starts_mid_upload(
+    python_client, front
+):
     runs = [make_run() for _ in range(60)]
     front.outage(OUTAGE, after=2)
-    summary = client.upload_runs(runs, chunk_size=10)
+    summary = python_client.upload_runs(runs, chunk_size=10)
 
     assert front.outage_over.wait(WAIT)
     statuses = front.statuses()
@@ -102,11 +104,11 @@ def test_upload_runs_stores_each_run_once_across_an_outage_that_starts_mid_uploa
 
 
 def test_trace_files_are_written_once_each_across_an_outage_that_starts_mid_sequence(
-    client, front, alice_root
+    python_client, front, alice_root
 ):
     files = [(f"content {n}", f"t{n:02}.txt") for n in range(30)]
     front.outage(OUTAGE, after=2)
-    assert TraceWriter(client, "out", max_batch_size=5).write_formatted_traces(files)
+    assert TraceWriter(python_client, "out", max_batch_size=5).write_formatted_traces(files)
 
     assert front.outage_over.wait(WAIT)
     assert {502, 503} <= set(front.statuses())
@@ -117,22 +119,24 @@ def test_trace_files_are_written_once_each_across_an_outage_that_starts_mid_sequ
     assert [(p.name, p.read_text()) for p in written] == [(name, text) for text, name in files]
 
 
-def test_a_batch_upload_retried_after_a_lost_answer_creates_one_batch(client, front, tmp_path):
+def test_a_batch_upload_retried_after_a_lost_answer_creates_one_batch(
+    python_client, front, tmp_path
+):
     questions = tmp_path / "questions.csv"
     questions.write_bytes(csv_bytes([("first", "a"), ("second", "a")]))
     front.outage([("losing", 0.3), ("unavailable", 0.5)])
-    created = client.upload_batch(questions)
+    created = python_client.upload_batch(questions)
 
     assert str(Batch.objects.get().pk) == created["batch_id"]
     keys = {seen.headers["idempotency-key"] for seen in front.seen}
     assert len(front.seen) > 1 and len(keys) == 1
 
 
-def test_a_results_download_waits_out_a_503(client, front, tmp_path):
+def test_a_results_download_waits_out_a_503(python_client, front, tmp_path):
     questions = tmp_path / "questions.csv"
     questions.write_bytes(csv_bytes([("first", "a")]))
-    batch_id = client.upload_batch(questions)["batch_id"]
+    batch_id = python_client.upload_batch(questions)["batch_id"]
     front.outage([("unavailable", 0.5)])
-    path = client.download_results(batch_id, tmp_path / "results.csv")
+    path = python_client.download_results(batch_id, tmp_path / "results.csv")
     assert front.statuses("results?format=csv")[0] == 503
     assert "question" in path.read_text("utf-8-sig")

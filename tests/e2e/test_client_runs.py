@@ -1,44 +1,44 @@
 """The Python client against a real server."""
 
 import pytest
+from batchsvc_client import ApiError, Client
 
-from batchsvc.client import ApiError, Client
 from tests.conftest import make_run
 from traces.models import Run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_upload_runs_chunks_and_adds_up_the_results(client, alice):
+def test_upload_runs_chunks_and_adds_up_the_results(python_client, alice):
     runs = [make_run() for _ in range(25)]
     runs[13]["status"] = "exploded"
-    summary = client.upload_runs(runs, chunk_size=10)
+    summary = python_client.upload_runs(runs, chunk_size=10)
     assert (summary["total"], summary["created"], summary["failed"]) == (25, 24, 1)
     assert [e["index"] for e in summary["errors"]] == [13]
     assert Run.objects.filter(owner=alice).count() == Run.objects.count() == 24  # the token's user
 
 
-def test_upload_runs_again_is_idempotent(client):
+def test_upload_runs_again_is_idempotent(python_client):
     runs = [make_run() for _ in range(12)]
-    client.upload_runs(runs, chunk_size=5)
-    summary = client.upload_runs(runs, chunk_size=5)
+    python_client.upload_runs(runs, chunk_size=5)
+    summary = python_client.upload_runs(runs, chunk_size=5)
     assert (summary["created"], summary["existing"]) == (0, 12)
     assert Run.objects.count() == 12
 
 
-def test_a_rolled_back_transactional_chunk_is_counted_and_stores_nothing(client):
+def test_a_rolled_back_transactional_chunk_is_counted_and_stores_nothing(python_client):
     runs = [make_run() for _ in range(6)]
     runs[4]["job_type"] = ""
-    summary = client.upload_runs(runs, transactional=True, chunk_size=3)
+    summary = python_client.upload_runs(runs, transactional=True, chunk_size=3)
     assert summary["rolled_back_chunks"] == 1
     assert summary["created"] == 3
     assert Run.objects.count() == 3
 
 
-def test_a_refused_request_raises_api_error(client, settings):
+def test_a_refused_request_raises_api_error(python_client, settings):
     settings.RUNS_BATCH_MAX = 2
     with pytest.raises(ApiError) as caught:
-        client.upload_runs([make_run() for _ in range(3)], chunk_size=3)
+        python_client.upload_runs([make_run() for _ in range(3)], chunk_size=3)
     assert caught.value.status == 400
     assert "limit is 2" in str(caught.value)
 
