@@ -17,8 +17,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# The server and the client (client/, a distribution of its own), both editable, in one
+# resolution: the server depends on batchsvc-client, found here rather than on an index.
+$(VENV)/.installed: pyproject.toml client/pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ./client -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed
