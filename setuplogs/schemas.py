@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from batchsvc.api.schemas import as_utc, patterned
+from batchsvc.api.schemas import NUL_FREE, as_utc, patterned, refuse_characters
 from setuplogs.models import CLIENT_ID_MAX, LogLevel
 
 # Accepted spellings of a level, lower-cased; older agents say "warn".
@@ -22,15 +22,16 @@ Level = Annotated[
     str,
     msgspec.Meta(
         description=f"One of {LEVELS_TEXT} (any case; `warn` means warning).",
-        extra_json_schema={"examples": ["info"]},
+        extra_json_schema={"enum": list(LEVEL_ALIASES), "examples": ["info"]},
     ),
 ]
 Message = Annotated[
     str,
     msgspec.Meta(
-        description="At most LOG_MESSAGE_MAX bytes of UTF-8 (default 65536). "
-        "A NUL character is stored as U+FFFD."
+        description="At most LOG_MESSAGE_MAX bytes of UTF-8 (default 65536), without the NUL "
+        "character (PostgreSQL cannot store it): a line with one is refused, as a run is."
     ),
+    NUL_FREE,
 ]
 Timestamp = Annotated[
     dt.datetime,
@@ -79,8 +80,8 @@ def normalize_level(value: str) -> str:
     return level
 
 
-class LogLineIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
-    """One log line as a client sends it. Unknown fields are ignored."""
+class LogLineIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One log line as a client sends it. A key it does not know fails the line."""
 
     message: Message
     level: Level = LogLevel.INFO.value
@@ -88,6 +89,7 @@ class LogLineIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     client_id: ClientId = ""
 
     def __post_init__(self):
+        refuse_characters(self)  # PostgreSQL text cannot hold NUL
         if self.level not in STORED_LEVELS:  # the common case costs one lookup
             self.level = normalize_level(self.level)
         self.timestamp = as_utc(self.timestamp, "timestamp")
@@ -96,14 +98,13 @@ class LogLineIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
         # most 4 bytes of UTF-8.
         if len(self.message) * 4 > limit and len(self.message.encode()) > limit:
             raise ValueError(f"message is longer than the limit of {limit} bytes")
-        if "\x00" in self.message:
-            # PostgreSQL text cannot hold NUL; a log line is worth keeping anyway.
-            self.message = self.message.replace("\x00", "\ufffd")
 
 
-class BatchExtras(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
-    """The batch body's fields besides ``logs``, which the bulk engine reads."""
+class LogBatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The batch append's body: its lines kept raw for the bulk engine to decode one
+    by one, and how many the client dropped."""
 
+    logs: list[msgspec.Raw] | None = None
     dropped: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 

@@ -12,7 +12,6 @@ from django.utils import timezone
 from batchsvc.api.bulk import ItemError, first_occurrences, validate_items
 from batchsvc.api.errors import ApiError
 from batchsvc.api.inserts import insert_new
-from batchsvc.api.schemas import describe
 from setuplogs.models import CLIENT_ID_MAX, LogEntry, LogLevel
 from setuplogs.schemas import RESERVED_CLIENT_ID_PREFIX, LogLineIn
 from setuplogs.selectors import last_seq, stored_client_ids
@@ -44,10 +43,10 @@ class AppendResult:
         }
 
 
-def log_lines_append(*, run: Run, lines: Sequence, dropped: int = 0) -> AppendResult:
-    """Append a batch of lines (raw JSON values or :class:`LogLineIn`) to ``run``.
+def log_lines_append(*, run: Run, lines: Sequence[msgspec.Raw], dropped: int = 0) -> AppendResult:
+    """Append a batch of raw lines (JSON text, see batchsvc.api.bulk) to ``run``.
 
-    1. Validate every line; invalid ones are skipped and reported by index.
+    1. Decode every line once; invalid ones are skipped and reported by index.
     2. Of lines repeating a client_id within the request, keep the first.
     3. ``dropped`` > 0 (lines the client lost) adds a warning line before them.
     4. In one transaction that holds the run's append lock, number the lines
@@ -59,6 +58,10 @@ def log_lines_append(*, run: Run, lines: Sequence, dropped: int = 0) -> AppendRe
        constraint, not a pre-check, decides what is a duplicate.
     """
     valid, skipped = validate_items(lines, LogLineIn)
+    return _append(run, valid, skipped, dropped)
+
+
+def _append(run: Run, valid: list, skipped: list[ItemError], dropped: int) -> AppendResult:
     # Lines without a client_id are never duplicates: each gets a key of its own.
     firsts, repeats = first_occurrences(valid, key=lambda line: line.client_id or object())
     batch = [line for _, line in firsts]
@@ -86,14 +89,14 @@ def log_lines_append(*, run: Run, lines: Sequence, dropped: int = 0) -> AppendRe
     return result
 
 
-def log_line_append(*, run: Run, raw: Any) -> tuple[LogEntry, bool]:
-    """Append one line; return the stored line and whether it is new (False: its
+def log_line_append(*, run: Run, raw: msgspec.Raw) -> tuple[LogEntry, bool]:
+    """Append one raw line; return the stored line and whether it is new (False: its
     client_id was stored already). An invalid line is a 400."""
-    try:
-        line = msgspec.convert(raw, LogLineIn)
-    except msgspec.ValidationError as exc:
-        raise ApiError(f"Log line not stored: {describe(exc, LogLineIn)}.") from None
-    result = log_lines_append(run=run, lines=[line])
+    valid, skipped = validate_items([raw], LogLineIn)
+    if skipped:
+        raise ApiError(f"Log line not stored: {skipped[0].error}.")
+    line = valid[0][1]
+    result = _append(run, valid, [], 0)
     if result.added:
         return LogEntry.objects.get(run=run, seq=result.seqs[0]), True
     return LogEntry.objects.get(run=run, client_id=line.client_id), False

@@ -1,4 +1,3 @@
-import msgspec
 from django.conf import settings
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -6,19 +5,17 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from batchsvc.api.bulk import read_items
-from batchsvc.api.errors import ApiError
+from batchsvc.api.bulk import read_envelope
 from batchsvc.api.fields import FieldSelectionMixin
 from batchsvc.api.openapi import envelope_schema, json_body, schema_ref
 from batchsvc.api.pagination import CursorPagination
-from batchsvc.api.parsers import BulkJSONParser, JSONParser
-from batchsvc.api.schemas import describe
+from batchsvc.api.parsers import BulkJSONParser, RawJSONParser
 from batchsvc.api.throttling import ScopedThrottle
 from batchsvc.ops import metrics
 from setuplogs import services
 from setuplogs.filters import LogEntryFilter
 from setuplogs.models import LogEntry
-from setuplogs.schemas import BatchExtras, LogBatchResult, LogLineIn
+from setuplogs.schemas import LogBatch, LogBatchResult, LogLineIn
 from setuplogs.selectors import run_for_logs
 from setuplogs.serializers import LogEntrySerializer
 
@@ -78,36 +75,27 @@ class SetupLogsView(FieldSelectionMixin, generics.ListAPIView):
     )
     def post(self, request, run_id):
         run = run_for_logs(request, run_id, write=True)
-        lines = read_items(request.data, "logs", LogLineIn, settings.LOGS_BATCH_MAX)
-        dropped = _dropped(request.data)
-        result = services.log_lines_append(run=run, lines=lines, dropped=dropped)
+        body = read_envelope(
+            request.data,
+            "logs",
+            settings.LOGS_BATCH_MAX,
+            schema=LogBatch,
+            refused="Log lines not stored",
+        )
+        result = services.log_lines_append(run=run, lines=body.logs, dropped=body.dropped)
         counts = {
             "created": result.added,
             "existing": result.duplicates,
             "failed": len(result.skipped),
         }
-        metrics.observe_bulk(resource="log_lines", size=len(lines), counts=counts)
+        metrics.observe_bulk(resource="log_lines", size=len(body.logs), counts=counts)
         return Response(result.as_dict(), status=status.HTTP_200_OK)
-
-
-def _dropped(body) -> int:
-    """The batch's ``dropped`` count. read_items has already checked the body is a
-    JSON object; this second decode skips ``logs`` without building it, and only
-    runs when the body mentions ``dropped`` at all."""
-    try:
-        if isinstance(body, bytes):
-            return (
-                msgspec.json.decode(body, type=BatchExtras).dropped if b'"dropped"' in body else 0
-            )
-        return msgspec.convert(body, BatchExtras).dropped
-    except msgspec.ValidationError as exc:
-        raise ApiError(f"Log lines not stored: {describe(exc)}.") from None
 
 
 class SetupLogView(APIView):
     """Append one line (POST, or PATCH as older agents do)."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [RawJSONParser]
 
     @extend_schema(
         request=json_body(schema_ref(LogLineIn)),

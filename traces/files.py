@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import msgspec
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
@@ -18,7 +19,7 @@ from django.core.files.storage import Storage, storages
 from django.db import connection, transaction
 from django.utils.html import format_html
 
-from batchsvc.api.bulk import first_occurrences, validate_items
+from batchsvc.api.bulk import echoed, first_occurrences, validate_items
 from traces.models import TraceFile
 from traces.paths import storage_name
 from traces.schemas import TraceFileIn
@@ -99,11 +100,12 @@ class WriteResult:
         }
 
 
-def trace_files_write(*, owner, items: list) -> WriteResult:
-    """Write a batch of raw trace file dicts as ``owner``'s; one bad file fails alone.
+def trace_files_write(*, owner, items: list[msgspec.Raw]) -> WriteResult:
+    """Write a batch of raw trace files (JSON text, see batchsvc.api.bulk) as
+    ``owner``'s; one bad file fails alone.
     Paths are the owner's: the files go to the owner's namespace in the storage.
 
-    1. Validate every item against :class:`TraceFileIn` (fields, path safety,
+    1. Decode every item once, as :class:`TraceFileIn` (fields, path safety,
        size). A path repeated in the batch fails its repeats. A run_id need not
        be stored yet (see :class:`traces.models.TraceFile`).
     2. Stage the valid files in parallel threads, outside any transaction: the
@@ -116,7 +118,7 @@ def trace_files_write(*, owner, items: list) -> WriteResult:
     4. Log one line with the batch's figures.
     """
     started = time.perf_counter()
-    outcomes = [FileOutcome(index=i, file_name=_echo(raw)) for i, raw in enumerate(items)]
+    outcomes = [FileOutcome(index=i, file_name=None) for i in range(len(items))]
     files = _valid_files(items, outcomes, owner)
     try:
         _stage_files(trace_storage(), files)
@@ -147,16 +149,12 @@ class _File:
     handle: StagedFile | _Saved | None = None
 
 
-def _echo(raw) -> str | None:
-    if isinstance(raw, TraceFileIn):
-        return raw.file_name
-    value = raw.get("file_name") if isinstance(raw, dict) else None
-    return value if isinstance(value, str) else None
-
-
 def _valid_files(items: list, outcomes: list[FileOutcome], owner) -> list[_File]:
     valid, invalid = validate_items(items, TraceFileIn)
+    for index, item in valid:
+        outcomes[index].file_name = item.file_name
     for error in invalid:
+        outcomes[error.index].file_name = echoed(items[error.index], ("file_name",))[0]
         outcomes[error.index].error = error.error
     # An empty run_id means no run, as absent or null does.
     files = []

@@ -7,7 +7,8 @@ from typing import IO
 
 import msgspec
 
-_decoder = msgspec.json.Decoder()
+_decoder = msgspec.json.Decoder(msgspec.Raw)
+_array_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 class NotJSON:
@@ -22,13 +23,14 @@ def open_source(path: str) -> IO[bytes]:
 
 
 def read_runs(stream: IO[bytes]) -> Iterator:
-    """Yield raw runs. A JSON array is decoded whole; JSON Lines are streamed."""
+    """Yield raw runs (JSON text, for runs_ingest to decode once each). A JSON array
+    is split whole; JSON Lines are streamed, each line's syntax checked."""
     head = stream.read(1)
     while head.isspace():
         head = stream.read(1)
     if head == b"[":
         try:
-            yield from _decoder.decode(head + stream.read())
+            yield from _array_decoder.decode(head + stream.read())
         except msgspec.DecodeError as exc:
             raise ValueError(f"the file is not a valid JSON array: {exc}") from None
         return

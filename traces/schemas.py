@@ -92,8 +92,9 @@ class RunChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return changes
 
 
-class RunIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
-    """One run as an agent reports it. Unknown fields are ignored."""
+class RunIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One run as an agent reports it. A key it does not know fails the run, named
+    (with the field a camelCase spelling meant): a silently dropped key is lost data."""
 
     event_id: uuid.UUID
     run_id: RunId
@@ -120,9 +121,8 @@ class RunIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
         self.context_json = json_object_text(self.context_json, "context_json")
 
 
-# Response bodies of the batch endpoints. They validate nothing on the way in;
-# they describe the response in the OpenAPI schema, and a test decodes real
-# responses with them so the description cannot drift from the code.
+# The answer of the batch endpoints: what runs_ingest returns and the renderer
+# encodes as it is, and the source of its OpenAPI schema.
 class RunItemResult(msgspec.Struct):
     index: int
     event_id: str | None
@@ -137,6 +137,8 @@ class RunItemError(msgspec.Struct):
 
 
 class RunBatchResult(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Per-item outcome of a runs batch, in request order, plus the counts."""
+
     runs: list[RunItemResult]
     total: int
     created: int
@@ -145,16 +147,34 @@ class RunBatchResult(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     errors: list[RunItemError]
     rolled_back: bool = False
     dry_run: bool = False
+    error: Annotated[str, msgspec.Meta(description="Why a refused batch (400) was refused.")] | (
+        msgspec.UnsetType
+    ) = msgspec.UNSET
+    request_id: str | msgspec.UnsetType = msgspec.UNSET
+
+    def stored_counts(self) -> dict[str, int]:
+        """The counts by what the database holds now: a rolled-back batch created
+        nothing, and its would-be-created items are ``rolled_back``."""
+        counts = {"created": self.created, "existing": self.existing, "failed": self.failed}
+        rolled_back = sum(item.result == "rolled_back" for item in self.runs)
+        return {**counts, "rolled_back": rolled_back} if rolled_back else counts
+
+    def failed_only(self) -> "RunBatchResult":
+        """The same answer listing only the failed items; the counts still cover all."""
+        return msgspec.structs.replace(
+            self, runs=[item for item in self.runs if item.result == "failed"]
+        )
 
 
 # Trace files ----------------------------------------------------------------
 
 
-class TraceFileIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+class TraceFileIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """One trace file to write under the trace root. ``output_directory`` is a
     relative path and ``file_name`` one name: absolute paths, ``..`` in any
     spelling, backslashes, drive letters, control characters and names over 255
-    bytes are refused. The same rules hold for the single and the batch endpoint."""
+    bytes are refused. The same rules hold for the single and the batch endpoint.
+    A key it does not know fails the file (``traceData``: did you mean trace_data?)."""
 
     trace_data: Annotated[str, msgspec.Meta(min_length=1)]
     file_name: Annotated[str, msgspec.Meta(description="A name, not a path.")]

@@ -6,66 +6,39 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
+import msgspec
 from django.db import transaction
 from django.utils import timezone
 from msgspec.structs import astuple
 
-from batchsvc.api.bulk import first_occurrences, validate_items
+from batchsvc.api.bulk import echoed, first_occurrences, validate_items
 from batchsvc.api.errors import ApiError
 from batchsvc.api.inserts import insert_ignoring_conflicts
+from traces.importing import NotJSON, chunked
 from traces.models import Run
-from traces.schemas import RunChanges, RunIn, check_times
+from traces.schemas import (
+    RunBatchResult,
+    RunChanges,
+    RunIn,
+    RunItemError,
+    RunItemResult,
+    check_times,
+)
 
 CREATED, EXISTING, FAILED = "created", "existing", "failed"
 ROLLED_BACK = "rolled_back"  # valid and new, but not stored: another item failed the batch
 _COLUMNS = [*RunIn.__struct_fields__, "owner", "created_at", "updated_at"]
+_ECHOED = ("event_id", "run_id")
 
 
-@dataclass
-class IngestResult:
-    """Per-item outcome of a runs batch, in request order, plus the counts."""
+def runs_ingest(
+    *, owner, items: list[msgspec.Raw], atomic: bool, dry_run: bool = False
+) -> RunBatchResult:
+    """Store a batch of raw runs (JSON text, see batchsvc.api.bulk) as ``owner``'s.
+    Identifiers are unique per owner: another owner's runs are never read, touched
+    or revealed.
 
-    items: list[dict[str, Any]]
-    errors: list[dict[str, Any]]
-    rolled_back: bool = False
-    dry_run: bool = False
-    counts: dict[str, int] = field(init=False)
-
-    def __post_init__(self):
-        self.counts = {CREATED: 0, EXISTING: 0, FAILED: 0}
-        for item in self.items:
-            if item["result"] != ROLLED_BACK:  # the body's rolled_back flag says why
-                self.counts[item["result"]] += 1
-
-    @property
-    def failed(self) -> int:
-        return self.counts[FAILED]
-
-    def stored_counts(self) -> dict[str, int]:
-        """The counts by what the database holds now: a rolled-back batch created
-        nothing, and its would-be-created items are ``rolled_back``."""
-        rolled_back = sum(item["result"] == ROLLED_BACK for item in self.items)
-        return {**self.counts, ROLLED_BACK: rolled_back} if rolled_back else dict(self.counts)
-
-    def as_dict(self, *, errors_only: bool = False) -> dict[str, Any]:
-        body = {
-            "runs": [i for i in self.items if i["result"] == FAILED] if errors_only else self.items,
-            "total": len(self.items),
-            **self.counts,
-            "errors": self.errors,
-        }
-        if self.rolled_back:
-            body["rolled_back"] = True
-        if self.dry_run:
-            body["dry_run"] = True
-        return body
-
-
-def runs_ingest(*, owner, items: list, atomic: bool, dry_run: bool = False) -> IngestResult:
-    """Store a batch of raw run dicts as ``owner``'s. Identifiers are unique per
-    owner: another owner's runs are never read, touched or revealed.
-
-    1. Validate every item against :class:`RunIn`.
+    1. Decode every item once, as :class:`RunIn`.
     2. Keep the first occurrence of each event_id (later ones are ``existing``) and
        of each run_id (a later one with another event_id fails).
     3. Insert the rest with ON CONFLICT DO NOTHING; what the database refused is
@@ -80,10 +53,10 @@ def runs_ingest(*, owner, items: list, atomic: bool, dry_run: bool = False) -> I
     firsts, repeats = first_occurrences(valid, key=attrgetter("event_id"))
     runs = Run.objects.owned_by(owner)
     firsts, clashes = _claim_run_ids(firsts, runs)
+    by_index = dict(valid)
     for index, first in clashes.items():
         failures[index] = (
-            f"run_id {_echo(items[index], 'run_id')!r} is also used by item {first} "
-            "with another event_id"
+            f"run_id {by_index[index].run_id!r} is also used by item {first} with another event_id"
         )
 
     rolled_back = False
@@ -105,9 +78,17 @@ def runs_ingest(*, owner, items: list, atomic: bool, dry_run: bool = False) -> I
             failures[index] = failures[first]
     if rolled_back:
         outcomes = {i: ROLLED_BACK if o == CREATED else o for i, o in outcomes.items()}
-    results = _results(items, failures, outcomes, repeats)
-    return IngestResult(
-        items=results[0], errors=results[1], rolled_back=rolled_back, dry_run=dry_run
+    results, errors = _results(items, by_index, failures, outcomes, repeats)
+    counted = [item.result for item in results if item.result != ROLLED_BACK]
+    return RunBatchResult(
+        runs=results,
+        total=len(results),
+        created=counted.count(CREATED),
+        existing=counted.count(EXISTING),
+        failed=counted.count(FAILED),
+        errors=errors,
+        rolled_back=rolled_back,
+        dry_run=dry_run,
     )
 
 
@@ -129,36 +110,31 @@ def _claim_run_ids(firsts: list[tuple[int, RunIn]], runs) -> tuple[list, dict[in
     return sorted(kept, key=lambda pair: pair[0]), clashes
 
 
-def _results(items, failures, outcomes, repeats):
+def _results(items, valid, failures, outcomes, repeats):
     results, errors = [], []
     for index, raw in enumerate(items):
-        if type(raw) is RunIn:  # the common case, a valid run: no look-ups by name
-            event_id, run_id = str(raw.event_id), raw.run_id
+        run = valid.get(index)
+        if run is not None:
+            event_id, run_id = str(run.event_id), run.run_id
         else:
-            event_id, run_id = _echo(raw, "event_id"), _echo(raw, "run_id")
+            event_id, run_id = _echo(raw)
         if index in failures:
-            results.append(
-                {"index": index, "event_id": event_id, "run_id": run_id, "result": FAILED}
-            )
-            errors.append({"index": index, "event_id": event_id, "error": failures[index]})
+            results.append(RunItemResult(index, event_id, run_id, FAILED))
+            errors.append(RunItemError(index, event_id, failures[index]))
         else:
             result = EXISTING if index in repeats else outcomes[index]
-            results.append(
-                {"index": index, "event_id": event_id, "run_id": run_id, "result": result}
-            )
+            results.append(RunItemResult(index, event_id, run_id, result))
     return results, errors
 
 
-def _echo(raw, name):
-    if isinstance(raw, RunIn):
-        return str(getattr(raw, name))
-    value = raw.get(name) if isinstance(raw, dict) else None
-    if not isinstance(value, str):
-        return None
-    if name == "event_id":  # echoed in one spelling, however the batch fared
+def _echo(raw: msgspec.Raw) -> tuple[str | None, str | None]:
+    """An invalid run's event_id and run_id as it sent them, the event_id in one
+    spelling when it is a UUID at all, however the batch fared."""
+    event_id, run_id = echoed(raw, _ECHOED)
+    if event_id is not None:
         with suppress(ValueError):
-            return str(uuid.UUID(value))
-    return value
+            event_id = str(uuid.UUID(event_id))
+    return event_id, run_id
 
 
 def _clash(run: RunIn) -> str:
@@ -234,14 +210,13 @@ class ImportSummary:
 
 
 def runs_import(*, owner, items, atomic: bool, chunk_size: int, progress=None) -> ImportSummary:
-    """Store runs from an iterable of any length, ``chunk_size`` at a time, through
-    :func:`runs_ingest`. Items that could not even be read (``NotJSON``) fail in place.
+    """Store runs from an iterable of raw runs of any length, ``chunk_size`` at a
+    time, through :func:`runs_ingest`. Items that could not even be read
+    (``NotJSON``) fail in place.
 
     Atomic imports are all-or-nothing across every chunk: the first chunk with a
     failure rolls the whole import back and stops it.
     """
-    from traces.importing import NotJSON, chunked
-
     summary = ImportSummary()
     # A lenient import commits chunk by chunk; an atomic one holds one transaction.
     with transaction.atomic() if atomic else nullcontext():
@@ -256,11 +231,15 @@ def runs_import(*, owner, items, atomic: bool, chunk_size: int, progress=None) -
                 summary.failed += 1
                 summary.errors.append({"index": offset + i, "event_id": None, "error": item.error})
             if result is not None:
-                summary.created += result.counts[CREATED]
-                summary.existing += result.counts[EXISTING]
+                summary.created += result.created
+                summary.existing += result.existing
                 summary.failed += result.failed
                 summary.errors.extend(
-                    {**error, "index": offset + positions[error["index"]]}
+                    {
+                        "index": offset + positions[error.index],
+                        "event_id": error.event_id,
+                        "error": error.error,
+                    }
                     for error in result.errors
                 )
             if progress is not None:

@@ -11,10 +11,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from batchsvc.api.bulk import read_items
-from batchsvc.api.errors import ApiError
+from batchsvc.api.errors import ApiError, error_fields
 from batchsvc.api.fields import FieldSelectionMixin
 from batchsvc.api.openapi import envelope_schema, json_body, schema_ref
-from batchsvc.api.parsers import BulkJSONParser, JSONParser
+from batchsvc.api.parsers import BulkJSONParser, RawJSONParser
 from batchsvc.api.schemas import describe
 from batchsvc.api.throttling import ScopedThrottle
 from batchsvc.api.views import query_flag
@@ -94,6 +94,7 @@ class RunViewSet(
     ordering_fields = ["start_time", "created_at", "updated_at"]
     ordering = ["-start_time"]
     http_method_names = ["get", "post", "patch", "head", "options"]
+    parser_classes = [RawJSONParser]  # create and PATCH: the service decodes the run once
     throttle_scope = None  # the batch actions have theirs
 
     def get_queryset(self):
@@ -127,17 +128,18 @@ class RunViewSet(
 
     def _batch(self, request, *, atomic: bool):
         dry_run, errors_only = query_flag(request, "dry_run"), query_flag(request, "errors_only")
-        items = read_items(request.data, "runs", RunIn, settings.RUNS_BATCH_MAX)
+        items = read_items(request.data, "runs", settings.RUNS_BATCH_MAX)
         result = services.runs_ingest(
             owner=request.user, items=items, atomic=atomic, dry_run=dry_run
         )
         if not dry_run:
             metrics.observe_bulk(resource="runs", size=len(items), counts=result.stored_counts())
-        if result.failed:
-            code = status.HTTP_400_BAD_REQUEST if atomic else status.HTTP_200_OK
-        else:
-            code = status.HTTP_200_OK if result.dry_run else status.HTTP_201_CREATED
-        return Response(result.as_dict(errors_only=errors_only), status=code)
+        if errors_only:
+            result = result.failed_only()
+        if result.failed and atomic:
+            return Response(refused(result), status=status.HTTP_400_BAD_REQUEST)
+        code = status.HTTP_200_OK if result.failed or dry_run else status.HTTP_201_CREATED
+        return Response(result, status=code)
 
     @extend_schema(
         request=json_body(schema_ref(RunIn)),
@@ -147,9 +149,10 @@ class RunViewSet(
     def create(self, request, *args, **kwargs):
         result = services.runs_ingest(owner=request.user, items=[request.data], atomic=True)
         if result.failed:
-            raise ApiError(f"Run not stored: {result.errors[0]['error']}.")
-        run = self.get_queryset().owned_by(request.user).get(event_id=request.data["event_id"])
-        created = result.items[0]["result"] == services.CREATED
+            raise ApiError(f"Run not stored: {result.errors[0].error}.")
+        outcome = result.runs[0]
+        run = self.get_queryset().owned_by(request.user).get(event_id=outcome.event_id)
+        created = outcome.result == services.CREATED
         return Response(
             self.get_serializer(run).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
@@ -161,11 +164,21 @@ class RunViewSet(
         return Response(self.get_serializer(run).data)
 
 
-def read_changes(data) -> RunChanges:
+def refused(result: RunBatchResult) -> RunBatchResult:
+    """An all-or-nothing batch that stored nothing, with the sentence every 4xx has."""
+    failed = f"{result.failed} of {result.total} runs failed"
+    if result.dry_run:
+        message = f"{failed}: this batch would be refused whole; nothing was stored (dry run)."
+    else:
+        message = f"{failed}, so the batch was rolled back and nothing was stored; see errors."
+    return error_fields(result, message)
+
+
+def read_changes(body: msgspec.Raw) -> RunChanges:
     """A PATCH body as :class:`RunChanges`, or a 400 naming the fields it takes."""
     allowed = ", ".join(RunChanges.__struct_fields__)
     try:
-        changes = msgspec.convert(data, RunChanges)
+        changes = msgspec.json.decode(body, type=RunChanges)
     except msgspec.ValidationError as exc:
         problem = describe(exc)
         if problem.startswith("Object contains unknown field"):
@@ -198,7 +211,7 @@ EXAMPLE_FILES = [
 ]
 
 
-class TraceJSONParser(JSONParser):
+class TraceRawJSONParser(RawJSONParser):
     limit_setting = "TRACES_MAX_REQUEST_BYTES"
 
 
@@ -226,7 +239,7 @@ class TraceFileViewSet(
         responses={201: schema_ref(TraceWriteResult)},
         examples=[OpenApiExample("A JSON trace", value=EXAMPLE_FILES[0], request_only=True)],
     )
-    @action(detail=False, methods=["post"], parser_classes=[TraceJSONParser])
+    @action(detail=False, methods=["post"], parser_classes=[TraceRawJSONParser])
     def write(self, request):
         """Write one trace file under the storage root."""
         outcome = files.trace_files_write(owner=request.user, items=[request.data]).outcomes[0]
@@ -254,9 +267,7 @@ class TraceFileViewSet(
     def write_batch(self, request):
         """Write several trace files in one request, in parallel; each file succeeds
         or fails on its own. 200 with per-file results whenever the envelope is valid."""
-        items = read_items(
-            request.data, "files", TraceFileIn, settings.TRACES_BATCH_MAX, details=FILES_DETAILS
-        )
+        items = read_items(request.data, "files", settings.TRACES_BATCH_MAX, details=FILES_DETAILS)
         result = files.trace_files_write(owner=request.user, items=items)
         counts = {"created": result.summary["successful"], "failed": result.summary["failed"]}
         metrics.observe_bulk(resource="trace_files", size=len(items), counts=counts)

@@ -2,22 +2,27 @@
 
 A bulk request is an envelope ``{"<key>": [item, ...]}``. The engine:
 
-1. checks the envelope (present, a non-empty list, within the item limit);
-2. validates every item against one msgspec schema, collecting errors by index;
+1. decodes the envelope once, its items kept as raw JSON text (``msgspec.Raw``), and
+   checks it (an object, the list present and non-empty, within the item limit);
+2. decodes every item once, against one msgspec schema, collecting errors by index;
 3. writes the valid items in one statement (:mod:`batchsvc.api.inserts`).
 
+Every way an item comes in (a bulk body, a single POST, ``import_runs``) hands the
+services raw items, so that a service has one kind of input and one path.
 Resources (runs, log lines) decide what a conflict means for them.
 """
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import msgspec
+from rest_framework.exceptions import ParseError
 
 from batchsvc.api.errors import ApiError
-from batchsvc.api.parsers import JSONBody, decode_json
+from batchsvc.api.parsers import too_deep
 from batchsvc.api.schemas import describe
 
 
@@ -27,18 +32,66 @@ class ItemError:
     error: str
 
 
-def parse_envelope(data: Any, key: str, max_items: int, *, details: Any = None) -> list:
-    """Return the item list of a bulk body, or raise a 400 that says what is wrong.
+def envelope(key: str) -> type[msgspec.Struct]:
+    """The envelope ``{"<key>": [item, ...]}`` and nothing else, its items raw. An
+    endpoint whose body has more fields declares its own Struct the same way: the
+    list as ``list[msgspec.Raw] | None = None``, unknown fields forbidden."""
+    return _envelope(key)
 
-    ``details``, when given, goes with the errors about a missing, empty or
-    misshapen envelope (what the body should look like).
-    """
+
+@lru_cache
+def _envelope(key: str) -> type[msgspec.Struct]:
+    return msgspec.defstruct(
+        f"{key.title()}Envelope",
+        [(key, list[msgspec.Raw] | None, None)],
+        forbid_unknown_fields=True,
+    )
+
+
+def read_envelope(
+    body: bytes,
+    key: str,
+    max_items: int,
+    *,
+    schema=None,
+    details: Any = None,
+    refused: str = "The request body is not valid",
+) -> msgspec.Struct:
+    """Decode a bulk body once into ``schema`` (default: :func:`envelope` of ``key``),
+    its ``key`` a non-empty list of at most ``max_items`` raw items; else a 400 that
+    says what is wrong. ``details``, when given, goes with the errors about a
+    missing, empty or misshapen envelope (what the body should look like);
+    ``refused`` starts the sentence about the schema's other fields."""
+    schema = schema or envelope(key)
+    try:
+        decoded = msgspec.json.decode(body, type=schema)
+    except msgspec.ValidationError as exc:
+        raise _envelope_error(exc, body, key, schema, details, refused) from None
+    except msgspec.DecodeError as exc:
+        raise ParseError(f"Request body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise too_deep() from None
+    _check_items(getattr(decoded, key), key, max_items, details)
+    return decoded
+
+
+def read_items(body: bytes, key: str, max_items: int, *, details: Any = None) -> list:
+    """The raw items of a bulk body ``{"<key>": [...]}`` (see :func:`read_envelope`)."""
+    return getattr(read_envelope(body, key, max_items, details=details), key)
+
+
+def parse_envelope(data: Any, key: str, max_items: int, *, details: Any = None) -> list:
+    """The item list of a body already decoded to Python values, or a 400 as
+    :func:`read_envelope` answers it."""
     if not isinstance(data, dict):
-        raise ApiError(
-            f"The request body must be a JSON object with a {key} array.", details=details
-        )
+        raise _not_an_object(key, details)
     items = data.get(key)
-    if not isinstance(items, list):
+    _check_items(items if isinstance(items, list) else None, key, max_items, details)
+    return items
+
+
+def _check_items(items: list | None, key: str, max_items: int, details: Any) -> None:
+    if items is None:
         raise ApiError(f"{key} array is required.", details=details)
     if not items:
         raise ApiError(f"{key} array is required and must hold at least one item.", details=details)
@@ -47,65 +100,90 @@ def parse_envelope(data: Any, key: str, max_items: int, *, details: Any = None) 
             f"{key} array holds {len(items)} items; the limit is {max_items} per request.",
             details={"limit": max_items, "received": len(items)},
         )
-    return items
 
 
-def read_items(
-    body: Any, key: str, schema: type[msgspec.Struct], max_items: int, *, details: Any = None
-) -> list:
-    """The items of a bulk body: already-validated ``schema`` instances when the
-    whole body is valid (decoded and validated in one pass, the common case), else
-    plain JSON values for :func:`validate_items` to judge one by one."""
-    if isinstance(body, JSONBody):
-        try:
-            items = getattr(msgspec.json.decode(body, type=_envelope(key, schema)), key)
-        except (msgspec.DecodeError, RecursionError):  # invalid items, or not JSON at all
-            body = decode_json(body)  # ...find out which
-        else:
-            if 0 < len(items) <= max_items:
-                return items
-            body = {key: items}
-    return parse_envelope(body, key, max_items, details=details)
+def _not_an_object(key: str, details: Any) -> ApiError:
+    return ApiError(f"The request body must be a JSON object with a {key} array.", details=details)
 
 
-@lru_cache
-def _envelope(key: str, schema: type[msgspec.Struct]) -> type[msgspec.Struct]:
-    return msgspec.defstruct(f"{schema.__name__}Envelope", [(key, list[schema])])
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>.*)`")
 
 
-def validate_items(items: Sequence, schema: type[msgspec.Struct]):
-    """Convert every raw item to ``schema``; return ``(valid, errors)``.
+def _envelope_error(exc, body: bytes, key: str, schema, details, refused: str) -> ApiError:
+    problem = describe(exc)
+    if problem.startswith("item must be a JSON object"):
+        return _not_an_object(key, details)
+    if problem.startswith((f"{key}:", f"{key} ")):
+        return ApiError(f"{key} array is required.", details=details)
+    unknown = _UNKNOWN.match(str(exc))
+    if unknown is None:
+        return ApiError(f"{refused}: {problem}.")
+    taken = ", ".join(schema.__struct_fields__)
+    name = unknown["name"]
+    # Refused as a whole, so reading it again costs nothing worth saving: is the
+    # list missing too? Then that is the first thing to say.
+    lenient = msgspec.defstruct("Lenient", [(key, Any, None)])
+    if not isinstance(getattr(msgspec.json.decode(body, type=lenient), key), list):
+        return ApiError(
+            f"{key} array is required; the body's key {name!r} is not one it takes ({taken}).",
+            details=details,
+        )
+    return ApiError(
+        f"The request body's key {name!r} is unknown; it takes {taken}.",
+        details={"unknown": [name], "valid": list(schema.__struct_fields__)},
+    )
+
+
+def validate_items(items: Sequence[msgspec.Raw], schema: type[msgspec.Struct], *, echo=()):
+    """Decode every raw item once, as ``schema``; return ``(valid, errors)``.
 
     ``valid`` holds ``(index, item)`` pairs and ``errors`` one :class:`ItemError` per
-    invalid item, both in request order. Items that are ``schema`` instances already
-    (from :func:`read_items`) pass as they are.
+    invalid item, both in request order. For an invalid item, the fields named in
+    ``echo`` (the identifiers its error repeats back) are read from its text, when
+    it has them as strings: see :func:`echoed`.
     """
     valid, errors = [], []
-    convert = _converter(schema)
+    decode = msgspec.json.decode
     for index, raw in enumerate(items):
-        if type(raw) is schema:
-            valid.append((index, raw))
-            continue
         try:
-            valid.append((index, convert(raw, schema)))
+            valid.append((index, decode(raw, type=schema)))
         except msgspec.ValidationError as exc:
             errors.append(ItemError(index, describe(exc, schema)))
+        except msgspec.DecodeError as exc:  # an item from a file, not from an envelope
+            errors.append(ItemError(index, f"item is not valid JSON: {exc}"))
         except RecursionError:
             errors.append(ItemError(index, "item is nested too deeply"))
     return valid, errors
 
 
+def echoed(raw: msgspec.Raw, names: tuple[str, ...]) -> tuple:
+    """The text values of the fields ``names`` of an invalid raw item (None for
+    each it lacks or holds as something else), so that its error can repeat them.
+    Only invalid items are read this second time, and only these fields are built."""
+    try:
+        item = msgspec.json.decode(raw, type=_echo_type(names))
+    except (msgspec.DecodeError, RecursionError):  # not an object, or not JSON
+        return (None,) * len(names)
+    return tuple(_text(value) for value in msgspec.structs.astuple(item))
+
+
 @lru_cache
-def _converter(schema: type[msgspec.Struct]):
-    """``msgspec.convert``, or for a schema with ``msgspec.Raw`` fields (which only
-    a JSON decoder can fill) a round trip through JSON text."""
-    fields = msgspec.structs.fields(schema)
-    if any(
-        msgspec.Raw in (field.type, getattr(field.type, "__origin__", None)) for field in fields
-    ):
-        encode, decode = msgspec.json.encode, msgspec.json.decode
-        return lambda raw, schema: decode(encode(raw), type=schema)
-    return msgspec.convert
+def _echo_type(names: tuple[str, ...]) -> type[msgspec.Struct]:
+    # Raw fields: a value is sliced out, not built, whatever it holds.
+    return msgspec.defstruct("Echo", [(name, msgspec.Raw, _NULL) for name in names])
+
+
+_NULL = msgspec.Raw(b"null")
+
+
+def _text(value: msgspec.Raw) -> str | None:
+    return msgspec.json.decode(value) if bytes(value).startswith(b'"') else None
+
+
+def encode_items(values: Iterable) -> list[msgspec.Raw]:
+    """Python values as raw items, for a caller that holds them decoded already
+    (tests, the admin)."""
+    return [msgspec.Raw(msgspec.json.encode(value)) for value in values]
 
 
 def first_occurrences(pairs: Iterable[tuple[int, Any]], key) -> tuple[list, dict[int, int]]:

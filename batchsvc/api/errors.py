@@ -18,6 +18,7 @@ import logging
 import sys
 from http import HTTPStatus
 
+import msgspec
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
@@ -65,6 +66,15 @@ def error_body(message: str, details=None) -> dict:
     if request_id := current_request_id():
         body["request_id"] = request_id
     return body
+
+
+def error_fields(result: msgspec.Struct, message: str) -> msgspec.Struct:
+    """A refusal whose answer is a result of its own (a rolled-back batch, with its
+    per-item outcomes): that result with the ``error`` sentence and ``request_id``
+    every error body has. Its Struct declares both, unset by default."""
+    return msgspec.structs.replace(
+        result, error=message, request_id=current_request_id() or msgspec.UNSET
+    )
 
 
 def _sentence(detail) -> str:

@@ -110,11 +110,28 @@ class JSONBody(bytes):
 
 
 class BulkJSONParser(JSONParser):
-    """Leaves the body as bytes, for :func:`batchsvc.api.bulk.read_items` to decode and
-    validate in one pass."""
+    """Leaves the body as bytes, for :func:`batchsvc.api.bulk.read_envelope` to decode
+    once, its items kept as raw JSON."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         return JSONBody(self.read(stream, parser_context))
+
+
+class RawJSONParser(JSONParser):
+    """Leaves a one-item body as raw JSON (``msgspec.Raw``), its syntax checked, for
+    the view's service to decode once with its schema, as a bulk item is."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return decode_raw(self.read(stream, parser_context))
+
+
+def decode_raw(body: bytes) -> msgspec.Raw:
+    try:
+        return msgspec.json.decode(body, type=msgspec.Raw)
+    except msgspec.DecodeError as exc:
+        raise ParseError(f"Request body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise too_deep() from None
 
 
 def _enc_hook(obj):

@@ -4,6 +4,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from batchsvc.api.bulk import encode_items
 from tests.conftest import make_run
 from traces.services import runs_ingest
 
@@ -15,7 +16,7 @@ def same_start(alice):
     """2,500 runs that all started at the same moment (one import)."""
     runs = [make_run(start_time="2026-01-28T10:30:00Z") for _ in range(2500)]
     for start in range(0, len(runs), 1000):
-        runs_ingest(owner=alice, items=runs[start : start + 1000], atomic=False)
+        runs_ingest(owner=alice, items=encode_items(runs[start : start + 1000]), atomic=False)
     return {run["run_id"] for run in runs}
 
 

@@ -211,9 +211,23 @@ def test_an_invalid_dropped_count_is_a_400_and_stores_nothing(api, run, dropped)
     assert LogEntry.objects.count() == 0
 
 
-def test_a_nul_character_is_stored_as_a_replacement_character(api, run):
-    post(api, run, [line("before\x00after")])
-    assert stored(run) == [(1, "info", "before\ufffdafter")]
+def test_a_line_with_a_nul_character_is_skipped_as_a_run_with_one_is_refused(api, run):
+    response = post(api, run, [line("before\x00after"), line("kept")])
+    assert response.json()["skipped"] == [
+        {"index": 0, "error": "message: must not contain the NUL character"}
+    ]
+    assert stored(run) == [(1, "info", "kept")]
+
+
+def test_a_line_with_an_unknown_key_is_skipped_naming_the_key(api, run):
+    response = post(api, run, [line(lvl="info"), line(clientId="x")])
+    assert response.json()["skipped"] == [
+        {
+            "index": 0,
+            "error": "unknown key 'lvl'; the keys are: message, level, timestamp, client_id",
+        },
+        {"index": 1, "error": "unknown key 'clientId' (did you mean client_id?)"},
+    ]
 
 
 def test_a_client_id_longer_than_the_limit_is_skipped(api, run):

@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from batchsvc.api.bulk import encode_items
 from traces.models import Run
 from traces.services import runs_ingest
 
@@ -13,7 +14,7 @@ def family(run_factory, alice):
     parent = run_factory(agent_name="orchestrator", metrics_json={"pages": 12, "nested": {"a": 1}})
     children = [run_factory(parent_run_id=parent["run_id"], agent_name="worker") for _ in range(2)]
     orphan = run_factory(parent_run_id="not-yet-reported")
-    runs_ingest(owner=alice, items=[parent, *children, orphan], atomic=True)
+    runs_ingest(owner=alice, items=encode_items([parent, *children, orphan]), atomic=True)
     return {r["run_id"]: Run.objects.get(run_id=r["run_id"]) for r in (parent, *children, orphan)}
 
 

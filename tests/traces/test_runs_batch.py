@@ -213,9 +213,37 @@ def test_a_child_may_arrive_before_its_parent(api, run_factory):
     assert Run.objects.get(run_id=child["run_id"]).parent_run_id == "parent-not-yet-here"
 
 
-def test_unknown_fields_are_ignored(api, run_factory):
-    response = post(api, LENIENT, [run_factory(colour="blue", nested={"x": 1})])
-    assert response.status_code == 201
+def test_an_unknown_key_fails_its_run_naming_the_key_and_the_valid_ones(api, run_factory):
+    runs = [run_factory(colour="blue"), run_factory()]
+    body = post(api, LENIENT, runs).json()
+    assert results_of(body) == ["failed", "created"]
+    assert body["errors"][0]["event_id"] == runs[0]["event_id"]
+    assert body["errors"][0]["error"].startswith(
+        "unknown key 'colour'; the keys are: event_id, run_id, parent_run_id, "
+    )
+    assert Run.objects.count() == 1
+
+
+@pytest.mark.parametrize(("key", "meant"), [("eventId", "event_id"), ("agentName", "agent_name")])
+def test_a_camel_case_key_fails_its_run_naming_the_field_it_meant(api, run_factory, key, meant):
+    run = run_factory(**{key: "x"})
+    body = post(api, LENIENT, [run]).json()
+    assert body["errors"][0]["error"] == f"unknown key {key!r} (did you mean {meant}?)"
+    assert Run.objects.count() == 0
+
+
+def test_an_unknown_key_beside_the_runs_array_refuses_the_request(api, run_factory):
+    response = api.post(LENIENT, {"runs": [run_factory()], "dryRun": True}, format="json")
+    assert response.status_code == 400
+    assert error_body(response) == {
+        "error": "The request body's key 'dryRun' is unknown; it takes runs.",
+        "details": {"unknown": ["dryRun"], "valid": ["runs"]},
+    }
+    assert Run.objects.count() == 0
+
+
+def results_of(body) -> list[str]:
+    return [item["result"] for item in body["runs"]]
 
 
 def test_text_with_a_nul_character_fails_the_item_not_the_request(api, run_factory):
