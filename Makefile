@@ -73,6 +73,7 @@ bench: install
 	$(BIN)/python bench/slow_clients.py
 	$(BIN)/python bench/scale.py $(if $(QUICK),--quick)
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/client.py
 
 clean:
 	rm -rf $(VENV) var/test.sqlite3*

@@ -36,7 +36,7 @@ class Progress:
         self._shown: tuple | None = None  # what the last plain line said
         self._shown_at = 0.0
         self._bar = None
-        if _is_terminal(self.stream):
+        if is_terminal(self.stream):
             from tqdm import tqdm  # only when a bar is drawn: it costs an import
 
             self._bar = tqdm(
@@ -83,7 +83,7 @@ class Progress:
         self._shown, self._shown_at = (self.done, self.note), time.monotonic()
 
 
-def _is_terminal(stream) -> bool:
+def is_terminal(stream) -> bool:
     try:
         return stream.isatty()
     except (AttributeError, ValueError):  # no such method, or closed

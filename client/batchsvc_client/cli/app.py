@@ -12,7 +12,7 @@ from batchsvc_client.cli import batches, config, get, login, logs, runs, traces
 from batchsvc_client.cli.output import CliError, Exit, Output
 from batchsvc_client.cli.parsing import Parser, common_options
 from batchsvc_client.client import Client, TransactionTooLarge
-from batchsvc_client.terminal import silence_stdout
+from batchsvc_client.terminal import is_terminal, silence_stdout
 
 DESCRIPTION = """\
 batchsvc from a shell: upload runs, send a build's output to a run's log, write trace
@@ -141,10 +141,12 @@ def _api_error(exc: ApiError, url: str, deadline: str) -> CliError:
 
 
 def _log_to(stream) -> None:
-    """The client's warnings (retries, lines kept for later) on standard error."""
+    """The client's warnings (a retry, lines kept for later) on standard error while
+    someone watches it; in a pipe or a log file only its errors, so that a failure
+    reads as one sentence."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("batchsvc: %(message)s"))
     logger = logging.getLogger("batchsvc_client")
     logger.addHandler(handler)
-    logger.setLevel(logging.WARNING)
+    logger.setLevel(logging.WARNING if is_terminal(stream) else logging.ERROR)
     logger.propagate = False

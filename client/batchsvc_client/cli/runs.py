@@ -50,7 +50,6 @@ def upload_runs(args, ctx) -> Exit:
             kind, items = read_runs(stream)
         except RunsFileError as exc:
             raise CliError(f"{name} {exc}") from None
-        ctx.out.note(f"Reading {name} as {kind}.")
         source = Source(items, lines=kind == LINES)
         runs = source.runs()
         if args.transactional:
@@ -139,7 +138,7 @@ class Source:
 
 
 def report(out, summary: dict, *, file: str, kind: str, dry_run: bool) -> None:
-    out.line(headline(summary, dry_run))
+    out.line(headline(summary, f"from {file} ({kind})", dry_run))
     for error in summary["errors"][:SHOWN_ERRORS]:
         where = f" (line {error['line']})" if error.get("line") else ""
         out.line(f"  run {error['index']}{where}: {error['error']}")
@@ -148,8 +147,10 @@ def report(out, summary: dict, *, file: str, kind: str, dry_run: bool) -> None:
     out.document({"file": file, "format": kind, "dry_run": dry_run, **summary})
 
 
-def headline(summary: dict, dry_run: bool) -> str:
-    runs, failed = plural(summary["total"], "run"), f"{summary['failed']:,} failed"
+def headline(summary: dict, source: str, dry_run: bool) -> str:
+    """ "3 runs from runs.jsonl (JSON Lines): 3 created, 0 existing, 0 failed." and the
+    like for rolled-back uploads and dry runs."""
+    runs, failed = f"{plural(summary['total'], 'run')} {source}", f"{summary['failed']:,} failed"
     if summary["rolled_back"]:
         if dry_run:
             return f"Dry run: {runs}, {failed}, so the upload would roll back; nothing stored."
