@@ -4,9 +4,10 @@ import datetime as dt
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, Sum
+from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
+from batches.failures import normalised
 from batches.models import Batch, BatchStatus, Interaction, InteractionStatus, Worker
 from batches.processors.base import USAGE_FIELDS
 from batches.processors.lanes import Lane
@@ -21,15 +22,16 @@ WINDOW = dt.timedelta(minutes=1)
 
 
 def batch_pace(batch: Batch, *, now: dt.datetime | None = None) -> dict:
-    """How fast a batch goes: items that ran per minute since it started and over
-    the last minute, the time it has taken, and while it runs an estimate of the
-    time left (from the last minute's rate, else the whole run's)."""
+    """How fast a batch goes: items that ran per minute of its processing (over all
+    its attempts) and over the last minute, the time it has been processing, and
+    while it runs an estimate of the time left (from the last minute's rate, else
+    the whole run's). A retried item counts once, as it ran last."""
     now = now or timezone.now()
     if batch.started_at is None:
         return {"elapsed_seconds": None, "items_per_minute": None,
                 "items_per_minute_last_minute": None, "eta_seconds": None}  # fmt: skip
-    end = batch.finished_at or now
-    elapsed = max((end - batch.started_at).total_seconds(), 0.001)
+    # Over the time it was processing: a retry's wait is not counted.
+    elapsed = max(batch.processing_seconds(now=now), 0.001)
     ran = batch.processed_items + batch.failed_items
     overall = ran * 60 / elapsed
     recent = None
@@ -145,3 +147,61 @@ def status_counts(batch: Batch) -> dict[str, int]:
     """How many of the batch's items are in each status, every status named."""
     counts = dict(batch.interactions.order_by().values_list("status").annotate(n=Count("pk")))
     return {status: counts.get(status, 0) for status in InteractionStatus.values}
+
+
+def batch_counted(batch: Batch) -> Batch:
+    """``batch`` with its counters exact, from its items as they are now, and their
+    counts per status in ``item_counts``: every figure of a batch's page comes from one
+    such answer, so none can disagree with another (the counters a worker writes lag
+    its items by up to a second)."""
+    counts = status_counts(batch)
+    batch.item_counts = counts
+    batch.processed_items = counts[InteractionStatus.SUCCEEDED]
+    batch.failed_items = counts[InteractionStatus.FAILED]
+    batch.cancelled_items = counts[InteractionStatus.CANCELLED]
+    return batch
+
+
+FAILURE_GROUPS_SHOWN = 50
+
+
+def failure_groups(batch: Batch) -> list[dict]:
+    """The batch's failed items grouped by cause (batches.failures), largest first:
+    each group's key, its error with numbers, ids and quoted values folded, how many
+    items, one of them, and when the first and the last failed."""
+    rows = (
+        batch.interactions.filter(status=InteractionStatus.FAILED)
+        .order_by()
+        .values("error_group")
+        .annotate(
+            count=Count("pk"),
+            example=Min("pk"),
+            first_seen=Min("finished_at"),
+            last_seen=Max("finished_at"),
+        )
+        .order_by("-count", "error_group")[:FAILURE_GROUPS_SHOWN]
+    )
+    groups = list(rows)
+    errors = dict(
+        Interaction.objects.filter(pk__in=[g["example"] for g in groups]).values_list("pk", "error")
+    )
+    return [
+        {
+            "key": group["error_group"],
+            "error": normalised(errors.get(group["example"], "")),
+            "count": group["count"],
+            "example_item": group["example"],
+            "first_seen": group["first_seen"],
+            "last_seen": group["last_seen"],
+        }
+        for group in groups
+    ]
+
+
+def batch_attempts(batch: Batch) -> list[dict]:
+    """The retries of the batch's failed items, oldest first."""
+    rows = batch.attempts.order_by("at").values_list("at", "requeued", "group", "by__username")
+    return [
+        {"at": at, "requeued": requeued, "group": group, "by": by}
+        for at, requeued, group, by in rows
+    ]

@@ -8,7 +8,14 @@ from rest_framework.settings import api_settings
 
 from batches.models import NAME_MAX, Batch, Interaction
 from batches.processors.base import options_help, processor_names
-from batches.selectors import batch_pace, batch_usage, batch_waiting_for
+from batches.selectors import (
+    batch_attempts,
+    batch_counted,
+    batch_pace,
+    batch_usage,
+    batch_waiting_for,
+    failure_groups,
+)
 from batches.spreadsheets.rows import MAX_SKIPPED_LISTED
 from batchsvc.api.flags import parse_bool
 
@@ -54,7 +61,9 @@ class UsageSerializer(serializers.Serializer):
 
 class BatchSerializer(serializers.ModelSerializer):
     owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    pace = serializers.SerializerMethodField(help_text="how fast the batch goes")
+    pace = serializers.SerializerMethodField(
+        help_text="how fast the batch goes, over the time it was processing"
+    )
     progress = serializers.IntegerField(
         read_only=True,
         help_text="0-100: whole percent of the items that ran (succeeded or failed). "
@@ -102,19 +111,73 @@ class BatchSerializer(serializers.ModelSerializer):
         return batch_pace(batch)
 
 
-class BatchDetailSerializer(BatchSerializer):
-    """One batch: with what it waits for and the tokens its items used (each a few
-    queries when read, so not in lists)."""
+class FailureGroupSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="the group's key, for retry-failed's group")
+    error = serializers.CharField(
+        help_text="the items' error, numbers, ids and quoted values folded"
+    )
+    count = serializers.IntegerField(help_text="failed items in the group")
+    example_item = serializers.IntegerField(help_text="the id of one of them")
+    first_seen = serializers.DateTimeField(allow_null=True)
+    last_seen = serializers.DateTimeField(allow_null=True)
 
+
+class AttemptSerializer(serializers.Serializer):
+    at = serializers.DateTimeField(help_text="when the failed items were queued again")
+    requeued = serializers.IntegerField(help_text="how many")
+    group = serializers.CharField(help_text="the failure group retried (empty: all)")
+    by = serializers.CharField(allow_null=True, help_text="who asked")
+
+
+class ItemCountsSerializer(serializers.Serializer):
+    pending = serializers.IntegerField()
+    running = serializers.IntegerField()
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+
+
+class BatchDetailSerializer(BatchSerializer):
+    """One batch: its counters exact (from its items as they are now, with their count
+    per status), what it waits for, the tokens its items used, its failures grouped
+    by cause and its retries (each a few queries when read, so not in lists)."""
+
+    item_counts = serializers.SerializerMethodField(help_text="its items in each status")
     waiting_for = serializers.SerializerMethodField(
         help_text="why an active batch does not start more of its conversations now; "
         "null when it is not waiting"
     )
     usage = serializers.SerializerMethodField(help_text="tokens used and estimated cost")
+    failure_groups = serializers.SerializerMethodField(
+        help_text="its failed items grouped by cause, largest first"
+    )
+    attempts = serializers.SerializerMethodField(help_text="its retries, oldest first")
 
     class Meta(BatchSerializer.Meta):
-        fields = [*BatchSerializer.Meta.fields, "waiting_for", "usage"]
+        fields = [
+            *BatchSerializer.Meta.fields,
+            "item_counts",
+            "waiting_for",
+            "usage",
+            "failure_groups",
+            "attempts",
+        ]
         read_only_fields = fields
+
+    def to_representation(self, batch):
+        return super().to_representation(batch_counted(batch))
+
+    @extend_schema_field(ItemCountsSerializer)
+    def get_item_counts(self, batch) -> dict:
+        return batch.item_counts
+
+    @extend_schema_field(FailureGroupSerializer(many=True))
+    def get_failure_groups(self, batch) -> list:
+        return FailureGroupSerializer(failure_groups(batch), many=True).data
+
+    @extend_schema_field(AttemptSerializer(many=True))
+    def get_attempts(self, batch) -> list:
+        return AttemptSerializer(batch_attempts(batch), many=True).data
 
     @extend_schema_field(WaitingSerializer(allow_null=True))
     def get_waiting_for(self, batch) -> dict | None:
@@ -351,3 +414,31 @@ class InteractionDetailSerializer(InteractionSerializer):
     class Meta(InteractionSerializer.Meta):
         fields = ["id", "batch_id", *InteractionSerializer.Meta.fields[1:]]  # [0] is "id"
         read_only_fields = fields
+
+
+class RetryFailedSerializer(serializers.Serializer):
+    """The optional body of retry-failed."""
+
+    group = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=16,
+        help_text="a failure group's key (failure_groups[].key); absent: every failed item",
+        error_messages={
+            "invalid": "group must be a failure group's key, as text.",
+            "max_length": "group must be a failure group's key (at most 16 characters).",
+        },
+    )
+
+    def to_internal_value(self, data):
+        unknown = [name for name in data if name not in self.fields]
+        if unknown:
+            raise serializers.ValidationError(
+                {
+                    api_settings.NON_FIELD_ERRORS_KEY: [
+                        f"Unknown field {', '.join(map(str, unknown))}; retry-failed takes "
+                        "only group."
+                    ]
+                }
+            )
+        return super().to_internal_value(data)

@@ -9,17 +9,21 @@ from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
+from batches.engine.finishing import batch_finish
 from batches.models import (
     ACTIVE_BATCH,
     NAME_MAX,
     RETRYABLE_BATCH,
     Batch,
+    BatchAttempt,
     BatchPriority,
     BatchStatus,
     Interaction,
     InteractionStatus,
+    Quota,
 )
 from batches.processors.base import get_processor
 from batches.spreadsheets.reading import read_upload
@@ -66,6 +70,21 @@ def processor_check(*, processor: str, options) -> None:
         get_processor(processor, options).close()
     except ValueError as exc:
         raise ApiError(str(exc), details=getattr(exc, "details", None)) from None
+
+
+def queued_check(*, owner) -> None:
+    """Refuse an upload over the owner's quota of batches queued or running (429)."""
+    most = Quota.of(owner.pk if owner else None).queued_batches
+    if most is None:
+        return
+    waiting = Batch.objects.filter(owner=owner, status__in=ACTIVE_BATCH).count()
+    if waiting >= most:
+        raise ApiError(
+            f"You have {waiting} batches queued or running, as many as your quota allows "
+            f"({most}); upload this one when one of them has ended.",
+            status_code=429,
+            details={"queued_batches": waiting, "quota": most},
+        )
 
 
 def schedule_check(*, priority: str = BatchPriority.NORMAL, concurrency=None) -> int | None:
@@ -133,6 +152,7 @@ def batch_create(
         )
         if earlier := _by_key(owner, idempotency_key):
             return _replayed(earlier, fingerprint)
+    queued_check(owner=owner)
     sheet = upload_read(upload=upload, filename=filename)
     batch = Batch(
         owner=owner,
@@ -240,13 +260,14 @@ INSERT_CHUNK = 5000
 
 
 def batch_cancel(*, batch: Batch) -> int:
-    """Cancel a queued or processing batch: rows not started are cancelled (a row
-    running now finishes and is recorded). Returns how many rows were cancelled;
-    409 when the batch has already ended."""
+    """Cancel a queued or processing batch: rows not started are cancelled at once; a
+    row running now finishes and is recorded, and the batch is ``cancelling`` until
+    then (``cancelled``, with its final counts, once none runs). Returns how many rows
+    were cancelled; 409 when the batch has already ended."""
     now = timezone.now()
     with transaction.atomic():
         changed = Batch.objects.filter(pk=batch.pk, status__in=ACTIVE_BATCH).update(
-            status=BatchStatus.CANCELLED, finished_at=now, updated_at=now
+            status=BatchStatus.CANCELLING, updated_at=now
         )
         if not changed:
             batch.refresh_from_db(fields=["status"])
@@ -259,33 +280,49 @@ def batch_cancel(*, batch: Batch) -> int:
             status=InteractionStatus.CANCELLED, finished_at=now
         )
         Batch.objects.filter(pk=batch.pk).update(cancelled_items=cancelled)
+        batch_finish(batch=batch)  # cancelled at once when none of its rows runs
     batch.refresh_from_db()
     return cancelled
 
 
-def batch_retry_failed(*, batch: Batch) -> int:
-    """Put a finished batch's failed rows back to pending and queue the batch again.
-    Returns how many rows; 409 when the batch is not finished or has no failed row."""
+def batch_retry_failed(*, batch: Batch, group: str = "", by=None) -> int:
+    """Put a finished batch's failed rows (all, or those of one failure group) back to
+    pending and queue the batch again; the retry is kept as an attempt. Returns how
+    many rows; 409 when the batch is not finished or has no failed row (in the group)."""
     now = timezone.now()
     with transaction.atomic():
         locked = Batch.objects.select_for_update().get(pk=batch.pk)
         if locked.status not in RETRYABLE_BATCH:
             raise Conflict(_not_retryable(locked), details={"status": locked.status})
-        retried = locked.interactions.filter(status=InteractionStatus.FAILED).update(
+        failed = locked.interactions.filter(status=InteractionStatus.FAILED)
+        if group:
+            failed = failed.filter(error_group=group)
+        retried = failed.update(
             status=InteractionStatus.PENDING,
             error="",
+            error_group="",
             output=None,
             started_at=None,
             finished_at=None,
             claimed_by="",
         )
         if not retried:
-            raise Conflict("The batch has no failed items to retry.")
+            raise Conflict(
+                f"The batch has no failed items in the group {group!r} to retry."
+                if group
+                else "The batch has no failed items to retry.",
+                details={"group": group} if group else None,
+            )
+        BatchAttempt.objects.create(batch=locked, at=now, requeued=retried, by=by, group=group)
+        # The time it processed so far is kept: its pace is over processing time only.
+        earlier = locked.processing_seconds(now=now) or 0.0
         Batch.objects.filter(pk=batch.pk).update(
             status=BatchStatus.QUEUED,
-            failed_items=0,
+            failed_items=F("failed_items") - retried,
             error="",
             finished_at=None,
+            resumed_at=None,
+            earlier_seconds=earlier,
             heartbeat_at=now,
             updated_at=now,
         )

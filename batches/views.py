@@ -1,5 +1,4 @@
 from django.http import StreamingHttpResponse
-from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -9,16 +8,18 @@ from rest_framework.response import Response
 
 from batches import results, selectors, services
 from batches.filters import BatchFilter, InteractionFilter
-from batches.models import Batch
+from batches.models import Batch, Interaction
 from batches.serializers import (
     BatchCreatedSerializer,
     BatchDetailSerializer,
     BatchSerializer,
     BatchUploadSerializer,
     InteractionSerializer,
+    RetryFailedSerializer,
 )
 from batchsvc.api.errors import ApiError
 from batchsvc.api.fields import FieldSelectionMixin
+from batchsvc.api.filters import FilterBackend
 from batchsvc.api.pagination import CursorPagination
 from batchsvc.api.parsers import JSONParser
 from batchsvc.api.throttling import ScopedThrottle
@@ -48,7 +49,8 @@ class BatchViewSet(
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular, no user
-            return Batch.objects.none()
+            # What the action lists, for the filters' schema.
+            return (Interaction if self.action == "interactions" else Batch).objects.none()
         return selectors.batches_for(self.request.user)
 
     def get_serializer_class(self):
@@ -57,9 +59,11 @@ class BatchViewSet(
         return BatchDetailSerializer if self.action == "retrieve" else BatchSerializer
 
     def filter_queryset(self, queryset):
-        # The list's filters (?status=...) are not meant for the batch of a detail
-        # route, whose own ?status= filters its interactions.
-        return super().filter_queryset(queryset) if self.action == "list" else queryset
+        # Filters apply to what an action lists (the batches, or a batch's
+        # interactions with their own filters), never to the batch a detail route
+        # looks up: ?status= of /batches/<id>/interactions filters the interactions.
+        listing = self.action == "list" or queryset.model is Interaction
+        return super().filter_queryset(queryset) if listing else queryset
 
     def get_throttles(self):
         if self.action in ("create", "retry_failed"):
@@ -107,22 +111,18 @@ class BatchViewSet(
             headers["Idempotent-Replayed"] = "true"
         return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
 
-    @extend_schema(
-        responses=InteractionSerializer(many=True),
-        parameters=[OpenApiParameter("status", str)],
+    @extend_schema(responses=InteractionSerializer(many=True))
+    @action(
+        detail=True,
+        methods=["get"],
+        filter_backends=[FilterBackend],  # in row order always
+        filterset_class=InteractionFilter,
+        pagination_class=InteractionPagination,
     )
-    @action(detail=True, methods=["get"])
     def interactions(self, request, pk=None):
         batch = self.get_object()
-        queryset = InteractionFilter(
-            request.query_params, queryset=batch.interactions.all(), request=request
-        )
-        if not queryset.is_valid():
-            # As the list's filter backend does: details name each bad parameter and why.
-            raise translate_validation(queryset.errors)
-        paginator = InteractionPagination()
-        page = paginator.paginate_queryset(queryset.qs, request, view=self)
-        return paginator.get_paginated_response(self.get_serializer(page, many=True).data)
+        page = self.paginate_queryset(self.filter_queryset(batch.interactions.all()))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=list(results.FORMATS))],
@@ -139,17 +139,24 @@ class BatchViewSet(
     @extend_schema(request=None, responses={200: BatchSerializer, 409: OpenApiResponse()})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
+        """Cancel: ``cancelling`` while items that were running finish, then
+        ``cancelled``."""
         batch = self.get_object()
         services.batch_cancel(batch=batch)
-        return Response(self.get_serializer(batch).data)
+        return Response(self.get_serializer(selectors.batch_counted(batch)).data)
 
-    @extend_schema(request=None, responses={202: BatchSerializer, 409: OpenApiResponse()})
+    @extend_schema(
+        request=RetryFailedSerializer,
+        responses={202: BatchSerializer, 409: OpenApiResponse()},
+    )
     @action(detail=True, methods=["post"], url_path="retry-failed")
     def retry_failed(self, request, pk=None):
+        """Queue the failed items again: all of them, or one failure group's."""
         batch = self.get_object()
-        retried = services.batch_retry_failed(batch=batch)
+        group = retry_form(request.data)
+        retried = services.batch_retry_failed(batch=batch, group=group, by=request.user)
         return Response(
-            {**self.get_serializer(batch).data, "retried_items": retried},
+            {**self.get_serializer(batch).data, "requeued": retried, "retried_items": retried},
             status=status.HTTP_202_ACCEPTED,
         )
 
@@ -177,3 +184,12 @@ def upload_form(data) -> dict:
         first = next(iter(form.errors.values()))
         raise ApiError(str(first[0]), details=form.errors)
     return form.validated_data
+
+
+def retry_form(data) -> str:
+    """The failure group a retry names ("" for every failed item), or a 400."""
+    form = RetryFailedSerializer(data=data if hasattr(data, "keys") else {"": data})
+    if not form.is_valid():
+        first = next(iter(form.errors.values()))
+        raise ApiError(str(first[0]), details=form.errors)
+    return form.validated_data.get("group", "")

@@ -44,6 +44,34 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}.") from None
 
 
+def env_days(name: str) -> int | None:
+    """Days to keep something: empty keeps it forever."""
+    days = env_int(name, None)
+    if days is not None and days < 0:
+        raise ImproperlyConfigured(f"{name} must be 0 or more days, or empty, not {days}.")
+    return days
+
+
+def env_optional_int(name: str) -> int | None:
+    """A whole number above 0, or None when empty (no limit)."""
+    value = env_int(name, 0)
+    if value < 0 or (value == 0 and os.environ.get(name, "").strip()):
+        raise ImproperlyConfigured(f"{name} must be a whole number above 0, or empty.")
+    return value or None
+
+
+def env_share(name: str) -> float:
+    """A fraction above 0 and at most 1; empty is 1 (everything)."""
+    value = os.environ.get(name, "").strip()
+    try:
+        share = float(value) if value else 1.0
+    except ValueError:
+        share = -1.0
+    if not 0 < share <= 1:
+        raise ImproperlyConfigured(f"{name} must be a number above 0 and at most 1, or empty.")
+    return share
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -130,6 +158,7 @@ INSTALLED_APPS = [
     "setuplogs",
     "batches",
     "openai_api",
+    "webhooks",
     # After batches, whose db_worker command wraps django_tasks_db's (see
     # batches/management/commands/db_worker.py).
     "django_tasks",
@@ -259,10 +288,10 @@ RUNS_BATCH_MAX = env_int("RUNS_BATCH_MAX", 1000)
 # by the migration that gives them one (default: the oldest superuser).
 MIGRATE_OWNER = os.environ.get("MIGRATE_OWNER", "")
 
-# Batch GET and field selection (issue 6): how many ids one POST /api/v1/batch/get may ask for.
+# Batch GET and field selection: how many ids one POST /api/v1/batch/get may ask for.
 BATCH_GET_MAX_IDS = env_int("BATCH_GET_MAX_IDS", 100)
 
-# Trace files (issue 4): the "traces" storage holds them. By default a
+# Trace files: the "traces" storage holds them. By default a
 # FileSystemStorage under TRACES_ROOT that writes atomically and never leaves its
 # root; replace this entry (e.g. "storages.backends.s3.S3Storage" with its
 # OPTIONS) to keep them elsewhere: the code only talks to storages["traces"].
@@ -284,7 +313,7 @@ TRACES_ADMIN_PREVIEW_BYTES = env_int("TRACES_ADMIN_PREVIEW_BYTES", 256 * 1024)
 LOGS_BATCH_MAX = env_int("LOGS_BATCH_MAX", 1000)
 LOG_MESSAGE_MAX = env_int("LOG_MESSAGE_MAX", 64 * 1024)
 
-# Batch jobs (issue 5): spreadsheet uploads sent row by row to a chat processor.
+# Batch jobs: spreadsheet uploads sent row by row to a chat processor.
 # Processors are registered by name; the URLs they call come only from here,
 # never from an upload or a batch's options (no server-side request forgery).
 BATCH_PROCESSORS = {
@@ -302,7 +331,7 @@ BATCH_PROCESSOR_RETRIES = env_int("BATCH_PROCESSOR_RETRIES", 3)  # extra tries w
 BATCH_PROCESSOR_BACKOFF_MS = env_int("BATCH_PROCESSOR_BACKOFF_MS", 500)  # doubles per retry
 BATCH_MAX_ROWS = env_int("BATCH_MAX_ROWS", 100_000)
 # Other names for the question, chat_id and url columns, matched like them (any case,
-# spaces, underscores and hyphens ignored); the default reads seed 004's spreadsheets.
+# spaces, underscores and hyphens ignored); by default REDACTEDQUESTION is the question.
 BATCH_COLUMN_ALIASES = env_map("BATCH_COLUMN_ALIASES", "REDACTEDQUESTION=question")
 BATCH_MAX_UPLOAD_BYTES = env_int("BATCH_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 # How far an uploaded XLSX (a zip of XML) may inflate, checked before it is parsed.
@@ -328,6 +357,12 @@ BATCH_CONCURRENCY = env_int("BATCH_CONCURRENCY", 10)
 BATCH_CONCURRENCY_DEFAULT = env_int("BATCH_CONCURRENCY_DEFAULT", 5)
 # The most a batch's own concurrency may ask for.
 BATCH_CONCURRENCY_MAX = env_int("BATCH_CONCURRENCY_MAX", 32)
+# Per-owner quotas, defaults for every owner (the admin sets one owner's own): items of
+# one owner running at once, batches queued or running at once (an upload over it is
+# a 429), and the share of each provider's BATCH_RATE_LIMITS (above 0, at most 1).
+QUOTA_RUNNING_ITEMS = env_optional_int("QUOTA_RUNNING_ITEMS")
+QUOTA_QUEUED_BATCHES = env_optional_int("QUOTA_QUEUED_BATCHES")
+QUOTA_PROVIDER_SHARE = env_share("QUOTA_PROVIDER_SHARE")
 # A running item or batch whose worker has sent no heartbeat for this many seconds
 # is taken over by another worker (its worker died: SIGKILL, lost machine).
 BATCH_STALE_AFTER = env_int("BATCH_STALE_AFTER", 300)
@@ -338,6 +373,25 @@ OPENAI_BATCH_MAX_BYTES = env_int("OPENAI_BATCH_MAX_BYTES", 200 * 1024 * 1024)
 OPENAI_BATCH_WINDOW_SECONDS = env_int("OPENAI_BATCH_WINDOW_SECONDS", 24 * 60 * 60)
 # Background work: the Django Tasks API with its queue in the database.
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+# Webhooks (webhooks): sent by the worker when a batch ends, signed as Standard Webhooks.
+# Endpoints on loopback, private or link-local addresses are refused unless allowed.
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
+WEBHOOKS_TIMEOUT = env_int("WEBHOOKS_TIMEOUT", 10)  # seconds an attempt may take
+WEBHOOKS_RETRY_FOR = env_int("WEBHOOKS_RETRY_FOR", 24 * 60 * 60)  # seconds, then given up
+WEBHOOKS_BACKOFF_MS = env_int("WEBHOOKS_BACKOFF_MS", 5000)  # first wait, doubling, jittered
+WEBHOOKS_BACKOFF_MAX = env_int("WEBHOOKS_BACKOFF_MAX", 60 * 60)  # longest wait, seconds
+# After a secret is rotated, deliveries are signed with the old one too for this long.
+WEBHOOKS_ROTATION_OVERLAP = env_int("WEBHOOKS_ROTATION_OVERLAP", 24 * 60 * 60)
+WEBHOOKS_THREADS = env_int("WEBHOOKS_THREADS", 4)  # deliveries one worker sends at once
+
+# Retention: days to keep finished batches (with their items and results), runs (with
+# their log lines) and trace files; empty keeps them forever. The worker purges what is
+# older every RETAIN_SWEEP_EVERY seconds (0: only `manage.py purge` does).
+RETAIN_BATCHES_DAYS = env_days("RETAIN_BATCHES_DAYS")
+RETAIN_RUNS_DAYS = env_days("RETAIN_RUNS_DAYS")
+RETAIN_TRACE_FILES_DAYS = env_days("RETAIN_TRACE_FILES_DAYS")
+RETAIN_SWEEP_EVERY = env_int("RETAIN_SWEEP_EVERY", 60 * 60)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -353,8 +407,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "batchsvc.api.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "batchsvc.api.pagination.CursorPagination",
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 100),
+    # django-filter's, refusing query parameters a list does not take (batchsvc.api.filters).
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "batchsvc.api.filters.FilterBackend",
         "batchsvc.api.pagination.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -420,7 +475,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         # One line per request, straight to the console: a handler on the root logger
-        # (batchsvc.client's log handler in a process that also serves) gets none.
+        # (batchsvc_client's log handler in a process that also serves) gets none.
         "batchsvc.requests": {"handlers": ["console"], "propagate": False},
     },
 }

@@ -1,4 +1,5 @@
 import itertools
+import os
 import uuid
 
 import pytest
@@ -9,6 +10,16 @@ from rest_framework.test import APIClient
 from tests.support.stubs import Stub
 
 _numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """A test database of this run's own: runs started side by side in one checkout
+    (a developer's and an editor's, say) would otherwise share and break one."""
+    from pytest_django.fixtures import _set_suffix_to_test_databases
+
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:8] or str(os.getpid())
+    _set_suffix_to_test_databases(suffix=f"run{run}")
 
 
 @pytest.fixture(autouse=True)

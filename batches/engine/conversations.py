@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from batches.engine import sql
 from batches.engine.counters import Progress, stopping
+from batches.failures import group_key
 from batches.models import Interaction, InteractionStatus
 from batches.processors.base import USAGE_FIELDS, Processor, ProcessorError, usage_of
 from batches.processors.lanes import Interrupted
@@ -121,10 +122,8 @@ class Conversation:
         usage = usage_of(output) or dict.fromkeys(USAGE_FIELDS)
         output = sql.to_json(output)
         with self.progress.writing, transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                sql.sql(sql.END),
-                [outcome, output, error, now, *usage.values(), item.pk, token, "running"],
-            )
+            ended = [outcome, output, error, group_key(error), now, *usage.values()]
+            cursor.execute(sql.sql(sql.END), [*ended, item.pk, token, "running"])
             recorded = cursor.rowcount == 1
             if not recorded or following is None:
                 return recorded, False

@@ -5,8 +5,10 @@ from django.db.models import Count, F, Value
 from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
+from batches.failures import group_key
 from batches.models import ACTIVE_BATCH, Batch, BatchStatus, InteractionStatus
 from batches.processors.base import processor_class
+from webhooks.services import events_record
 
 
 def batch_finish(*, batch: Batch) -> bool:
@@ -32,7 +34,13 @@ def batch_finish(*, batch: Batch) -> bool:
             status=status, finished_at=now, **fields
         )
         fields.pop("error", None)
+        # A cancel is over once none of its rows runs; a cancelled batch is recounted
+        # (a dead worker's rows are failed by recovery after it ended).
+        Batch.objects.filter(pk=batch.pk, status=BatchStatus.CANCELLING).update(
+            status=BatchStatus.CANCELLED, finished_at=now, **fields
+        )
         Batch.objects.filter(pk=batch.pk, status=BatchStatus.CANCELLED).update(**fields)
+        events_record(batch=batch, ended_at=now)  # webhooks, when this call ended the batch
     return True
 
 
@@ -72,6 +80,9 @@ def batch_fail(*, batch: Batch, error: str) -> None:
     now = timezone.now()
     with transaction.atomic():
         batch.interactions.filter(status=InteractionStatus.PENDING).update(
-            status=InteractionStatus.FAILED, error=error, finished_at=now
+            status=InteractionStatus.FAILED,
+            error=error,
+            error_group=group_key(error),
+            finished_at=now,
         )
         Batch.objects.filter(pk=batch.pk).update(error=error, updated_at=now)

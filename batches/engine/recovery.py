@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from batches.engine.finishing import batch_finish
+from batches.failures import group_key
 from batches.models import Batch, InteractionStatus
 from batches.processors import lanes
 from batches.tasks import enqueue_batch, process_batch
@@ -76,7 +77,12 @@ def _finish_lost_cancels(*, before) -> None:
         with transaction.atomic():
             lost = batch.interactions.filter(
                 status=InteractionStatus.RUNNING, heartbeat_at__lt=before
-            ).update(status=InteractionStatus.FAILED, error=WORKER_LOST, finished_at=timezone.now())
+            ).update(
+                status=InteractionStatus.FAILED,
+                error=WORKER_LOST,
+                error_group=group_key(WORKER_LOST),
+                finished_at=timezone.now(),
+            )
             batch_finish(batch=batch)
         logger.warning("Cancelled batch %s lost its worker; %s running rows failed", batch.pk, lost)
 

@@ -9,11 +9,11 @@ the ORM has no way to express.
 from django.db import connection, transaction
 from django.utils import timezone
 
-from batches.models import ACTIVE_BATCH, Batch, BatchStatus, Interaction
+from batches.models import UNENDED_BATCH, Batch, BatchStatus, Interaction
 
 END = (
-    "UPDATE {table} SET status = %s, output = %s, error = %s, finished_at = %s, "
-    "prompt_tokens = %s, completion_tokens = %s, total_tokens = %s "
+    "UPDATE {table} SET status = %s, output = %s, error = %s, error_group = %s, "
+    "finished_at = %s, prompt_tokens = %s, completion_tokens = %s, total_tokens = %s "
     "WHERE id = %s AND claimed_by = %s AND status = %s"
 )
 # A running row given back before it ran (its worker stopped while it waited for a
@@ -56,7 +56,7 @@ ADD_COUNTS = (
     "UPDATE {batches} SET processed_items = processed_items + %s, "
     "failed_items = failed_items + %s, updated_at = %s WHERE id = %s AND status IN ({counted})"
 )
-COUNTED = (*ACTIVE_BATCH, BatchStatus.CANCELLED)
+COUNTED = (*UNENDED_BATCH, BatchStatus.CANCELLED)
 
 CLAIM_COLUMNS = ("pk", "conversation", "row_number", "status", "input", "chat_id")
 OUTPUT = Interaction._meta.get_field("output")

@@ -35,6 +35,9 @@ logger = logging.getLogger("batches.processing")
 # How long a thread with nothing to start waits to look again (every batch at its
 # concurrency cap, or nothing left but what the run's other threads are running).
 WAIT_SECONDS = 0.05
+# How often a run looks whether a batch it ran rows of was cancelled meanwhile: it is
+# cancelled for good (final counts, finished_at) once none of its rows runs.
+CANCEL_LOOK_SECONDS = 0.5
 
 
 def helper_wanted(batch_id) -> bool:
@@ -91,6 +94,7 @@ class WorkerRun:
         self.busy_lock = threading.Lock()
         self.looking = threading.Lock()
         self.next_look = 0.0
+        self.next_cancel_look = 0.0
 
     def run(self) -> bool:
         """Work until nothing is left; whether it stopped early with work left."""
@@ -127,6 +131,7 @@ class WorkerRun:
                 idle = claim is None or claim == WAIT
                 if not idle:
                     self.run_claim(claim, processors)
+                    self.finish_cancelled()
         except Exception:
             logger.exception("Worker thread %s stopped", token)
         finally:
@@ -155,14 +160,30 @@ class WorkerRun:
     def run_claim(self, claim, processors: dict) -> None:
         with self.busy_lock:
             self.busy += 1
-        try:
             self.touched.add(claim.batch_id)
+        try:
             if claim.batch_id not in processors:
                 processors[claim.batch_id] = get_processor(claim.processor, claim.options)
             Conversation(claim, self.progress).run(processors[claim.batch_id])
         finally:
             with self.busy_lock:
                 self.busy -= 1
+
+    def finish_cancelled(self) -> None:
+        """Cancel for good the cancelling batches this run ran rows of whose rows have
+        all ended; looked at once every CANCEL_LOOK_SECONDS for the whole run."""
+        with self.busy_lock:
+            if time.monotonic() < self.next_cancel_look:
+                return
+            self.next_cancel_look = time.monotonic() + CANCEL_LOOK_SECONDS
+            touched = list(self.touched)
+        cancelling = Batch.objects.filter(pk__in=touched, status=BatchStatus.CANCELLING)
+        for pk in retry_while_unavailable(
+            lambda: list(cancelling.values_list("pk", flat=True)),
+            what="Cancelled batches",
+            stop=stopping,
+        ):
+            self.finish(pk)
 
     def working(self) -> bool:
         """Whether some thread of this run is running a conversation."""

@@ -13,8 +13,9 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import BooleanField, Exists, F, OuterRef, Q, Sum
+from django.db.models import BooleanField, Exists, F, OuterRef, Q, Value
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
@@ -34,8 +35,11 @@ class BatchStatus(models.TextChoices):
     """Every item ran; some failed, some succeeded."""
     FAILED = "failed"
     """Every item ran and none succeeded, or the processor could not be used at all."""
+    CANCELLING = "cancelling"
+    """Someone cancelled it: the items not started are cancelled, and the items that
+    were running finish before it is cancelled."""
     CANCELLED = "cancelled"
-    """Someone cancelled it; the items not started by then are cancelled."""
+    """Cancelled, and none of its items runs any more."""
 
 
 class BatchPriority(models.TextChoices):
@@ -64,6 +68,9 @@ def concurrency_cap(concurrency: int | None) -> int:
 
 
 ACTIVE_BATCH = (BatchStatus.QUEUED, BatchStatus.PROCESSING)
+# Not over yet: still active, or cancelled with items still running.
+UNENDED_BATCH = (*ACTIVE_BATCH, BatchStatus.CANCELLING)
+CANCELLED_BATCH = (BatchStatus.CANCELLING, BatchStatus.CANCELLED)
 RETRYABLE_BATCH = (BatchStatus.COMPLETED_WITH_ERRORS, BatchStatus.FAILED)
 RAN_TO_THE_END = (BatchStatus.PROCESSED, *RETRYABLE_BATCH)
 
@@ -109,7 +116,7 @@ class BatchQuerySet(OwnedQuerySet):
         after the cancel, never counted, whether or not the worker beat again)."""
         stale_rows = Interaction.objects.stale(before=before).order_by().values("batch_id")
         counted = F("processed_items") + F("failed_items") + F("cancelled_items")
-        return self.filter(status=BatchStatus.CANCELLED, heartbeat_at__lt=before).filter(
+        return self.filter(status__in=CANCELLED_BATCH, heartbeat_at__lt=before).filter(
             Q(pk__in=stale_rows) | ~Q(total_items=counted)
         )
 
@@ -160,9 +167,13 @@ class Batch(models.Model):
         "with the same Idempotency-Key",
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="when it first started")
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Its time processing is earlier_seconds (before its last retry) plus the time since
+    # resumed_at (its last start), so a retry does not reset its pace.
+    resumed_at = models.DateTimeField(null=True, blank=True)
+    earlier_seconds = models.FloatField(default=0, db_default=0)
     # Bumped by every worker task working on the batch; an active batch whose
     # heartbeat is stale has lost its workers (see batches.engine.recovery).
     heartbeat_at = models.DateTimeField(default=timezone.now)
@@ -208,6 +219,21 @@ class Batch(models.Model):
         return self.status in ACTIVE_BATCH
 
     @property
+    def is_over(self) -> bool:
+        """Ended: nothing of it runs or will run (a cancelling batch is not over)."""
+        return self.status not in UNENDED_BATCH
+
+    def processing_seconds(self, *, now) -> float | None:
+        """How long it has been processing, over all its attempts (None: never started)."""
+        if self.started_at is None:
+            return None
+        resumed = self.resumed_at
+        if resumed is None and self.status != BatchStatus.QUEUED:
+            resumed = self.started_at  # (queued again after a retry, it has not resumed yet)
+        spell = ((self.finished_at or now) - resumed).total_seconds() if resumed else 0.0
+        return self.earlier_seconds + max(spell, 0.0)
+
+    @property
     def cap(self) -> int:
         return concurrency_cap(self.concurrency)
 
@@ -234,12 +260,18 @@ class Batch(models.Model):
     # overwritten by a worker that read the batch a moment before).
 
     def mark_processing(self) -> bool:
+        """Queued to processing; started_at stays its first start (a retry resumes it)."""
         now = timezone.now()
         changed = Batch.objects.filter(pk=self.pk, status=BatchStatus.QUEUED).update(
-            status=BatchStatus.PROCESSING, started_at=now, heartbeat_at=now, updated_at=now
+            status=BatchStatus.PROCESSING,
+            started_at=Coalesce(F("started_at"), Value(now)),
+            resumed_at=now,
+            heartbeat_at=now,
+            updated_at=now,
         )
         if changed:
-            self.status, self.started_at, self.heartbeat_at = BatchStatus.PROCESSING, now, now
+            self.status, self.resumed_at, self.heartbeat_at = BatchStatus.PROCESSING, now, now
+            self.started_at = self.started_at or now
         return bool(changed)
 
     def touch(self) -> None:
@@ -302,6 +334,9 @@ class Interaction(models.Model):
         max_length=16, choices=InteractionStatus.choices, default=InteractionStatus.PENDING
     )
     error = models.TextField(blank=True)
+    # Failed items whose errors differ only in numbers, ids and quoted values share
+    # this key (batches.failures): the batch's failure groups.
+    error_group = models.CharField(max_length=16, blank=True, default="", db_default="")
     attempts = models.PositiveSmallIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -341,6 +376,12 @@ class Interaction(models.Model):
             models.Index(
                 fields=["batch", "conversation", "row_number"], name="interaction_conversation"
             ),
+            # The failure groups of a batch, and the items of one group to retry.
+            models.Index(
+                fields=["batch", "error_group", "finished_at"],
+                name="interaction_failed",
+                condition=Q(status=InteractionStatus.FAILED),
+            ),
         ]
 
     def __str__(self):
@@ -351,50 +392,3 @@ class Interaction(models.Model):
         """The first line of the processor's answer, for lists."""
         text = (self.output or {}).get("text") if isinstance(self.output, dict) else None
         return str(text).strip().partition("\n")[0] if text else ""
-
-
-class WorkerQuerySet(models.QuerySet):
-    def live(self, *, since):
-        """Workers that have sent a heartbeat since ``since``."""
-        return self.filter(beat_at__gte=since)
-
-    def threads(self) -> int:
-        """How many conversations these workers can run at once."""
-        return self.aggregate(n=Sum("threads"))["n"] or 0
-
-
-class Worker(models.Model):
-    """A ``db_worker`` process and its last heartbeat, sent every few seconds whether it
-    works or idles (a batch's own heartbeat only moves while someone works on it), so
-    that readiness and metrics can tell an idle worker from a dead one."""
-
-    name = models.CharField(max_length=200, unique=True, help_text="host:pid:random")
-    hostname = models.CharField(max_length=255)
-    pid = models.PositiveIntegerField()
-    started_at = models.DateTimeField()
-    beat_at = models.DateTimeField(db_index=True)
-    threads = models.PositiveSmallIntegerField(
-        default=0, help_text="conversations it runs at once, at most (its BATCH_CONCURRENCY)"
-    )
-
-    objects = WorkerQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-beat_at"]
-
-    def __str__(self):
-        return self.name
-
-
-class Lane(models.Model):
-    """A shared budget of calls to a model provider (see batches.processors.lanes): the Unix times
-    at which its next request may start, its token budget is free again, and a pause
-    asked for by a 429 ends. Kept here (or in Redis) so every worker shares it."""
-
-    name = models.CharField(max_length=200, primary_key=True)
-    requests_at = models.FloatField(default=0)
-    tokens_at = models.FloatField(default=0)
-    paused_until = models.FloatField(default=0)
-
-    def __str__(self):
-        return self.name
