@@ -169,7 +169,7 @@ class Client(HttpClient):
                 response.read()
                 raise ApiError(response.status_code, _body(response), response.headers)
             for chunk in response.iter_bytes():
-                out.write(chunk)
+                write_all(out, chunk)
                 size += len(chunk)
         finally:
             response.close()
@@ -235,6 +235,17 @@ class Client(HttpClient):
             page = self.json("GET", url, params=params)
             yield from page["results"]
             url, params = page["next"], None  # the next link carries the query
+
+
+def write_all(out: IO[bytes], data: bytes) -> None:
+    """Write all of ``data``: a buffered write may return having written part of it
+    (a pipe whose reader went away), and the next write raises BrokenPipeError."""
+    view = memoryview(data)
+    while view:
+        written = out.write(view)
+        if written is None:  # a stream that does not count: it took everything
+            return
+        view = view[written:]
 
 
 def _one_request(runs: Iterable[dict], limit: int) -> list[dict]:

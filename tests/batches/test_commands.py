@@ -48,6 +48,22 @@ def test_import_batch_creates_a_queued_batch_like_an_upload(alice, questions):
 
 
 @pytest.mark.django_db
+def test_import_batch_reports_the_rows_it_skipped(alice, tmp_path):
+    path = tmp_path / "questions.csv"
+    path.write_bytes(csv_bytes([("first", "a"), ("", "a"), ("third", ""), ("", "b")]))
+    out, err = io.StringIO(), io.StringIO()
+
+    call_command("import_batch", str(path), "--owner", "alice", stdout=out, stderr=err)
+
+    batch = Batch.objects.get()
+    assert f"Batch {batch.pk} queued with 2 items; 2 rows skipped." in out.getvalue()
+    assert err.getvalue().splitlines() == [
+        "Skipped row 3: no question.",
+        "Skipped row 5: no question.",
+    ]
+
+
+@pytest.mark.django_db
 def test_import_batch_refuses_a_bad_file_or_owner_and_creates_nothing(alice, tmp_path, questions):
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"prompt\nhello\n")
@@ -85,7 +101,8 @@ def test_import_batch_waits_for_a_worker_and_prints_a_summary(alice, questions):
     assert f"Batch {batch.pk} processed: 3 succeeded, 0 failed, 0 cancelled of 3." in (
         out.getvalue()
     )
-    assert "3/3" in err.getvalue()  # the progress bar reached the end
+    assert "3/3 items (100%), 3 succeeded, 0 failed" in err.getvalue()
+    assert "\r" not in err.getvalue()  # plain lines off a terminal, not a bar
 
 
 @pytest.mark.django_db
@@ -191,3 +208,22 @@ def test_export_batch_writes_an_xlsx_to_a_real_stdout_as_bytes(alice):
     sheet = load_workbook(io.BytesIO(done.stdout)).active
     assert [cell.value for cell in sheet[4]][:3] == [4, None, "'=2+2"]
     assert b"to stdout" in done.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_export_batch_into_a_pipe_its_reader_closed_ends_without_a_traceback(alice, tmp_path):
+    batch = make_batch(alice, [(f"question {n} {'.' * 200}", "") for n in range(2000)])
+    env = {**os.environ, "DATABASE_URL": database_url(), "SECRET_KEY": "test"}
+
+    done = subprocess.run(
+        ["bash", "-c", f"{sys.executable} manage.py export_batch {batch.pk} 2>{tmp_path}/errors "
+         '| head -c 100 >/dev/null; echo "${PIPESTATUS[0]}"'],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+
+    assert done.stdout == "0\n"
+    assert (tmp_path / "errors").read_text() == ""

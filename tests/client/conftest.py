@@ -149,8 +149,9 @@ def run_id(api):
 
 
 @pytest.fixture
-def worker(transactional_db):
-    """A db_worker process (echo and other processors) for the test, stopped after it."""
-    running = Worker().start()
-    yield running
-    running.stop()
+def start_worker(transactional_db):
+    """``start_worker(**env)``: a db_worker process, stopped after the test."""
+    workers = []
+    yield lambda **env: workers.append(Worker(**env).start()) or workers[-1]
+    for worker in workers:
+        worker.stop()

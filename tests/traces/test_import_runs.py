@@ -1,5 +1,6 @@
 import io
 import json
+import re
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -87,3 +88,52 @@ def test_the_runs_belong_to_the_named_owner_and_an_unknown_one_is_refused(
     assert Run.objects.filter(run_id="shared").count() == 2
     with pytest.raises(CommandError, match="there is no user 'carol'"):
         call_command("import_runs", "--owner", "carol", str(path), stdout=io.StringIO())
+
+
+def test_an_envelope_is_refused_saying_what_import_runs_takes(tmp_path, run_factory):
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps({"runs": [run_factory()]}, indent=2))
+    with pytest.raises(CommandError) as refused:
+        run_import(str(path))
+    assert str(refused.value).startswith(
+        f'{path} is a {{"runs": [...]}} envelope, as the API takes; import_runs takes the '
+        "runs themselves, a JSON array or JSON Lines"
+    )
+    assert Run.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "is empty: it holds no runs."),
+        (b"\n  \n", "is empty: it holds no runs."),
+        (b"PK\x03\x04\x14\x00\x06\x00", "is a zip archive (an .xlsx workbook?), not text"),
+        (b"\x00\x01\x02binary", "is not UTF-8 text (it looks binary)"),
+    ],
+)
+def test_an_empty_or_binary_file_is_refused_with_what_it_is(tmp_path, content, problem):
+    path = tmp_path / "runs.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(CommandError, match=f"^{re.escape(f'{path} {problem}')}"):
+        run_import(str(path))
+
+
+def test_an_envelope_on_standard_input_is_refused_too(monkeypatch, run_factory):
+    envelope = json.dumps({"runs": [run_factory()]}).encode()
+    with pytest.raises(CommandError, match=r"^standard input is a \{\"runs\": \[\.\.\.\]\}"):
+        run_import("-", stdin=envelope, monkeypatch=monkeypatch)
+
+
+def test_a_file_with_a_byte_order_mark_imports(tmp_path, run_factory):
+    path = tmp_path / "runs.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps([run_factory()]).encode())
+    out, _ = run_import(str(path))
+    assert "1 runs read: 1 created" in out
+
+
+def test_progress_off_a_terminal_is_plain_lines(tmp_path, run_factory):
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps([run_factory() for _ in range(3)]))
+    _, err = run_import(str(path), "--chunk", "2")
+    assert "\r" not in err
+    assert err.splitlines()[-1] == "Importing: 3 runs"

@@ -1,6 +1,7 @@
 import os
 import uuid
 
+from batchsvc_client.terminal import silence_stdout
 from django.core.management.base import BaseCommand, CommandError
 
 from batches.models import Batch
@@ -52,7 +53,11 @@ class Command(BaseCommand):
         if batch is None:
             raise CommandError(f"There is no batch {batch_id}.")
         if output == STDOUT:
-            size = results_copy(batch=batch, format=format, out=self.stdout_bytes())
+            try:
+                size = results_copy(batch=batch, format=format, out=self.stdout_bytes())
+            except BrokenPipeError:
+                silence_stdout()  # the reader has what it wanted (| head): end quietly
+                return
             # stdout holds the file alone, so that it can be piped.
             self.stderr.write(self.summary(batch, "stdout", size))
             return

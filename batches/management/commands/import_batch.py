@@ -1,11 +1,13 @@
 import json
 
+from batchsvc_client.terminal import Progress
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from batches.services import batch_create, batch_wait
 from batchsvc.api.errors import ApiError
 from batchsvc.management.arguments import username
+
+SHOWN_SKIPPED = 20
 
 
 def json_object(value: str) -> dict:
@@ -56,7 +58,10 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot read {file}: {exc.strerror}.") from None
         except ApiError as exc:
             raise CommandError(f"{file}: {exc.message}") from None
-        self.stdout.write(f"Batch {batch.pk} queued with {batch.total_items} items.")
+        rows = "row" if batch.skipped_count == 1 else "rows"
+        skipped = f"; {batch.skipped_count} {rows} skipped" if batch.skipped_count else ""
+        self.stdout.write(f"Batch {batch.pk} queued with {batch.total_items} items{skipped}.")
+        self.report_skipped(batch)
         if wait:
             batch = self.wait(batch, poll, timeout)
             if batch.is_active:
@@ -67,10 +72,23 @@ class Command(BaseCommand):
                 f"of {batch.total_items}."
             )
 
+    def report_skipped(self, batch) -> None:
+        """The rows without a question, which are not items, each with its number."""
+        for skipped in batch.skipped_rows[:SHOWN_SKIPPED]:
+            self.stderr.write(f"Skipped row {skipped['row']}: {skipped['error']}.")
+        if batch.skipped_count > SHOWN_SKIPPED:
+            more = batch.skipped_count - SHOWN_SKIPPED
+            self.stderr.write(f"... and {more} more ({batch.skipped_count} rows skipped in all).")
+
     def wait(self, batch, poll, timeout):
-        with tqdm(total=batch.total_items, unit=" items", file=self.stderr._out) as bar:
+        # A bar on a terminal, plain lines otherwise (a log file, a pipe).
+        label = f"Batch {str(batch.pk)[:8]}"
+        with Progress(total=batch.total_items, label=label, stream=self.stderr._out) as bar:
 
             def progress(batch):
-                bar.update(batch.processed_items + batch.failed_items - bar.n)
+                bar.set(
+                    batch.processed_items + batch.failed_items,
+                    note=f"{batch.processed_items} succeeded, {batch.failed_items} failed",
+                )
 
             return batch_wait(batch=batch, poll=poll, progress=progress, timeout=timeout)

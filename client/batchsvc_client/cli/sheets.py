@@ -119,7 +119,7 @@ def _xlsx_row(number: int, values: list) -> bytes:
             cells.append(f'<c r="{where}" t="b"><v>{int(value)}</v></c>')
         elif isinstance(value, int | float):
             cells.append(f'<c r="{where}"><v>{value!r}</v></c>')
-        elif value is not None:
+        elif value not in (None, ""):  # an empty cell, as the upload's was
             text = escape(_cell(value).translate(XML_ILLEGAL)[:XLSX_MAX_CELL])
             cells.append(
                 f'<c r="{where}" t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>'

@@ -1,6 +1,9 @@
+import io
+
+from batchsvc_client.runfiles import BOM, ENVELOPE, RunsFileError, peek, sniff
+from batchsvc_client.terminal import Progress
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from batchsvc.management.arguments import username
 from traces.importing import open_source, read_runs
@@ -12,6 +15,26 @@ def positive_int(value: str) -> int:
     if number < 1:
         raise ValueError(value)
     return number
+
+
+def checked(source, name: str):
+    """``source`` ready for read_runs (past a byte order mark), or CommandError when
+    it is empty, binary, or the API's envelope rather than the runs themselves."""
+    if not hasattr(source, "peek"):
+        source = io.BufferedReader(source)
+    try:
+        kind = sniff(peek(source))
+    except RunsFileError as exc:
+        raise CommandError(f"{name} {exc}") from None
+    if kind == ENVELOPE:
+        raise CommandError(
+            f'{name} is a {{"runs": [...]}} envelope, as the API takes; import_runs takes '
+            "the runs themselves, a JSON array or JSON Lines (jq -c '.runs[]' turns the one "
+            "into the other), or upload the envelope with 'batchsvc runs upload'."
+        )
+    if peek(source).startswith(BOM):
+        source.read(len(BOM))
+    return source
 
 
 class Command(BaseCommand):
@@ -39,14 +62,17 @@ class Command(BaseCommand):
             source = open_source(file)
         except OSError as exc:
             raise CommandError(f"Cannot read {file}: {exc.strerror}.") from None
-        with source, tqdm(unit=" runs", disable=None, file=self.stderr._out) as bar:
+        # A bar on a terminal, plain lines otherwise (a log file, a pipe).
+        progress = Progress(unit="runs", label="Importing", stream=self.stderr._out)
+        with source, progress:
+            source = checked(source, "standard input" if file == "-" else file)
             try:
                 summary = runs_import(
                     owner=owner,
                     items=read_runs(source),
                     atomic=transactional,
                     chunk_size=chunk,
-                    progress=bar.update,
+                    progress=progress.advance,
                 )
             except ValueError as exc:
                 raise CommandError(f"Cannot import {file}: {exc}.") from None
