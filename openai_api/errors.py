@@ -63,12 +63,9 @@ def exception_handler(exc, context):
     response = errors.exception_handler(exc, context)
     if response is None:
         return None
-    data = getattr(response, "data", None)
-    if data is None:
-        data = json.loads(response.content)
     reshaped = error_response(
         response.status_code,
-        data.get("error", "The request failed."),
+        message_of(response),
         param=getattr(exc, "param", None),
         code=getattr(exc, "openai_code", None),
     )
@@ -76,6 +73,18 @@ def exception_handler(exc, context):
         if response.has_header(header):
             reshaped[header] = response[header]
     return reshaped
+
+
+def message_of(response) -> str:
+    """The sentence of batchsvc's answer: its JSON envelope's, or its text (an outage
+    outside /api/ is answered as plain text)."""
+    data = getattr(response, "data", None)
+    if data is None:
+        try:
+            data = json.loads(response.content)
+        except ValueError:
+            return response.content.decode(errors="replace").strip()
+    return data.get("error", "The request failed.") if isinstance(data, dict) else str(data)
 
 
 def not_found(request, *args, **kwargs):

@@ -52,11 +52,7 @@ def numbered(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
 def check(chunks: Iterable[bytes], *, endpoint: str, max_lines: int) -> Summary:
     """The summary of a valid input file for ``endpoint``, or :class:`Refused` at its
     first bad line."""
-    if endpoint not in ENDPOINTS:
-        raise Refused(
-            f"The endpoint {endpoint!r} is not supported; use one of: {', '.join(ENDPOINTS)}.",
-            "unsupported_endpoint",
-        )
+    check_endpoint(endpoint)
     summary, seen = Summary(), set()
     for number, raw in numbered(chunks):
         summary.count += 1
@@ -72,6 +68,14 @@ def check(chunks: Iterable[bytes], *, endpoint: str, max_lines: int) -> Summary:
     if not summary.count:
         raise Refused("The input file is empty: it has no request line.", "empty_file")
     return summary
+
+
+def check_endpoint(endpoint: str) -> None:
+    if endpoint not in ENDPOINTS:
+        raise Refused(
+            f"The endpoint {endpoint!r} is not supported; use one of: {', '.join(ENDPOINTS)}.",
+            "unsupported_endpoint",
+        )
 
 
 def check_line(number: int, raw: bytes, *, endpoint: str, seen: set):

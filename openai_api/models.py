@@ -114,6 +114,7 @@ class OpenAIBatch(models.Model):
     error_file = models.OneToOneField(
         File, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
     settled = models.JSONField(
         null=True,
         blank=True,

@@ -6,7 +6,7 @@ from batches.models import Batch
 from openai_api import ids
 from openai_api.models import File
 from openai_api.results import file_size
-from openai_api.selectors import batch_state
+from openai_api.selectors import CANCELLED, batch_state
 
 
 def unix(moment: datetime | None) -> int | None:
@@ -31,8 +31,9 @@ def batch_object(batch: Batch) -> dict:
     link = batch.openai
     state = batch_state(batch)
     status, ended = state.status, batch.finished_at
-    completed = batch.processed_items
-    failed = batch.failed_items + batch.cancelled_items
+    completed, failed = state.counts["completed"], state.counts["failed"]
+    # A running batch's files hold what has ended so far; an ended one's, if any line.
+    running = state.settled is None
     return {
         "id": ids.batch_id(batch.pk),
         "object": "batch",
@@ -42,9 +43,8 @@ def batch_object(batch: Batch) -> dict:
         "input_file_id": ids.file_id(link.input_file_uuid),
         "completion_window": link.completion_window,
         "status": status,
-        # As soon as a line is in them: a file of a running batch holds what has ended.
-        "output_file_id": ids.file_id(link.output_file_id) if completed else None,
-        "error_file_id": ids.file_id(link.error_file_id) if failed else None,
+        "output_file_id": ids.file_id(link.output_file_id) if running or completed else None,
+        "error_file_id": ids.file_id(link.error_file_id) if running or failed else None,
         "created_at": unix(batch.created_at),
         "in_progress_at": unix(batch.started_at),
         "expires_at": unix(link.expires_at),
@@ -52,13 +52,19 @@ def batch_object(batch: Batch) -> dict:
         "completed_at": unix(ended) if status == "completed" else None,
         "failed_at": unix(ended) if status == "failed" else None,
         "expired_at": unix(ended) if status == "expired" else None,
-        "cancelling_at": unix(ended) if status in ("cancelling", "cancelled") else None,
+        "cancelling_at": unix(cancelling_at(batch)) if status in CANCELLED else None,
         # The last change of a cancelled batch is its last running line's end.
         "cancelled_at": unix(batch.updated_at) if status == "cancelled" else None,
         "request_counts": {"total": batch.total_items, "completed": completed, "failed": failed},
         "usage": usage(state.usage),
         "metadata": link.metadata,
     }
+
+
+def cancelling_at(batch: Batch) -> datetime:
+    """When the cancel was asked for: kept by this surface's cancel; a cancel from the
+    rest of the API or the admin is dated by the batch's own record of it."""
+    return batch.openai.cancel_requested_at or batch.finished_at or batch.updated_at
 
 
 def errors(batch: Batch) -> dict:

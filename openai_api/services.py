@@ -21,20 +21,10 @@ from openai_api.files import storage, stored_chunks, upload_name
 from openai_api.models import File, FilePurpose, Lines, OpenAIBatch
 
 PROCESSOR = "openai_batch"
+CANCELLED = ("cancelling", "cancelled")
 COMPLETION_WINDOWS = ("24h",)
 METADATA_PAIRS, METADATA_KEY_MAX, METADATA_VALUE_MAX = 16, 64, 512
 INSERT_CHUNK = 5000
-_ROW_COLUMNS = (
-    "batch",
-    "row_number",
-    "chat_id",
-    "conversation",
-    "input",
-    "status",
-    "error",
-    "attempts",
-    "claimed_by",
-)
 
 
 # Files ------------------------------------------------------------------------
@@ -112,12 +102,17 @@ def batch_create(
             param="completion_window",
         )
     check_metadata(metadata)
+    refused_as_400(lines.check_endpoint, endpoint)
     input_file = owned_input_file(owner, input_file_id)
     if input_file.bytes > settings.OPENAI_BATCH_MAX_BYTES:
         raise file_too_large(input_file.bytes)
     now = timezone.now()
-    expires_at = now + timedelta(seconds=settings.OPENAI_BATCH_WINDOW_SECONDS)
-    options = {"endpoint": endpoint, "expires_at": expires_at.timestamp(), **(rate_options or {})}
+    # Whole seconds, as the batch object shows it: no line is sent after the second shown.
+    expires_at = (now + timedelta(seconds=settings.OPENAI_BATCH_WINDOW_SECONDS)).replace(
+        microsecond=0
+    )
+    options = {"endpoint": endpoint, "expires_at": int(expires_at.timestamp())}
+    options.update(rate_options or {})
     batch_services.processor_check(processor=PROCESSOR, options=options)
     concurrency = batch_services.schedule_check(priority=priority, concurrency=concurrency)
     summary = checked_lines(input_file, endpoint)
@@ -192,12 +187,15 @@ def owned_input_file(owner, input_file_id: str) -> File:
 
 
 def checked_lines(input_file: File, endpoint: str) -> lines.Summary:
+    chunks = stored_chunks(input_file.storage_name)
+    return refused_as_400(
+        lines.check, chunks, endpoint=endpoint, max_lines=settings.OPENAI_BATCH_MAX_LINES
+    )
+
+
+def refused_as_400(check, *args, **kwargs):
     try:
-        return lines.check(
-            stored_chunks(input_file.storage_name),
-            endpoint=endpoint,
-            max_lines=settings.OPENAI_BATCH_MAX_LINES,
-        )
+        return check(*args, **kwargs)
     except lines.Refused as exc:
         param = "endpoint" if exc.code == "unsupported_endpoint" else "input_file_id"
         raise OpenAIError(str(exc), param=param, code=exc.code) from None
@@ -206,15 +204,23 @@ def checked_lines(input_file: File, endpoint: str) -> lines.Summary:
 def insert_rows(batch: Batch, input_file: File) -> None:
     """One pending row per line, its input the line as it was sent (never decoded and
     encoded again), a chunk of lines at a time. Each line is a conversation of its
-    own: lines are independent."""
-    rows, pending = [], InteractionStatus.PENDING.value
+    own: lines are independent. Every other column takes its default."""
+    fields = [field for field in Interaction._meta.concrete_fields if not field.primary_key]
+    columns = [field.name for field in fields]
+    defaults = [field.get_default() for field in fields]
+    at = {name: columns.index(name) for name in ("batch", "row_number", "conversation", "input")}
+    defaults[columns.index("status")] = InteractionStatus.PENDING.value
+    defaults[at["batch"]] = batch.pk
+    rows = []
     for number, raw in lines.numbered(stored_chunks(input_file.storage_name)):
-        text = JSONText(raw.decode())
-        rows.append((batch.pk, number, "", number, text, pending, "", 0, ""))
+        row = defaults.copy()
+        row[at["row_number"]] = row[at["conversation"]] = number
+        row[at["input"]] = JSONText(raw.decode())
+        rows.append(row)
         if len(rows) == INSERT_CHUNK:
-            insert_ignoring_conflicts(Interaction, rows, key="row_number", columns=_ROW_COLUMNS)
+            insert_ignoring_conflicts(Interaction, rows, key="row_number", columns=columns)
             rows = []
-    insert_ignoring_conflicts(Interaction, rows, key="row_number", columns=_ROW_COLUMNS)
+    insert_ignoring_conflicts(Interaction, rows, key="row_number", columns=columns)
 
 
 def result_file(batch: Batch, which: str) -> File:
@@ -230,8 +236,10 @@ def result_file(batch: Batch, which: str) -> File:
 
 def batch_cancel(*, batch: Batch) -> None:
     """Cancel the batch: ``cancelling`` at once, lines not started never sent (see
-    batches.services.batch_cancel). Cancelling a batch already cancelling or
-    cancelled changes nothing, as OpenAI answers."""
-    if batch.status == "cancelled":
-        return
-    batch_services.batch_cancel(batch=batch)
+    batches.services.batch_cancel). A batch already cancelling or cancelled is left
+    as it is, as OpenAI answers."""
+    if batch.status not in CANCELLED:
+        OpenAIBatch.objects.filter(pk=batch.pk, cancel_requested_at=None).update(
+            cancel_requested_at=timezone.now()
+        )
+        batch_services.batch_cancel(batch=batch)

@@ -74,7 +74,9 @@ class PassthroughProcessor(NetworkProcessor):
         endpoint, expires_at = options.get("endpoint"), options.get("expires_at")
         if endpoint not in ENDPOINTS:
             self.close()
-            raise ValueError(f"The {self.name} processor's endpoint must be one of: {ENDPOINTS}.")
+            raise ValueError(
+                f"The {self.name} processor's endpoint must be one of: {', '.join(ENDPOINTS)}."
+            )
         if expires_at is not None and (
             isinstance(expires_at, bool) or not isinstance(expires_at, int | float)
         ):
@@ -107,7 +109,7 @@ class PassthroughProcessor(NetworkProcessor):
         except LineError:
             raise
         except ProcessorError as exc:
-            raise ProcessorError(unsent("provider_unavailable", str(exc))) from None
+            raise LineError(unsent("provider_unavailable", str(exc))) from None
         try:
             answer = response.json()
         except ValueError:
