@@ -8,7 +8,7 @@ from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
 from batches.failures import normalised
-from batches.models import Batch, BatchStatus, Interaction, InteractionStatus, Worker
+from batches.models import Batch, BatchStatus, Interaction, InteractionStatus, Quota, Worker
 from batches.processors.base import USAGE_FIELDS
 from batches.processors.lanes import Lane
 
@@ -56,6 +56,7 @@ class Waiting:
     WORKER = "worker"
     CONCURRENCY = "concurrency"
     RATE_LIMIT = "rate_limit"
+    QUOTA = "quota"
 
 
 def batch_waiting_for(batch: Batch, *, now: dt.datetime | None = None) -> dict | None:
@@ -66,6 +67,7 @@ def batch_waiting_for(batch: Batch, *, now: dt.datetime | None = None) -> dict |
     - ``worker``: no worker has sent a heartbeat within BATCH_STALE_AFTER, or every
       thread of the live workers (their heartbeats say how many) runs a conversation;
     - ``rate_limit``: its processor is paused or limited until ``until``;
+    - ``quota``: as many of its owner's items run as their quota allows;
     - ``concurrency``: as many of its conversations run as its concurrency allows.
     """
     if not batch.is_active or not Interaction.objects.heads(batch).exists():
@@ -85,6 +87,17 @@ def batch_waiting_for(batch: Batch, *, now: dt.datetime | None = None) -> dict |
             f"{until.isoformat()}.",
             until=until,
         )
+    quota = Quota.of(batch.owner_id).running_items
+    if quota is not None:
+        owner_running = Interaction.objects.filter(batch__owner_id=batch.owner_id).running(
+            since=since
+        )
+        if (count := owner_running.count()) >= quota:
+            return _waiting(
+                Waiting.QUOTA,
+                f"Its owner's quota: {count} of their items run, as many as their quota "
+                f"allows ({quota}); the next starts when one ends.",
+            )
     running = batch.interactions.running(since=since).count()
     if running >= batch.cap:
         return _waiting(
@@ -107,7 +120,7 @@ def rate_limited_until(batch: Batch) -> dt.datetime | None:
     """Until when the batch's lane (batches.processors.lanes) holds its next call back: a 429's
     pause, or the budget of its processor or its own already spent; None when a call
     could start at once."""
-    return Lane(batch.processor, batch.options or {}, batch.pk).limited_until()
+    return Lane(batch.processor, batch.options or {}, batch.pk, batch.owner_id).limited_until()
 
 
 def _waiting(reason: str, message: str, *, until: dt.datetime | None = None) -> dict:

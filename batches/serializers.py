@@ -8,6 +8,7 @@ from rest_framework.settings import api_settings
 
 from batches.models import NAME_MAX, Batch, Interaction
 from batches.processors.base import options_help, processor_names
+from batches.retention import batch_expires_at
 from batches.selectors import (
     batch_attempts,
     batch_counted,
@@ -37,10 +38,11 @@ class PaceSerializer(serializers.Serializer):
 
 class WaitingSerializer(serializers.Serializer):
     reason = serializers.ChoiceField(
-        choices=["worker", "concurrency", "rate_limit"],
+        choices=["worker", "concurrency", "rate_limit", "quota"],
         help_text="worker: none is live, or all their threads are busy; concurrency: the "
         "batch runs as many conversations as its concurrency allows; rate_limit: its "
-        "processor is paused until `until`",
+        "processor is paused until `until`; quota: its owner runs as many items as their "
+        "quota allows",
     )
     message = serializers.CharField(help_text="the same, as a sentence")
     until = serializers.DateTimeField(allow_null=True, help_text="for rate_limit: until when")
@@ -75,6 +77,10 @@ class BatchSerializer(serializers.ModelSerializer):
         help_text="0-100: whole percent of the items that have ended, ran or cancelled; "
         "100 once nothing is left to do. ended_progress - progress is the cancelled share.",
     )
+    expires_at = serializers.SerializerMethodField(
+        help_text="when the finished batch and its results will be deleted; null while it "
+        "runs, or while finished batches are kept forever"
+    )
 
     class Meta:
         model = Batch
@@ -102,6 +108,7 @@ class BatchSerializer(serializers.ModelSerializer):
             "created_at",
             "started_at",
             "finished_at",
+            "expires_at",
             "updated_at",
         ]
         read_only_fields = fields
@@ -109,6 +116,11 @@ class BatchSerializer(serializers.ModelSerializer):
     @extend_schema_field(PaceSerializer)
     def get_pace(self, batch) -> dict:
         return batch_pace(batch)
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_expires_at(self, batch) -> str | None:
+        when = batch_expires_at(batch)
+        return None if when is None else serializers.DateTimeField().to_representation(when)
 
 
 class FailureGroupSerializer(serializers.Serializer):

@@ -7,7 +7,8 @@ Every claim looks at every active batch and tries them in this order:
    user's one, whatever the number of threads);
 2. then that owner's batches by priority, then fewest rows running, then oldest;
 3. a batch whose ``concurrency`` (at most BATCH_CONCURRENCY_MAX) rows already run
-   is passed over.
+   is passed over, and so is every batch of an owner with as many rows running as
+   their quota allows (QUOTA_RUNNING_ITEMS, or their own).
 
 In a batch, a thread claims a whole conversation by turning its head (see
 batches.models) running under its own token: conversations not started yet first,
@@ -25,13 +26,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from batches.engine import sql
 from batches.engine.conversations import Claim, Item
 from batches.engine.counters import Progress, stale_after, stopping
-from batches.models import PRIORITY_RANK, Batch, Interaction, concurrency_cap
+from batches.models import PRIORITY_RANK, Batch, Interaction, OwnerQuota, concurrency_cap
 from batchsvc.ops.outages import retry_while_unavailable
 
 logger = logging.getLogger("batches.processing")
@@ -79,10 +81,17 @@ class Candidate:
     options: dict
     claimed_at: datetime | None = None
     running: int = 0
+    # The owner's rows running, over all their batches, and the most their quota allows.
+    owner_running: int = 0
+    owner_cap: int | None = None
 
     @property
     def cap(self) -> int:
         return concurrency_cap(self.concurrency)
+
+    @property
+    def owner_full(self) -> bool:
+        return self.owner_cap is not None and self.owner_running >= self.owner_cap
 
 
 Decision = Claim | str | Drained | Unchecked | None
@@ -99,6 +108,11 @@ def fair_order() -> list[Candidate]:
     for candidate in candidates:
         candidate.running = running.get(candidate.pk, 0)
         by_owner[candidate.owner_id].append(candidate)
+    caps = running_quotas(by_owner)
+    for owner_id, batches in by_owner.items():
+        owner_running = sum(b.running for b in batches)
+        for candidate in batches:
+            candidate.owner_running, candidate.owner_cap = owner_running, caps.get(owner_id)
     owners = sorted(by_owner.values(), key=_owner_turn)
     return [
         candidate
@@ -107,6 +121,18 @@ def fair_order() -> list[Candidate]:
             batches, key=lambda b: (PRIORITY_RANK.get(b.priority, 1), b.running, b.created_at)
         )
     ]
+
+
+def running_quotas(owners) -> dict:
+    """Owner -> the most rows of theirs that may run at once (absent: no limit)."""
+    default = settings.QUOTA_RUNNING_ITEMS
+    own = dict(
+        OwnerQuota.objects.filter(
+            owner_id__in=list(owners), running_items__isnull=False
+        ).values_list("owner_id", "running_items")
+    )
+    caps = {owner: own.get(owner, default) for owner in owners}
+    return {owner: cap for owner, cap in caps.items() if cap is not None}
 
 
 def _owner_turn(batches: list[Candidate]) -> tuple:
@@ -160,7 +186,7 @@ class Claims:
         for candidate in self.fair_order():
             if candidate.pk in passed:
                 continue
-            if candidate.running >= candidate.cap:
+            if candidate.running >= candidate.cap or candidate.owner_full:
                 capped = True
                 continue
             usable = self.usable.get(candidate.pk)
@@ -212,13 +238,18 @@ class Claims:
         return claim
 
     def below_cap(self, candidate: Candidate, *, now, since) -> bool:
-        """Whether another of the batch's conversations may start. Stamping the batch
-        first locks its row, so on PostgreSQL the count cannot race another worker's
-        claim (SQLite's IMMEDIATE transaction locks the whole database anyway)."""
+        """Whether another of the batch's conversations may start, and another of its
+        owner's rows when their quota limits them. Stamping the batch first locks its
+        row (and the owner's row, with a quota), so on PostgreSQL the counts cannot
+        race another worker's claim (SQLite's IMMEDIATE transaction locks the whole
+        database anyway)."""
         sql.stamp_claimed(candidate.pk, now)
         running = sql.running_counts(batch_id=candidate.pk, since=since)
-        running = running.get(candidate.pk, 0)
-        return running < candidate.cap
+        if running.get(candidate.pk, 0) >= candidate.cap:
+            return False
+        if candidate.owner_cap is None:
+            return True
+        return sql.owner_running(candidate.owner_id, since=since) < candidate.owner_cap
 
     def heads_sql(self, batch_id) -> tuple[str, list]:
         # Compiled once a batch: building this query with the ORM cost more than
@@ -236,9 +267,11 @@ class Claims:
             head = cursor.fetchone()
             if head is None:
                 return None
-            batch = Batch.objects.filter(pk=head[6]).values_list("pk", "processor", "options")
-            pk, processor, options = batch.get()
-            candidate = Candidate(pk, None, "", timezone.now(), None, "", processor, options)
+            batch = Batch.objects.filter(pk=head[6])
+            pk, owner_id, processor, options = batch.values_list(
+                "pk", "owner_id", "processor", "options"
+            ).get()
+            candidate = Candidate(pk, owner_id, "", timezone.now(), None, "", processor, options)
             claim = self.claimed(token, head[:6], candidate)
         self.progress.hold(claim.head.pk, claim.batch_id)
         return claim
@@ -257,6 +290,7 @@ class Claims:
         return Claim(
             token=token,
             batch_id=candidate.pk,
+            owner_id=candidate.owner_id,
             processor=candidate.processor,
             options=candidate.options,
             head=Item(pk, sql.from_json(data)),

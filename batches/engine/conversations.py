@@ -41,6 +41,7 @@ class Claim:
 
     token: str
     batch_id: object
+    owner_id: int | None
     processor: str
     options: dict
     head: Item
@@ -58,7 +59,7 @@ class Conversation:
     def run(self, processor: Processor) -> None:
         """Run the claimed rows in order until the last, a cancel, or a takeover."""
         item, claim = self.claim.head, self.claim
-        processor.bind(batch_id=claim.batch_id)
+        processor.bind(batch_id=claim.batch_id, owner_id=claim.owner_id)
         try:
             while item is not None:
                 started = time.perf_counter()

@@ -6,6 +6,7 @@ by the ORM once per run and only amended, on SQLite, with an ``INDEXED BY`` clau
 the ORM has no way to express.
 """
 
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -44,6 +45,13 @@ CONVERSATION = (
 # small partial index of running rows: SQLite's planner otherwise walks every row of
 # the batch through the (batch, row_number) index.
 RUNNING = "SELECT batch_id, COUNT(*) FROM {table} {index} WHERE status = 'running' {more}"
+
+# An owner's rows running, over their active batches (the partial index of running
+# rows, then each row's batch by its primary key).
+OWNER_RUNNING = (
+    "SELECT COUNT(*) FROM {table} WHERE status = 'running' AND batch_id IN "
+    "(SELECT id FROM {batches} WHERE owner_id = %s) AND heartbeat_at >= %s"
+)
 
 # A batch served now; also takes its row lock for the rest of the claim.
 STAMP = "UPDATE {batches} SET claimed_at = %s WHERE id = %s"
@@ -112,6 +120,23 @@ def running_counts(*, batch_id=None, since=None) -> dict:
     with connection.cursor() as cursor:
         cursor.execute(query, params)
         return {_uuid(pk): n for pk, n in cursor.fetchall()}
+
+
+def owner_running(owner_id, *, since) -> int:
+    """The owner's rows running now, over all their batches, with the owner's row
+    locked on PostgreSQL until the claim commits: two claims for one owner count in
+    turn."""
+    user = get_user_model()
+    users = connection.ops.quote_name(user._meta.db_table)
+    lock = "" if connection.vendor == "sqlite" else " FOR UPDATE"
+    statement = OWNER_RUNNING.format(
+        table=connection.ops.quote_name(Interaction._meta.db_table),
+        batches=connection.ops.quote_name(Batch._meta.db_table),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {users} WHERE id = %s{lock}", [owner_id])
+        cursor.execute(statement, [owner_id, connection.ops.adapt_datetimefield_value(since)])
+        return cursor.fetchone()[0]
 
 
 def _uuid(value):

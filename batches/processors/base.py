@@ -60,7 +60,7 @@ class Processor:
     def process(self, input: dict, history: list[dict]) -> dict:
         raise NotImplementedError
 
-    def bind(self, *, batch_id) -> None:
+    def bind(self, *, batch_id, owner_id=None) -> None:
         """The processor works for this batch (its calls spend the batch's own rate
         limits too, when its options set any)."""
 

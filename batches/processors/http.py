@@ -64,8 +64,8 @@ class NetworkProcessor(Processor):
             follow_redirects=False,  # a redirect could point anywhere
         )
 
-    def bind(self, *, batch_id) -> None:
-        self.lane = Lane(self.name, self.options, batch_id)
+    def bind(self, *, batch_id, owner_id=None) -> None:
+        self.lane = Lane(self.name, self.options, batch_id, owner_id)
 
     def close(self) -> None:
         self._http.close()

@@ -1,10 +1,13 @@
 """Provider rate limits: one budget per processor shared by every worker thread on
 every machine (BATCH_RATE_LIMITS), and the pause a 429 asks for.
 
-A *lane* is a processor's budget; a batch whose options ask for less
-(``requests_per_minute``, ``tokens_per_minute``) has a lane of its own as well, and
-its calls spend from both. A lane is spent as a schedule rather than a counter (the
-generic cell rate algorithm's "virtual scheduling"): it keeps the time at which its
+A *lane* is a processor's budget; an owner whose quota gives them a share of it
+(QUOTA_PROVIDER_SHARE, or their own in the admin) has a lane of that share, and a
+batch whose options ask for less (``requests_per_minute``, ``tokens_per_minute``) has
+a lane of its own as well: its calls spend from each.
+
+A lane is spent as a schedule rather than a counter (the generic cell rate
+algorithm's "virtual scheduling"): it keeps the time at which its
 next request may start and the time at which its token budget is free again. A call
 reserves the next slot, at the latest of now, those times and the lane's pause, and
 moves them on by 60 / requests_per_minute seconds and by its tokens * 60 /
@@ -30,6 +33,7 @@ from django.db.models import F
 
 from batches.engine.counters import stopping
 from batches.models import Lane as LaneRow
+from batches.models import Quota
 from batchsvc.ops.outages import STORE_ERRORS, retry_while_unavailable
 
 OPTIONS = ("requests_per_minute", "tokens_per_minute")
@@ -95,9 +99,15 @@ class Lane:
     """What one processor's calls spend: its processor's budget and, when the batch's
     options ask for less, the batch's own."""
 
-    def __init__(self, processor: str, options: dict, batch_id=None):
+    def __init__(self, processor: str, options: dict, batch_id=None, owner_id=None):
         self.processor = processor
-        self.budgets = [Budget(processor, **limits_of(processor))]
+        limits = limits_of(processor)
+        self.budgets = [Budget(processor, **limits)]
+        share = Quota.of(owner_id).provider_share if owner_id is not None and limits else 1.0
+        if share < 1:
+            # The owner's share of the processor's budget, spent by all their batches.
+            shared = {key: max(1, int(value * share)) for key, value in limits.items()}
+            self.budgets.append(Budget(f"{processor}:owner:{owner_id}", **shared))
         own = {key: options[key] for key in OPTIONS if key in options}
         if own and batch_id is not None:
             self.budgets.append(Budget(f"{processor}:batch:{batch_id}", **own))
