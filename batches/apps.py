@@ -9,6 +9,7 @@ class BatchesConfig(AppConfig):
         from batches import (
             checks,  # noqa: F401  (registers the system checks)
             resources,  # noqa: F401  (registers the batch GET resources)
+            retention,  # noqa: F401  (registers the batches purgers)
         )
         from batches.engine import monitoring
         from batchsvc.ops.health import register_check

@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/v1/", include("traces.urls")),
     path("api/v1/", include("setuplogs.urls")),
     path("api/v1/", include("batches.urls")),
+    path("api/v1/", include("webhooks.urls")),
     # The OpenAI-compatible Batch API, where the openai SDK's base_url points.
     path("openai/v1/", include("openai_api.urls")),
 ]

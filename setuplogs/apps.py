@@ -6,4 +6,7 @@ class SetuplogsConfig(AppConfig):
     verbose_name = "Setup logs"
 
     def ready(self):
-        from setuplogs import resources  # noqa: F401  (registers the batch GET resource)
+        from setuplogs import (
+            resources,  # noqa: F401  (registers the batch GET resource)
+            retention,  # noqa: F401  (registers the log lines purger)
+        )

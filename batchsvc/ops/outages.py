@@ -65,7 +65,12 @@ class Backoff:
             self.failures = 0
         self.failed_at = now
         self.failures += 1
-        return min(self.cap, self.first * 2 ** (self.failures - 1)) * random.uniform(0.75, 1)
+        return self.delay(self.failures)
+
+    def delay(self, failures: int) -> float:
+        """The wait after ``failures`` failures in a row (for a caller that keeps the
+        count itself, in a database row say)."""
+        return min(self.cap, self.first * 2 ** (failures - 1)) * random.uniform(0.75, 1)
 
 
 def close_connections() -> None:

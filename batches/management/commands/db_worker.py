@@ -16,7 +16,9 @@ no hook for:
    connection error out and the process exits. Ours closes the broken connection,
    backs off and enters the loop again; a task's outcome is recorded once the
    database is back (the batch task itself waits outages out, see
-   batches.engine.worker).
+   batches.engine.worker);
+5. threads that send webhook deliveries (webhooks.delivery) and purge what the
+   retention settings no longer keep (batchsvc.ops.retention).
 """
 
 import logging
@@ -41,6 +43,8 @@ from batchsvc.ops.outages import (
     log_outage,
     retry_while_unavailable,
 )
+from batchsvc.ops.retention import sweep_forever
+from webhooks.delivery import deliver_forever
 
 logger = logging.getLogger("batches.engine.worker")
 
@@ -122,6 +126,7 @@ class Command(upstream.Command):
             threading.Thread(
                 target=_recover_forever, args=(every,), name="batch-recovery", daemon=True
             ).start()
+        _start_housekeeping()
         return self.run_worker(**options)
 
     def run_worker(
@@ -168,3 +173,18 @@ def _recover_forever(every: float) -> None:
         finally:
             connection.close()
         time.sleep(every)
+
+
+def _start_housekeeping() -> None:
+    """A thread for webhook deliveries and one for the retention sweep: a long purge
+    never holds up a delivery."""
+    threading.Thread(
+        target=deliver_forever, kwargs={"stop": stopping}, name="webhook-deliveries", daemon=True
+    ).start()
+    if every := settings.RETAIN_SWEEP_EVERY:
+        threading.Thread(
+            target=sweep_forever,
+            kwargs={"every": every, "stop": stopping},
+            name="retention-sweep",
+            daemon=True,
+        ).start()
