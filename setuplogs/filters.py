@@ -17,7 +17,9 @@ class LevelsField(forms.CharField):
         try:
             return [normalize_level(part.strip()) for part in value.split(",")]
         except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from None
+            # The sentence quotes the value sent: a parameter, never part of the
+            # template, which whoever shows the error may %-format.
+            raise forms.ValidationError("%(problem)s", params={"problem": str(exc)}) from None
 
 
 @extend_schema_field(OpenApiTypes.STR)

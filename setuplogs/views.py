@@ -1,5 +1,4 @@
 from django.conf import settings
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
@@ -7,6 +6,7 @@ from rest_framework.views import APIView
 
 from batchsvc.api.bulk import read_envelope
 from batchsvc.api.fields import FieldSelectionMixin
+from batchsvc.api.filters import FilterBackend
 from batchsvc.api.openapi import envelope_schema, json_body, schema_ref
 from batchsvc.api.pagination import CursorPagination
 from batchsvc.api.parsers import BulkJSONParser, RawJSONParser
@@ -47,7 +47,7 @@ class SetupLogsView(FieldSelectionMixin, generics.ListAPIView):
 
     serializer_class = LogEntrySerializer
     pagination_class = LinePagination
-    filter_backends = [DjangoFilterBackend]  # the order is the seq's, always
+    filter_backends = [FilterBackend]  # the order is the seq's, always
     filterset_class = LogEntryFilter
     parser_classes = [BulkJSONParser]
     throttle_scope = "batch"

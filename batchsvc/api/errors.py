@@ -77,7 +77,7 @@ def error_fields(result: msgspec.Struct, message: str) -> msgspec.Struct:
     )
 
 
-def _sentence(detail) -> str:
+def sentence(detail) -> str:
     text = str(detail).strip()
     return text if text.endswith((".", "!", "?")) else f"{text}."
 
@@ -87,11 +87,11 @@ def _envelope(exc: Exception, data) -> dict:
         return error_body(exc.message, exc.details)
     if isinstance(exc, exceptions.ValidationError):
         if isinstance(data, list) and len(data) == 1:
-            return error_body(_sentence(data[0]))
+            return error_body(sentence(data[0]))
         return error_body("The request is not valid; see details.", data)
     if isinstance(data, dict) and "detail" in data:
-        return error_body(_sentence(data["detail"]))
-    return error_body(_sentence(HTTPStatus(getattr(exc, "status_code", 400)).phrase), data)
+        return error_body(sentence(data["detail"]))
+    return error_body(sentence(HTTPStatus(getattr(exc, "status_code", 400)).phrase), data)
 
 
 def exception_handler(exc: Exception, context):
@@ -100,7 +100,7 @@ def exception_handler(exc: Exception, context):
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(_too_large_message())
     elif isinstance(exc, SuspiciousOperation):  # too many form fields or files, say
-        exc = ApiError(_sentence(f"The request was refused: {exc}"))
+        exc = ApiError(sentence(f"The request was refused: {exc}"))
     # Imported here: rest_framework.views reads the renderer settings, which
     # import this package's parsers, which import this module.
     from rest_framework.views import exception_handler as drf_exception_handler
@@ -168,7 +168,7 @@ class ApiErrorMiddleware:
             and not response.get("Content-Type", "").startswith("application/json")
         ):
             phrase = HTTPStatus(response.status_code).phrase
-            return JsonResponse(error_body(_sentence(phrase)), status=response.status_code)
+            return JsonResponse(error_body(sentence(phrase)), status=response.status_code)
         return response
 
     def process_exception(self, request, exception):

@@ -28,7 +28,6 @@ no query and an empty list still refuses a bad name.
 from collections.abc import Iterable, Sequence
 
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
@@ -96,9 +95,13 @@ class FieldSelectionSchema(AutoSchema):
 
 
 def query_parameter(names: Sequence[str]) -> OpenApiParameter:
+    # An array sent as one comma-separated value (style form, explode false) is
+    # exactly ?fields=a,b: the schema says which names, so a generated value is valid.
     return OpenApiParameter(
         QUERY_PARAM,
-        OpenApiTypes.STR,
+        {"type": "array", "items": {"type": "string", "enum": list(names)}, "minItems": 1},
+        style="form",
+        explode=False,
         description=(
             "Comma-separated names of the fields to return (every field when absent); "
             "an unknown name is a 400. Names: " + ", ".join(f"`{name}`" for name in names) + "."
@@ -124,6 +127,10 @@ class FieldSelectionMixin:
             # Checked against an empty serializer so that the answer does not
             # depend on whether the page or object exists.
             self.selected_fields = check(requested, field_names(super().get_serializer()))
+
+    def query_parameters(self) -> list[str]:
+        """The query parameters this adds to the view's (batchsvc.api.filters)."""
+        return [] if _exempt(self) else [QUERY_PARAM]
 
     def get_serializer(self, *args, **kwargs):
         serializer = super().get_serializer(*args, **kwargs)
