@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from batchsvc.client import Client, TraceWriter
+from batchsvc_client import Client, TraceWriter
+
 from bench._server import server
 
 
