@@ -21,7 +21,10 @@ class EndpointForm(forms.ModelForm):
         fields = ["url", "events", "is_active"]
 
     def clean_url(self):
-        return self._checked(services.url_checked, self.cleaned_data["url"])
+        url = self.cleaned_data["url"]
+        if self.instance.pk and url == self.instance.url:
+            return url  # unchanged: disabling an endpoint needs no DNS answer
+        return self._checked(services.url_checked, url)
 
     def clean_events(self):
         return self._checked(services.events_checked, list(self.cleaned_data["events"]))
