@@ -7,6 +7,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WEB_WORKERS ?= 2
 VAR_DIR ?= $(CURDIR)/var
+# The settings (migrate, bootstrap, the tests) read it as the servers do.
+export VAR_DIR
+SECRET_KEY_FILE := $(VAR_DIR)/secret_key
 # The suite in two processes (pytest-xdist), a test file each at a time: most of its
 # time is spent waiting on the servers and workers the tests start.
 PYTEST_ARGS ?= -n 2 --dist loadfile
@@ -26,15 +29,16 @@ $(VENV)/.installed: pyproject.toml client/pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 # A secret key generated once for this machine, read by settings when SECRET_KEY is
-# not set; var/ is ignored by git, and the file is readable by its owner only.
-var/secret_key:
-	mkdir -p var
+# not set, from $(VAR_DIR) as they read everything; var/ is ignored by git, and the
+# file is readable by its owner only.
+$(SECRET_KEY_FILE):
+	mkdir -p $(VAR_DIR)
 	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@.tmp
 	mv $@.tmp $@
 
-secret-key: var/secret_key
+secret-key: $(SECRET_KEY_FILE)
 
-run: install var/secret_key
+run: install $(SECRET_KEY_FILE)
 	mkdir -p $(VAR_DIR)
 	$(MANAGE) migrate --noinput
 	$(MANAGE) collectstatic --noinput --verbosity 0
@@ -48,7 +52,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install var/secret_key
+test: install $(SECRET_KEY_FILE)
 	mkdir -p var
 	$(BIN)/ruff check .
 	$(MANAGE) check --fail-level WARNING
@@ -57,7 +61,7 @@ test: install var/secret_key
 	PROMETHEUS_MULTIPROC_DIR=var/test-prometheus $(BIN)/pytest $(PYTEST_ARGS)
 
 # The suite again on PostgreSQL (DATABASE_URL defaults to the local server).
-test-pg: install var/secret_key
+test-pg: install $(SECRET_KEY_FILE)
 	rm -rf var/test-prometheus
 	PROMETHEUS_MULTIPROC_DIR=var/test-prometheus \
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres} $(BIN)/pytest $(PYTEST_ARGS)

@@ -4,22 +4,31 @@ import time
 
 from batches.processors.base import FORM_OPTIONS, Processor
 
-MAX_DELAY = 10.0
+MAX_DELAY = 10
 
 
 class EchoProcessor(Processor):
     """Answers without a network: the question and the turn number. ``delay``
-    (seconds, at most 10) simulates a slow model in tests and benchmarks."""
+    (seconds, 0 to 10) simulates a slow model in tests and benchmarks."""
 
     name = "echo"
-    accepts = {**FORM_OPTIONS, "delay": "seconds per item, a number, at most 10 (default 0)"}
+    accepts = {
+        **FORM_OPTIONS,
+        "delay": f"seconds per item, a number from 0 to {MAX_DELAY} (default 0)",
+    }
 
     def __init__(self, options: dict):
         super().__init__(options)
         delay = options.get("delay", 0)
-        if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
-            raise ValueError("The echo processor's delay must be a number of seconds.")
-        self.delay = min(float(delay), MAX_DELAY)
+        # Refused here, at upload, rather than capped in the worker: a batch runs
+        # with the options its owner was told were accepted.
+        number = isinstance(delay, int | float) and not isinstance(delay, bool)
+        if not (number and 0 <= delay <= MAX_DELAY):
+            raise ValueError(
+                f"The echo processor's delay must be a number of seconds from 0 to "
+                f"{MAX_DELAY}, not {delay!r}."
+            )
+        self.delay = float(delay)
 
     def process(self, input: dict, history: list[dict]) -> dict:
         if self.delay:

@@ -3,6 +3,7 @@ import io
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 pytestmark = pytest.mark.django_db
@@ -46,3 +47,25 @@ def test_a_deactivated_user_gets_no_token(alice):
     alice.save()
     with pytest.raises(CommandError, match="deactivated"):
         agent_token("alice")
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("", "This field cannot be blank."),
+        ("bad name!", "Enter a valid username."),
+        ("x" * 151, "Ensure this value has at most 150 characters"),
+    ],
+)
+def test_a_name_the_username_rules_refuse_creates_nobody(name, says):
+    with pytest.raises(CommandError, match=f"is not a valid username: {says}"):
+        agent_token(name)
+    assert not get_user_model().objects.exists()
+
+
+@pytest.mark.parametrize("rotate", [[], ["--rotate"]])
+def test_a_staff_users_token_is_printed_only_with_force(staff, rotate):
+    with pytest.raises(CommandError, match=r"'staff' is staff.*pass --force"):
+        agent_token("staff", *rotate)
+    assert not Token.objects.filter(user=staff).exists()
+    assert status_with(agent_token("staff", "--force", *rotate)) == 200
