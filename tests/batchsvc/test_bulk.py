@@ -1,11 +1,13 @@
 """The bulk engine's own rules, apart from any endpoint."""
 
+import json
 import re
 from typing import Annotated
 
 import msgspec
 import pytest
 
+from batchsvc.api import parsers
 from batchsvc.api.schemas import NUL_AND_SLASH_FREE, NUL_FREE, refuse_characters, refusing
 
 SAMPLES = ["", "plain", "a/b", "a\x00b", "\x00", "/", "ünïcode/\x00", "line\nbreak"]
@@ -43,3 +45,30 @@ def test_refuse_characters_names_the_first_field_that_breaks_its_rule():
         refuse_characters(Item(a="x", b="y;"))
     with pytest.raises(ValueError, match=r"^a: must not contain the NUL character$"):
         refuse_characters(Item(a="\x00", b=";"))
+
+
+def test_a_bulk_body_is_decoded_once_and_each_valid_item_once_even_beside_a_bad_one(
+    api, run_factory, monkeypatch
+):
+    good, bad, other = (json.dumps(run_factory(status=s)) for s in ("running", "?", "success"))
+    body = f'{{"runs": [{good}, {bad}, {other}]}}'.encode()
+    decoded = []
+
+    def decode(data, **kwargs):
+        decoded.append(bytes(data))
+        return real_decode(data, **kwargs)
+
+    class Decoder:
+        def decode(self, data):
+            decoded.append(bytes(data))
+            return real_decoder.decode(data)
+
+    real_decode, real_decoder = msgspec.json.decode, parsers._decoder
+    monkeypatch.setattr(msgspec.json, "decode", decode)
+    monkeypatch.setattr(parsers, "_decoder", Decoder())
+    response = api.post("/api/v1/runs/batch", body, content_type="application/json")
+
+    assert [item["result"] for item in response.json()["runs"]] == ["created", "failed", "created"]
+    assert decoded.count(body) == 1
+    assert decoded.count(good.encode()) == 1
+    assert decoded.count(other.encode()) == 1

@@ -5,8 +5,10 @@ import pytest
 
 from batchsvc.api.inserts import STAGE_FROM_ROWS
 from tests.conftest import error_body
+from traces import services
 from traces.models import Run
 from traces.schemas import RunBatchResult
+from traces.services import runs_ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -395,3 +397,42 @@ def test_an_end_time_before_the_start_time_fails_the_item(api, run_factory, url)
         "end_time 2026-01-28T10:29:59+00:00 is before start_time 2026-01-28T10:30:00+00:00"
     )
     assert Run.objects.count() == 0
+
+
+def test_a_refused_transactional_batch_has_the_error_sentence_every_4xx_has(api, run_factory):
+    runs = [run_factory(), run_factory(agent_name=""), run_factory()]
+    response = post(api, ATOMIC, runs)
+    assert response.status_code == 400
+    body = error_body(response)  # and its request_id is the response's
+    assert body["error"] == (
+        "1 of 3 runs failed, so the batch was rolled back and nothing was stored; see errors."
+    )
+    assert body["errors"][0]["index"] == 1  # the per-item outcomes stay where they were
+
+
+def test_a_refused_transactional_dry_run_says_it_would_be_refused(api, run_factory):
+    response = post(api, ATOMIC, [run_factory(job_type="")], dry_run="true")
+    assert response.status_code == 400
+    assert error_body(response)["error"] == (
+        "1 of 1 runs failed: this batch would be refused whole; nothing was stored (dry run)."
+    )
+
+
+def test_a_lenient_batch_with_failures_is_a_200_without_an_error_sentence(api, run_factory):
+    body = post(api, LENIENT, [run_factory(job_type="")]).json()
+    assert "error" not in body and "request_id" not in body
+
+
+def test_the_answer_is_the_services_result_type_as_the_renderer_encodes_it(
+    api, run_factory, monkeypatch
+):
+    answers = []
+
+    def ingest(**kwargs):
+        answers.append(runs_ingest(**kwargs))
+        return answers[-1]
+
+    monkeypatch.setattr(services, "runs_ingest", ingest)
+    response = post(api, LENIENT, [run_factory(), run_factory(job_type="")])
+    assert type(answers[0]) is RunBatchResult
+    assert response.content == msgspec.json.encode(answers[0])
