@@ -12,6 +12,23 @@ from batches.processors.passthrough import ENDPOINTS
 _decode = msgspec.json.Decoder().decode
 
 
+class _Body(msgspec.Struct):
+    """What is checked of a body; its other fields are skipped, never decoded."""
+
+    stream: object = None
+    model: object = None
+
+
+class _Line(msgspec.Struct):
+    custom_id: object = None
+    method: object = None
+    url: object = None
+    body: _Body | None = None
+
+
+_decode_line = msgspec.json.Decoder(_Line).decode
+
+
 class Refused(ValueError):
     """An input file refused: ``str(exc)`` says why, naming the line; ``code`` is
     OpenAI's error code for it."""
@@ -82,12 +99,14 @@ def check_line(number: int, raw: bytes, *, endpoint: str, seen: set):
     """Refused unless the line is a request for ``endpoint`` with a custom_id not in
     ``seen`` (which it joins); its body's model."""
     try:
-        line = _decode(raw)
+        line = _decode_line(raw)
+    except msgspec.ValidationError:
+        line = None  # not an object, or a body that is not one: said below
     except (msgspec.DecodeError, RecursionError):
         raise Refused(f"Line {number} is not valid JSON.", "invalid_json_line") from None
-    if not isinstance(line, dict):
-        raise Refused(f"Line {number} is not a JSON object.", "invalid_json_line")
-    custom_id = line.get("custom_id")
+    if line is None or line.body is None:
+        refuse_shape(number, raw)
+    custom_id = line.custom_id
     if not isinstance(custom_id, str) or not custom_id:
         raise Refused(f"Line {number} has no custom_id (a non-empty string).", "missing_custom_id")
     if custom_id in seen:
@@ -97,21 +116,17 @@ def check_line(number: int, raw: bytes, *, endpoint: str, seen: set):
             "duplicate_custom_id",
         )
     seen.add(custom_id)
-    if line.get("method") != "POST":
+    if line.method != "POST":
         raise Refused(
-            f"Line {number}: the method must be POST, not {line.get('method')!r}.",
-            "invalid_method",
+            f"Line {number}: the method must be POST, not {line.method!r}.", "invalid_method"
         )
-    if line.get("url") != endpoint:
+    if line.url != endpoint:
         raise Refused(
-            f"Line {number}: the url {line.get('url')!r} is not the batch's endpoint "
-            f"{endpoint}; every line must use it.",
+            f"Line {number}: the url {line.url!r} is not the batch's endpoint {endpoint}; "
+            "every line must use it.",
             "mismatched_url",
         )
-    body = line.get("body")
-    if not isinstance(body, dict):
-        raise Refused(f"Line {number}: body must be a JSON object.", "invalid_body")
-    if body.get("stream") is True:
+    if line.body.stream is True:
         raise Refused(
             f"Line {number}: body.stream is true; a batch cannot stream its answers.",
             "stream_not_supported",
@@ -121,4 +136,16 @@ def check_line(number: int, raw: bytes, *, endpoint: str, seen: set):
             f"Line {number} contains the NUL character (\\u0000), which cannot be stored.",
             "invalid_json_line",
         )
-    return body.get("model")
+    return line.body.model
+
+
+def refuse_shape(number: int, raw: bytes):
+    """Why a line that is JSON is not a request: read again as plain JSON to say what
+    it is (only ever for the line refused)."""
+    line = _decode(raw)
+    if not isinstance(line, dict):
+        raise Refused(f"Line {number} is not a JSON object.", "invalid_json_line")
+    custom_id = line.get("custom_id")
+    if not isinstance(custom_id, str) or not custom_id:
+        raise Refused(f"Line {number} has no custom_id (a non-empty string).", "missing_custom_id")
+    raise Refused(f"Line {number}: body must be a JSON object.", "invalid_body")
