@@ -15,6 +15,9 @@ def pretty_json(value) -> str:
 class AuditAdmin:
     """Mixin for rows written by the API: visible and deletable, never edited here."""
 
+    # Their get_absolute_url is the API's JSON, not a page for a person.
+    view_on_site = False
+
     def has_add_permission(self, request, obj=None):
         return False
 

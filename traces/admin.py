@@ -101,11 +101,11 @@ class RunAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
             ),
         )
 
-    @admin.display(description="metrics_json")
+    @admin.display(description="metrics")
     def metrics(self, run):
         return pretty_json(run.metrics_json)
 
-    @admin.display(description="context_json")
+    @admin.display(description="context")
     def context(self, run):
         return pretty_json(run.context_json)
 

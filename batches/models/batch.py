@@ -25,29 +25,29 @@ NAME_MAX = 255
 
 
 class BatchStatus(models.TextChoices):
-    QUEUED = "queued"
+    QUEUED = "queued", "queued"
     """Created and waiting for a worker."""
-    PROCESSING = "processing"
+    PROCESSING = "processing", "processing"
     """A worker has started on its items."""
-    PROCESSED = "processed"
+    PROCESSED = "processed", "completed"
     """Every item succeeded."""
-    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    COMPLETED_WITH_ERRORS = "completed_with_errors", "completed with errors"
     """Every item ran; some failed, some succeeded."""
-    FAILED = "failed"
+    FAILED = "failed", "failed"
     """Every item ran and none succeeded, or the processor could not be used at all."""
-    CANCELLING = "cancelling"
+    CANCELLING = "cancelling", "cancelling"
     """Someone cancelled it: the items not started are cancelled, and the items that
     were running finish before it is cancelled."""
-    CANCELLED = "cancelled"
+    CANCELLED = "cancelled", "cancelled"
     """Cancelled, and none of its items runs any more."""
 
 
 class BatchPriority(models.TextChoices):
-    LOW = "low"
+    LOW = "low", "low"
     """Runs after this owner's other batches."""
-    NORMAL = "normal"
+    NORMAL = "normal", "normal"
     """The default."""
-    HIGH = "high"
+    HIGH = "high", "high"
     """Runs before this owner's other batches."""
 
 
@@ -76,15 +76,15 @@ RAN_TO_THE_END = (BatchStatus.PROCESSED, *RETRYABLE_BATCH)
 
 
 class InteractionStatus(models.TextChoices):
-    PENDING = "pending"
+    PENDING = "pending", "pending"
     """Waiting for its turn."""
-    RUNNING = "running"
+    RUNNING = "running", "running"
     """A worker is processing it (or died processing it: see heartbeat_at)."""
-    SUCCEEDED = "succeeded"
+    SUCCEEDED = "succeeded", "succeeded"
     """The processor answered; the answer is in output."""
-    FAILED = "failed"
+    FAILED = "failed", "failed"
     """The processor failed; the reason is in error."""
-    CANCELLED = "cancelled"
+    CANCELLED = "cancelled", "cancelled"
     """Its batch was cancelled before it started."""
 
 
@@ -141,10 +141,7 @@ class Batch(models.Model):
     concurrency = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
-        help_text=(
-            "conversations of this batch run at once, at most (empty: "
-            "BATCH_CONCURRENCY_DEFAULT; never above BATCH_CONCURRENCY_MAX)"
-        ),
+        help_text="how many of its conversations may run at once (empty: the server's default)",
     )
     total_items = models.PositiveIntegerField(default=0)
     processed_items = models.PositiveIntegerField(default=0, help_text="succeeded items")

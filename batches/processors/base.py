@@ -40,6 +40,8 @@ class Processor:
     passes_on: ClassVar[bool] = False
     # The setting holding the address it calls, named when every item fails alike.
     address_setting: ClassVar[str] = ""
+    # Whether its answers say how many tokens they used (pages show tokens only then).
+    reports_usage: ClassVar[bool] = False
 
     def __init__(self, options: dict):
         if not isinstance(options, dict):
@@ -100,6 +102,11 @@ def get_processor(name: str, options: dict) -> Processor:
 def processor_class(name: str) -> type[Processor] | None:
     path = settings.BATCH_PROCESSORS.get(name)
     return None if path is None else import_string(path)
+
+
+def reports_usage(name: str) -> bool:
+    processor = processor_class(name)
+    return bool(processor and processor.reports_usage)
 
 
 def processor_names() -> list[str]:

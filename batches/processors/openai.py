@@ -21,6 +21,7 @@ class OpenAIProcessor(NetworkProcessor):
     stored with the item); it corrects the lane's token estimate."""
 
     name = "openai"
+    reports_usage = True
     accepts = {
         **NetworkProcessor.accepts,
         "model": "the model's name, text (default: OPENAI_MODEL)",

@@ -59,6 +59,7 @@ class PassthroughProcessor(NetworkProcessor):
     seconds), and the rate options of every network processor."""
 
     name = "openai_batch"
+    reports_usage = True
     accepts = {
         **NetworkProcessor.accepts,
         "endpoint": f"the path every line is sent to: one of {', '.join(ENDPOINTS)}",

@@ -35,4 +35,4 @@ def test_the_progress_bar_follows_a_batch_processed_by_a_worker_without_a_reload
     bar = browser.find_element(By.CSS_SELECTOR, ".batch-progress")
     assert bar.get_attribute("data-status") == "processed"
     status = browser.find_element(By.CSS_SELECTOR, '[data-batch-field="status"]')
-    assert status.text == "processed"
+    assert status.text == "completed"  # the status in words

@@ -96,12 +96,14 @@ def test_the_bar_counters_and_items_header_agree_at_every_refresh(admin_page, al
             now = figures(driver)
             seen.append(now)
             done = {name: set(values) for name, values in now["fields"].items()}
-            for name in ("status", "processed_items", "failed_items"):
+            for name in ("status", "processed_items", "failed_items", "item_counts.succeeded"):
                 assert len(done[name]) == 1, now  # the same figure wherever it is shown
             processed = int(next(iter(done["processed_items"])))
             failed = int(next(iter(done["failed_items"])))
+            assert done["item_counts.succeeded"] == {str(processed)}, now  # the items header
+            assert done["item_counts.failed"] == {str(failed)}, now
             assert now["bar"] == f"{(processed + failed) * 100 // 24}%", now
-            return next(iter(done["status"])) == "processed"
+            return next(iter(done["status"])) == "completed"
 
         WebDriverWait(page, 90, poll_frequency=0.2).until(agree_until_done)
     finally:

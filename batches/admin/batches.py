@@ -1,75 +1,40 @@
+"""The batch admin: upload, follow every figure live, cancel, retry all failed items
+or one failure group, download the results."""
+
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template.defaultfilters import truncatechars
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from batches import services
+from batches.admin.figures import STATUS_WORDS, live, progress_bar, shown
+from batches.admin.items import items_context
 from batches.forms import BatchAddForm
-from batches.models import Batch, BatchStatus, Interaction, InteractionStatus
-from batches.selectors import batch_pace, batch_usage, batch_waiting_for, status_counts
+from batches.models import RETRYABLE_BATCH, Batch
+from batches.processors.base import reports_usage
+from batches.selectors import (
+    batch_attempts,
+    batch_counted,
+    batch_pace,
+    batch_usage,
+    batch_waiting_for,
+    failure_groups,
+)
 from batches.views import results_response
 from batchsvc.admin import AuditAdmin, OwnedAdmin, pretty_json
 from batchsvc.api.errors import ApiError
 
-ITEMS_PER_PAGE = 50
+# What templates/admin/batches/progress_script.html needs to write statuses in words.
+SCRIPT_CONTEXT = {"status_words": STATUS_WORDS}
 
 
-def progress_bar(batch: Batch):
-    """A bar of what ran and what was cancelled, that
-    templates/admin/batches/progress_script.html keeps up to date from the batch's
-    API answer, with every other figure of the batch on the page."""
-    cancelled = batch.ended_progress - batch.progress
-    return format_html(
-        '<div class="batch-progress" data-url="{}" data-status="{}">'
-        '<div class="batch-progress-bar" style="width: {}%"></div>'
-        '<div class="batch-progress-cancelled" style="width: {}%"></div>'
-        '<span class="batch-progress-text">{}</span></div>',
-        _api_url(batch),
-        batch.status,
-        batch.progress,
-        cancelled,
-        progress_text(batch.progress, batch.cancelled_items),
-    )
-
-
-def progress_text(progress: int, cancelled: int) -> str:
-    # The script writes the same words (templates/admin/batches/progress_script.html).
-    return f"{progress}%" + (f" · {cancelled} cancelled" if cancelled else "")
-
-
-def live(batch: Batch, field: str, value, *, kind: str = ""):
-    """A figure of the batch the page's script refreshes from the same API answer
-    as the bar, so that no two figures on a screen can disagree."""
-    shown = duration_text(value) if kind == "duration" else "—" if value is None else value
-    return format_html(
-        '<span data-batch-url="{}" data-batch-field="{}" data-kind="{}">{}</span>',
-        _api_url(batch),
-        field,
-        kind,
-        shown,
-    )
-
-
-def duration_text(seconds: float | None) -> str:
-    # The same words as the page's script (templates/admin/batches/progress_script.html).
-    if seconds is None:
-        return "—"
-    whole = round(seconds)
-    hours, minutes = whole // 3600, whole % 3600 // 60
-    text = f"{hours} h " if hours else ""
-    text += f"{minutes} min " if hours or minutes else ""
-    return f"{text}{whole % 60} s"
-
-
-def _api_url(batch: Batch) -> str:
-    return reverse("batch-detail", kwargs={"pk": batch.pk})
+def plural(count: int, one: str, many: str) -> str:
+    return f"{count:,} {one if count == 1 else many}"
 
 
 @admin.register(Batch)
@@ -90,15 +55,29 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
         "pace",
         "waiting_for",
         "usage",
+        "failures",
+        "retries",
         "source_name",
         "options_json",
         "error",
         "downloads",
-        ("created_at", "started_at", "finished_at", "updated_at"),
+        ("created_at", "live_started", "live_finished", "updated_at"),
     ]
     readonly_fields = [
         name for row in fields for name in (row if isinstance(row, tuple) else (row,))
     ]
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and not reports_usage(obj.processor):
+            fields.remove("usage")  # no tokens to show: echo and http answer none
+        return fields
+
+    def get_object(self, request, object_id, from_field=None):
+        # Its counters exact, as the API's detail answers them: the page starts from
+        # the figures its script then keeps up to date.
+        batch = super().get_object(request, object_id, from_field)
+        return None if batch is None else batch_counted(batch)
 
     def has_add_permission(self, request, obj=None):
         # Uploads, not edits: the same service as the API creates the batch.
@@ -127,7 +106,7 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
                 batch = created.batch
                 self.message_user(
                     request,
-                    f"Batch {batch} queued with {batch.total_items} items.",
+                    f"Batch {batch} queued with {plural(batch.total_items, 'item', 'items')}.",
                     messages.SUCCESS,
                 )
                 return HttpResponseRedirect(reverse("admin:batches_batch_change", args=[batch.pk]))
@@ -137,6 +116,7 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
             "opts": self.opts,
             "form": form,
             "preview_url": reverse("batch-list") + "?dry_run=true",
+            **SCRIPT_CONTEXT,
         }
         return TemplateResponse(request, "admin/batches/batch/add_form.html", context)
 
@@ -165,7 +145,15 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def live_status(self, batch):
-        return live(batch, "status", batch.status)
+        return live(batch, "status", batch.status, kind="status")
+
+    @admin.display(description="started at")
+    def live_started(self, batch):
+        return live(batch, "started_at", batch.started_at, kind="time")
+
+    @admin.display(description="finished at")
+    def live_finished(self, batch):
+        return live(batch, "finished_at", batch.finished_at, kind="time")
 
     @admin.display(description="succeeded", ordering="processed_items")
     def live_processed(self, batch):
@@ -196,7 +184,8 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
     def pace(self, batch):
         figures = batch_pace(batch)
         return format_html(
-            "{} items/min since the start, {} over the last minute; {} elapsed; {} left",
+            "{} items/min over its processing time, {} over the last minute; "
+            "{} processing; {} left",
             live(batch, "pace.items_per_minute", figures["items_per_minute"]),
             live(
                 batch, "pace.items_per_minute_last_minute", figures["items_per_minute_last_minute"]
@@ -221,7 +210,57 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
             live(batch, "usage.total_tokens", usage["total_tokens"]),
             live(batch, "usage.estimated_cost", f"{cost}")
             if cost is not None
-            else f"— (BATCH_MODEL_PRICES has no price for {usage['model'] or 'this processor'})",
+            else f"— (no price is configured for {usage['model'] or 'this processor'})",
+        )
+
+    @admin.display(description="failures by cause")
+    def failures(self, batch):
+        """Its failed items grouped by cause, each group with a button that retries
+        it (the buttons submit the page's retry form, outside the change form)."""
+        groups = failure_groups(batch)
+        if not groups:
+            return "—"
+        retryable = batch.status in RETRYABLE_BATCH
+        rows = format_html_join(
+            "",
+            '<tr><td>{}</td><td>{}</td><td><a href="{}">item</a></td><td>{}</td><td>{}</td>'
+            "<td>{}</td></tr>",
+            (
+                (
+                    group["count"],
+                    group["error"],
+                    reverse("admin:batches_interaction_change", args=[group["example_item"]]),
+                    shown(group["first_seen"], "time"),
+                    shown(group["last_seen"], "time"),
+                    _retry_group_button(group) if retryable else "",
+                )
+                for group in groups
+            ),
+        )
+        return format_html(
+            '<table class="batch-failure-groups"><thead><tr><th>items</th><th>error</th>'
+            "<th>example</th><th>first seen</th><th>last seen</th><th></th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @admin.display(description="retries")
+    def retries(self, batch):
+        attempts = batch_attempts(batch)
+        if not attempts:
+            return "—"
+        return format_html_join(
+            format_html("<br>"),
+            "{}: {} queued again by {}{}",
+            (
+                (
+                    shown(attempt["at"], "time"),
+                    plural(attempt["requeued"], "failed item", "failed items"),
+                    attempt["by"] or "someone since deleted",
+                    f" (one failure group, {attempt['group']})" if attempt["group"] else "",
+                )
+                for attempt in attempts
+            ),
         )
 
     @admin.display(description="options")
@@ -239,17 +278,17 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
             url,
         )
 
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}), **SCRIPT_CONTEXT})
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         batch = self.get_object(request, object_id)
-        extra_context = extra_context or {}
+        extra_context = {**(extra_context or {}), **SCRIPT_CONTEXT}
         if batch is not None:
             extra_context.update(items_context(batch, request.GET))
             may_operate = self.has_operate_permission(request)
             extra_context["can_cancel"] = may_operate and batch.is_active
-            extra_context["can_retry"] = may_operate and batch.status in (
-                BatchStatus.COMPLETED_WITH_ERRORS,
-                BatchStatus.FAILED,
-            )
+            extra_context["can_retry"] = may_operate and batch.status in RETRYABLE_BATCH
         return super().change_view(request, object_id, form_url, extra_context)
 
     # Actions: the same services as the API --------------------------------------
@@ -261,24 +300,44 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
         codename = get_permission_codename("change", self.opts)
         return request.user.has_perm(f"{self.opts.app_label}.{codename}")
 
-    def _each(self, request, queryset, service, done: str):
-        changed = 0
+    def _each(self, request, queryset, service) -> list:
+        """``service`` on each batch; what each answered, a warning for each refusal."""
+        answers = []
         for batch in queryset:
             try:
-                service(batch=batch)
-                changed += 1
+                answers.append(service(batch))
             except ApiError as exc:
                 self.message_user(request, f"{batch}: {exc.message}", messages.WARNING)
-        if changed:
-            self.message_user(request, f"{changed} batch(es) {done}.", messages.SUCCESS)
+        return answers
 
     @admin.action(description="Cancel selected batches", permissions=["operate"])
     def cancel(self, request, queryset):
-        self._each(request, queryset, services.batch_cancel, "cancelled")
+        def cancel(batch):
+            services.batch_cancel(batch=batch)
+            return batch.status
+
+        ended = self._each(request, queryset, cancel)
+        if ended:
+            still = ended.count("cancelling")
+            text = f"{plural(len(ended), 'batch', 'batches')} cancelled"
+            if still:
+                text += f"; {still} will be once the items running now end"
+            self.message_user(request, text + ".", messages.SUCCESS)
 
     @admin.action(description="Retry the failed items of selected batches", permissions=["operate"])
-    def retry_failed(self, request, queryset):
-        self._each(request, queryset, services.batch_retry_failed, "queued again")
+    def retry_failed(self, request, queryset, group: str = ""):
+        def retry(batch):
+            return services.batch_retry_failed(batch=batch, group=group, by=request.user)
+
+        retried = self._each(request, queryset, retry)
+        if retried:
+            which = f"of group {group} " if group else ""
+            self.message_user(
+                request,
+                f"{plural(sum(retried), 'failed item', 'failed items')} {which}of "
+                f"{plural(len(retried), 'batch', 'batches')} queued again.",
+                messages.SUCCESS,
+            )
 
     def _download(self, request, queryset, format: str):
         if queryset.count() != 1:
@@ -302,7 +361,10 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
         return self._object_action(request, object_id, self.cancel)
 
     def retry_failed_view(self, request, object_id):
-        return self._object_action(request, object_id, self.retry_failed)
+        group = request.POST.get("group", "")
+        return self._object_action(
+            request, object_id, lambda r, q: self.retry_failed(r, q, group=group)
+        )
 
     def _object_action(self, request, object_id, action):
         batch = get_object_or_404(Batch, pk=object_id)
@@ -313,74 +375,12 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:batches_batch_change", args=[batch.pk]))
 
 
-def items_context(batch: Batch, query) -> dict:
-    """The batch page's items: one status (or all) a page at a time, with the count
-    of each status."""
-    status = query.get("items_status", "")
-    items = batch.interactions.order_by("row_number")
-    if status in InteractionStatus.values:
-        items = items.filter(status=status)
-    else:
-        status = ""
-    counts = status_counts(batch)
-    return {
-        "items_page": Paginator(items, ITEMS_PER_PAGE).get_page(query.get("items")),
-        "items_status": status,
-        "items_counts": [(name, counts[name]) for name in InteractionStatus.values],
-        "items_total": sum(counts.values()),
-    }
-
-
-@admin.register(Interaction)
-class InteractionAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
-    list_display = [
-        *("row_number", "batch", "owner", "chat_id", "question", "status"),
-        *("answer", "short_error", "attempts", "total_tokens"),
-    ]
-    list_filter = ["status", ("batch__owner", admin.RelatedFieldListFilter)]
-    list_select_related = ["batch__owner"]
-    search_fields = ["=batch__id", "chat_id", "=batch__owner__username"]
-    show_full_result_count = False
-    list_per_page = 100
-    readonly_fields = [
-        "batch",
-        "row_number",
-        "chat_id",
-        "status",
-        "input_json",
-        "output_json",
-        "error",
-        "attempts",
-        "prompt_tokens",
-        "completion_tokens",
-        "total_tokens",
-        "started_at",
-        "finished_at",
-        "claimed_by",
-        "heartbeat_at",
-    ]
-    fields = readonly_fields
-
-    @admin.display(description="owner", ordering="batch__owner")
-    def owner(self, item):
-        return item.batch.owner
-
-    @admin.display(description="question")
-    def question(self, item):
-        return str(item.input.get("question", ""))[:80]
-
-    @admin.display(description="answer (first line)")
-    def answer(self, item):
-        return truncatechars(item.answer_first_line, 80)
-
-    @admin.display(description="error")
-    def short_error(self, item):
-        return truncatechars(item.error, 120)
-
-    @admin.display(description="input")
-    def input_json(self, item):
-        return pretty_json(item.input)
-
-    @admin.display(description="output")
-    def output_json(self, item):
-        return pretty_json(item.output)
+def _retry_group_button(group: dict) -> str:
+    # form="batch-retry-group": the form is in the page's object tools, as a form may
+    # not sit inside the change form.
+    return format_html(
+        '<button type="submit" form="batch-retry-group" name="group" value="{}" '
+        'class="batch-retry-group">retry this group ({})</button>',
+        group["key"],
+        group["count"],
+    )
