@@ -1,7 +1,9 @@
 """The Python client against a real server."""
 
+import uuid
+
 import pytest
-from batchsvc_client import ApiError, Client
+from batchsvc_client import ApiError, Client, TransactionTooLarge, new_event_id
 
 from tests.conftest import make_run
 from traces.models import Run
@@ -26,13 +28,46 @@ def test_upload_runs_again_is_idempotent(python_client):
     assert Run.objects.count() == 12
 
 
-def test_a_rolled_back_transactional_chunk_is_counted_and_stores_nothing(python_client):
+def test_a_transactional_upload_larger_than_one_request_is_refused_before_sending(
+    python_client,
+):
+    runs = [make_run() for _ in range(7)]
+    with pytest.raises(TransactionTooLarge) as refused:
+        python_client.upload_runs(runs, transactional=True, chunk_size=3)
+    assert "at most 3 runs" in str(refused.value)
+    assert "without transactional" in str(refused.value)
+    assert "nothing was sent" in str(refused.value)
+    assert not Run.objects.exists()
+
+
+def test_a_refused_transactional_upload_stores_nothing_and_lists_every_failure(python_client):
     runs = [make_run() for _ in range(6)]
-    runs[4]["job_type"] = ""
-    summary = python_client.upload_runs(runs, transactional=True, chunk_size=3)
-    assert summary["rolled_back_chunks"] == 1
-    assert summary["created"] == 3
-    assert Run.objects.count() == 3
+    runs[1]["job_type"] = ""
+    runs[4]["status"] = "exploded"
+    summary = python_client.upload_runs(runs, transactional=True, chunk_size=6)
+    assert summary["rolled_back"] is True
+    assert (summary["total"], summary["created"], summary["failed"]) == (6, 0, 2)
+    assert [e["index"] for e in summary["errors"]] == [1, 4]
+    assert not Run.objects.exists()
+
+
+def test_uuid_values_and_new_event_ids_are_uploaded_as_they_are(python_client):
+    made = new_event_id()
+    runs = [make_run(event_id=uuid.uuid4()), make_run(event_id=made)]
+    runs[0]["context_json"] = {"trace_id": uuid.uuid4()}
+    summary = python_client.upload_runs(runs, transactional=True)
+    assert (summary["created"], summary["failed"]) == (2, 0)
+    assert str(Run.objects.get(run_id=runs[0]["run_id"]).event_id) == str(runs[0]["event_id"])
+    assert str(Run.objects.get(run_id=runs[1]["run_id"]).event_id) == made
+
+
+def test_a_dry_run_counts_the_runs_and_stores_none(python_client):
+    runs = [make_run() for _ in range(4)]
+    runs[2]["status"] = "exploded"
+    summary = python_client.upload_runs(runs, dry_run=True, chunk_size=2)
+    assert (summary["total"], summary["created"], summary["failed"]) == (4, 3, 1)
+    assert [e["index"] for e in summary["errors"]] == [2]
+    assert not Run.objects.exists()
 
 
 def test_a_refused_request_raises_api_error(python_client, settings):

@@ -68,7 +68,7 @@ def build_parser() -> Parser:
     traces.register(commands, common)
     batches.register(commands, common)
     get.register(commands, common)
-    parser.epilog = "commands:\n" + "\n".join(
+    parser.epilog = "all commands (each with --help):\n" + "\n".join(
         f"  {name:<29}{help}" for name, help in commands.leaves
     )
     return parser

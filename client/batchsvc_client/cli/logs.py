@@ -28,6 +28,11 @@ _LEVEL_WORDS = {
 
 def register(commands, common) -> None:
     logs = group(commands, "logs", "send and read a run's log lines")
+    _send_parser(logs, common)
+    _tail_parser(logs, common)
+
+
+def _send_parser(logs, common) -> None:
     send = command(
         logs,
         "send",
@@ -58,6 +63,9 @@ def register(commands, common) -> None:
         metavar="SECONDS",
         help="the longest a line waits before it is sent (default: %(default)r)",
     )
+
+
+def _tail_parser(logs, common) -> None:
     tail = command(
         logs,
         "tail",
