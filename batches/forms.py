@@ -26,8 +26,7 @@ class BatchAddForm(forms.Form):
     concurrency = forms.IntegerField(
         required=False,
         min_value=1,
-        help_text="At most this many of its conversations at once "
-        "(default: BATCH_CONCURRENCY_DEFAULT).",
+        help_text="How many of its conversations may run at once (empty: the server's default).",
     )
 
     def __init__(self, *args, **kwargs):
@@ -38,6 +37,10 @@ class BatchAddForm(forms.Form):
         concurrency = self.fields["concurrency"]
         concurrency.validators.append(MaxValueValidator(settings.BATCH_CONCURRENCY_MAX))
         concurrency.widget.attrs["max"] = settings.BATCH_CONCURRENCY_MAX
+        concurrency.help_text = (
+            f"How many of its conversations may run at once, 1 to "
+            f"{settings.BATCH_CONCURRENCY_MAX} (empty: {settings.BATCH_CONCURRENCY_DEFAULT})."
+        )
 
     def clean_options(self):
         options = self.cleaned_data.get("options")
