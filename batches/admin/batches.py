@@ -10,6 +10,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from batches import services
 from batches.admin.figures import STATUS_WORDS, live, progress_bar, shown
@@ -250,7 +251,7 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
         if not attempts:
             return "—"
         return format_html_join(
-            format_html("<br>"),
+            mark_safe("<br>"),
             "{}: {} queued again by {}{}",
             (
                 (
