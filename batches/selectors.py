@@ -89,9 +89,8 @@ def batch_waiting_for(batch: Batch, *, now: dt.datetime | None = None) -> dict |
         )
     quota = Quota.of(batch.owner_id).running_items
     if quota is not None:
-        owner_running = Interaction.objects.filter(batch__owner_id=batch.owner_id).running(
-            since=since
-        )
+        theirs = Batch.objects.filter(owner_id=batch.owner_id).values("pk")
+        owner_running = Interaction.objects.filter(batch_id__in=theirs).running(since=since)
         if (count := owner_running.count()) >= quota:
             return _waiting(
                 Waiting.QUOTA,

@@ -10,6 +10,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from batches.models import Batch, BatchStatus, InteractionStatus
 from tests.batches.factories import csv_bytes, make_batch
 from tests.support.pages import no_sideways_scroll
+from tests.support.waiting import wait_until
 from tests.support.workers import Worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -150,3 +151,55 @@ def test_a_cancel_from_the_admin_shows_a_cancelled_segment(admin_page, alice):
     page.get(page.current_url.replace(f"{batch.pk}/change/", ""))
     assert "0% · 10 cancelled" in page.find_element(By.ID, "result_list").text
     assert no_sideways_scroll(page)
+
+
+def test_a_cancel_while_items_run_shows_cancelling_then_the_final_counts(admin_page, alice):
+    batch = make_batch(alice, [(f"q{n}", "") for n in range(40)], options={"delay": 0.5})
+    worker = Worker(BATCH_CONCURRENCY=3).start()
+    try:
+        wait_until(
+            lambda: batch.interactions.filter(status=InteractionStatus.RUNNING).exists(),
+            message="items running",
+        )
+        page = admin_page(f"batches/batch/{batch.pk}/change/")
+        page.find_element(By.ID, "batch-cancel").click()
+        WebDriverWait(page, 15).until(
+            lambda driver: driver.find_elements(By.CSS_SELECTOR, ".messagelist")
+        )
+        seen = []
+
+        def cancelled(driver):
+            now = figures(driver)
+            seen.append(now)
+            return now["fields"]["status"][0] == "cancelled"
+
+        WebDriverWait(page, 60, poll_frequency=0.2).until(cancelled)
+    finally:
+        worker.stop()
+    assert seen[0]["fields"]["status"][0] == "cancelling"  # running items were finishing
+    batch.refresh_from_db()
+    final = seen[-1]["fields"]
+    assert batch.status == BatchStatus.CANCELLED and batch.finished_at is not None
+    assert final["processed_items"] == [str(batch.processed_items)]
+    assert set(final["item_counts.succeeded"]) == {str(batch.processed_items)}
+    assert set(final["cancelled_items"]) == {str(batch.cancelled_items)}
+    assert batch.processed_items + batch.cancelled_items == 40
+    assert final["finished_at"][0] != "—"
+
+
+def test_no_list_or_detail_page_scrolls_sideways_at_1280_px(admin_page, alice):
+    long = "word " * 60 + "x" * 300  # a long question, and one long unbroken token
+    batch = make_batch(alice, [(long, "chat-" + "y" * 200) for _ in range(3)], name="n" * 200)
+    item = batch.interactions.first()
+    batch.interactions.update(
+        status=InteractionStatus.FAILED, error="e" * 400, finished_at=timezone.now()
+    )
+    Batch.objects.filter(pk=batch.pk).update(status=BatchStatus.FAILED)
+    for path in (
+        "batches/batch/",
+        f"batches/batch/{batch.pk}/change/",
+        "batches/interaction/",
+        f"batches/interaction/{item.pk}/change/",
+    ):
+        page = admin_page(path)
+        assert no_sideways_scroll(page), path
