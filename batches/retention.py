@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 
 from batches.models import ACTIVE_BATCH, Batch, Interaction
-from batchsvc.ops.retention import Purger, days_kept, register
+from batchsvc.ops.retention import ChunkSize, Purger, days_kept, register
 
 SETTING = "RETAIN_BATCHES_DAYS"
 
@@ -30,11 +30,12 @@ def expired_items(before: datetime):
     return Interaction.objects.filter(batch__in=expired_batches(before))
 
 
-def items_delete(before: datetime, limit: int) -> Iterator[int]:
-    """Batch by batch, ``limit`` items per transaction. The batch is read again in
+def items_delete(before: datetime, size: ChunkSize) -> Iterator[int]:
+    """Batch by batch, a chunk of items per transaction. The batch is read again in
     each: one retried meanwhile is no longer expired, and keeps its items."""
     for batch_id in list(expired_batches(before).order_by("pk").values_list("pk", flat=True)):
         while True:
+            limit = size.value
             with transaction.atomic():
                 items = expired_items(before).filter(batch_id=batch_id).order_by("row_number")
                 pks = list(items.values_list("pk", flat=True)[:limit])
@@ -44,18 +45,18 @@ def items_delete(before: datetime, limit: int) -> Iterator[int]:
             yield len(pks)
 
 
-def batches_delete(before: datetime, limit: int) -> Iterator[int]:
+def batches_delete(before: datetime, size: ChunkSize) -> Iterator[int]:
     after = None
     while True:
         with transaction.atomic():
             batches = expired_batches(before).order_by("pk")
             if after is not None:
                 batches = batches.filter(pk__gt=after)
-            pks = list(batches.values_list("pk", flat=True)[: max(1, limit // 100)])
+            pks = list(batches.values_list("pk", flat=True)[: size.value])
             if not pks:
                 return
             # Through Django's collector: items left, webhook events, OpenAI links.
-            Batch.objects.filter(pk__in=pks).delete()
+            Batch.objects.filter(pk__in=pks).only("pk").delete()
         after = pks[-1]
         yield len(pks)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from batchsvc.ops.retention import Purger, register
+from batchsvc.ops.retention import ChunkSize, Purger, register
 from setuplogs.models import LogEntry
 from traces.retention import expired_runs
 
@@ -16,11 +16,12 @@ def expired_lines(before: datetime):
     return LogEntry.objects.filter(run__in=expired_runs(before))
 
 
-def lines_delete(before: datetime, limit: int) -> Iterator[int]:
+def lines_delete(before: datetime, size: ChunkSize) -> Iterator[int]:
     """The lines of expired runs, taken in run order: each chunk looks at the next
-    ``limit`` runs from where the last one ended, never at runs already emptied."""
+    runs from where the last one ended, never at runs already emptied."""
     after = 0
     while True:
+        limit = size.value
         with transaction.atomic():
             runs = list(
                 expired_runs(before)
@@ -38,8 +39,7 @@ def lines_delete(before: datetime, limit: int) -> Iterator[int]:
             LogEntry.objects.filter(pk__in=[pk for pk, _ in lines]).delete()
         # A full chunk may have left lines of its last run: start from that run again.
         after = lines[-1][1] - 1 if len(lines) == limit else runs[-1]
-        if lines:
-            yield len(lines)
+        yield len(lines)  # even 0: the purge pauses after each transaction
 
 
 register(

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from batchsvc.ops.retention import Purger, register
+from batchsvc.ops.retention import ChunkSize, Purger, register
 from traces.files import _lock_paths, trace_storage
 from traces.models import Run, TraceFile
 
@@ -23,9 +23,10 @@ def expired_runs(before: datetime):
     return Run.objects.filter(start_time__lt=before, updated_at__lt=before)
 
 
-def runs_delete(before: datetime, limit: int) -> Iterator[int]:
+def runs_delete(before: datetime, size: ChunkSize) -> Iterator[int]:
     after = 0
     while True:
+        limit = size.value
         with transaction.atomic():
             pks = list(
                 expired_runs(before)
@@ -35,8 +36,9 @@ def runs_delete(before: datetime, limit: int) -> Iterator[int]:
             )
             if not pks:
                 return
-            # Through Django's collector: whatever else hangs off a run goes with it.
-            Run.objects.filter(pk__in=pks).delete()
+            # Through Django's collector, so whatever else hangs off a run goes with it;
+            # only the keys, which is all it needs (whole rows cost more than the delete).
+            Run.objects.filter(pk__in=pks).only("pk").delete()
         after = pks[-1]
         yield len(pks)
 
@@ -47,15 +49,16 @@ def expired_trace_files(before: datetime):
     return TraceFile.objects.filter(created_at__lt=before, updated_at__lt=before)
 
 
-def trace_files_delete(before: datetime, limit: int) -> Iterator[int]:
+def trace_files_delete(before: datetime, size: ChunkSize) -> Iterator[int]:
     storage, after = trace_storage(), 0
     while True:
+        limit = min(size.value, FILES_CHUNK)
         with transaction.atomic():
             rows = list(
                 expired_trace_files(before)
                 .filter(pk__gt=after)
                 .order_by("pk")
-                .values_list("pk", "storage_name")[: min(limit, FILES_CHUNK)]
+                .values_list("pk", "storage_name")[:limit]
             )
             if not rows:
                 return

@@ -5,7 +5,9 @@ from its ``AppConfig.ready()``, and the ``purge`` command and the worker's perio
 sweep run every registered purger in order. A purger names the setting that says how
 many days to keep its objects (empty: forever), counts what is older (for
 ``--dry-run``) and deletes it in chunks, each chunk its own short transaction, with a
-pause after each so that the requests waiting for the database get their turn.
+pause after each so that the requests waiting for the database get their turn. The
+chunks are sized by time, not rows: a run weighs more than a log line, and a busy
+machine deletes fewer rows in the same time.
 """
 
 import logging
@@ -24,10 +26,29 @@ from batchsvc.ops.outages import DATABASE_ERRORS, describe
 
 logger = logging.getLogger("batchsvc.ops.retention")
 
-CHUNK = 2000  # rows per transaction
-# After each chunk the purge waits as long as the chunk took (at most PAUSE_MAX seconds):
-# it never holds the database more than half the time.
-PAUSE_MAX = 0.5
+CHUNK = 2000  # rows per transaction, at most
+FIRST_CHUNK = 100  # rows of the first transaction of each purger, then sized by time
+CHUNK_SECONDS = 0.05  # what a transaction should take
+# After each chunk the purge waits as long as the chunk took, never less than PAUSE_MIN
+# (longer than the waits between SQLite's tries for its lock, so that a writer waiting
+# for the lock gets it) nor more than PAUSE_MAX: it holds the database at most half
+# the time.
+PAUSE_MIN, PAUSE_MAX = 0.05, 0.5
+
+
+class ChunkSize:
+    """Rows for the next transaction: grown or shrunk after each chunk so that one
+    takes about CHUNK_SECONDS, between 1 and ``limit``. Purgers read ``value`` before
+    each chunk."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.value = min(limit, FIRST_CHUNK)
+
+    def took(self, seconds: float, rows: int) -> None:
+        if rows and seconds > 0:
+            wanted = rows * CHUNK_SECONDS / seconds
+            self.value = max(1, min(self.limit, round(wanted), self.value * 4))
 
 
 @dataclass(frozen=True)
@@ -38,8 +59,8 @@ class Purger:
     """The setting with the days to keep them (None: forever)."""
     count: Callable[[datetime], int]
     """How many are older than the cut-off."""
-    chunks: Callable[[datetime, int], Iterator[int]]
-    """Delete them, at most ``limit`` per transaction; yield how many each time."""
+    chunks: Callable[[datetime, ChunkSize], Iterator[int]]
+    """Delete them, at most ``size.value`` per transaction; yield how many each time."""
     order: int = 0
     """Purgers run from the lowest order: what hangs off an object goes before it."""
 
@@ -110,20 +131,21 @@ def purge(
         if dry_run:
             outcome.count = purger.count(outcome.before)
             continue
-        chunks = purger.chunks(outcome.before, chunk)
+        size = ChunkSize(chunk)
+        chunks = purger.chunks(outcome.before, size)
         while True:
             started = time.monotonic()
             deleted = next(chunks, None)
             if deleted is None:
                 break
+            took = time.monotonic() - started
+            size.took(took, deleted)
             outcome.count += deleted
             if progress is not None:
                 progress(purger, deleted)
             if stop is not None and stop.is_set():
                 return outcomes
-            # As long again as the chunk took: the purge holds the database at most
-            # half the time, whatever the chunk size and the machine.
-            _wait(min(PAUSE_MAX, time.monotonic() - started), stop)
+            _wait(max(PAUSE_MIN, min(PAUSE_MAX, took)), stop)
     return outcomes
 
 
