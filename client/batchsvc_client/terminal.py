@@ -40,7 +40,11 @@ class Progress:
             from tqdm import tqdm  # only when a bar is drawn: it costs an import
 
             self._bar = tqdm(
-                total=total, unit=f" {unit}", desc=label or None, file=self.stream, leave=True
+                total=total,
+                unit=f" {unit}",
+                desc=label or None,
+                file=self.stream,
+                **_unsized(self.stream),
             )
 
     def __enter__(self) -> "Progress":
@@ -88,6 +92,17 @@ def is_terminal(stream) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):  # no such method, or closed
         return False
+
+
+def _unsized(stream) -> dict:
+    """A size for a terminal that says it has none (a pseudo-terminal nobody sized,
+    as in some containers), where tqdm would draw nothing; else tqdm follows the
+    terminal's own size."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return {}
+    return {} if size.columns and size.lines else {"ncols": 80, "nrows": 24}
 
 
 def silence_stdout() -> None:

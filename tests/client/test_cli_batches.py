@@ -4,7 +4,10 @@ process."""
 import csv
 import io
 import json
+import os
+import pty
 import subprocess
+import threading
 
 import pytest
 from openpyxl import load_workbook
@@ -69,6 +72,44 @@ def test_waiting_off_a_terminal_prints_plain_progress_lines(cli, questions, star
     batch = Batch.objects.get()
     assert "\r" not in done.stderr
     assert f"Batch {str(batch.pk)[:8]}: 3/3 items (100%), 3 succeeded, 0 failed" in done.stderr
+
+
+def test_waiting_on_a_terminal_draws_a_progress_bar(batchsvc, cli_env, questions, start_worker):
+    start_worker()
+    terminal, attached = pty.openpty()
+    drawn: list[bytes] = []
+    reader = threading.Thread(target=read_all, args=(terminal, drawn), daemon=True)
+    reader.start()
+    try:
+        done = subprocess.run(
+            [batchsvc, "batch", "upload", str(questions), "--wait", "--poll", "0.1"],
+            env=cli_env,
+            stdout=subprocess.PIPE,
+            stderr=attached,
+            timeout=WAIT * 4,
+        )
+    finally:
+        os.close(attached)
+        reader.join(WAIT)
+        os.close(terminal)
+
+    assert done.returncode == 0
+    text = b"".join(drawn).decode("utf-8", "replace")
+    assert "\r" in text  # redrawn in place
+    assert "3/3" in text
+    assert "3 succeeded, 0 failed" in text
+
+
+def read_all(fd: int, into: list[bytes]) -> None:
+    """Read what is written to a terminal from its other end, until it is closed."""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the other end is closed
+            return
+        if not chunk:
+            return
+        into.append(chunk)
 
 
 def test_last_resumes_the_batch_uploaded_last(cli, questions, start_worker):
