@@ -78,6 +78,8 @@ bench: install
 	$(BIN)/python bench/scale.py $(if $(QUICK),--quick)
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/client.py
+	$(BIN)/python bench/purge.py $(if $(QUICK),--quick)
+	$(BIN)/python bench/webhooks.py
 
 clean:
 	rm -rf $(VENV) var/test.sqlite3*
