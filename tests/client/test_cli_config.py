@@ -135,3 +135,24 @@ def test_each_command_has_help_with_an_example(cli, command):
     assert done.returncode == 0
     example = done.stdout.split("example:\n", 1)[1]
     assert f"batchsvc {' '.join(command)} " in example
+
+
+def test_a_config_file_others_may_read_is_used_with_a_warning(cli, live_server, token, home):
+    config = home / ".config" / "batchsvc" / "config.json"
+    config.parent.mkdir(parents=True)
+    config.write_text(json.dumps({"url": live_server.url, "token": token}))
+    config.chmod(0o644)
+
+    done = cli("get", "runs", "x", env={"BATCHSVC_URL": "", "BATCHSVC_TOKEN": ""})
+
+    assert done.returncode == 1  # the server answered: the file's URL and token were used
+    assert f"batchsvc: {config} is readable by others; run chmod 600 {config}." in done.stderr
+
+
+def test_a_failed_command_with_json_prints_its_error_as_the_document(cli):
+    done = cli("batch", "status", "00000000-0000-0000-0000-000000000000", "--json")
+
+    assert done.returncode == 1
+    document = json.loads(done.stdout)
+    assert document["exit_code"] == 1
+    assert document["error"].startswith("There is no batch 00000000-")
