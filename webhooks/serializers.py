@@ -55,7 +55,7 @@ class EndpointWithSecretSerializer(EndpointSerializer):
         read_only_fields = fields
 
 
-class AttemptSerializer(serializers.ModelSerializer):
+class DeliveryAttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = Attempt
         fields = ["number", "started_at", "duration_ms", "status_code", "error"]
@@ -66,7 +66,7 @@ class DeliverySerializer(serializers.ModelSerializer):
     webhook_id = serializers.CharField(source="event.webhook_id", read_only=True)
     event_type = serializers.CharField(source="event.type", read_only=True)
     batch_id = serializers.UUIDField(source="event.batch_id", read_only=True)
-    attempt_history = AttemptSerializer(source="attempt_set", many=True, read_only=True)
+    attempt_history = DeliveryAttemptSerializer(source="attempt_set", many=True, read_only=True)
 
     class Meta:
         model = Delivery
