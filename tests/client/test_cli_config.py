@@ -9,6 +9,7 @@ import stat
 import pytest
 
 from tests.conftest import make_run
+from tests.support.front import FrontServer
 from traces.models import Run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -156,3 +157,16 @@ def test_a_failed_command_with_json_prints_its_error_as_the_document(cli):
     document = json.loads(done.stdout)
     assert document["exit_code"] == 1
     assert document["error"].startswith("There is no batch 00000000-")
+
+
+def test_a_server_that_stays_unavailable_past_the_deadline_is_exit_4(cli, live_server):
+    front = FrontServer(live_server.url).start()
+    front.mode = "unavailable"  # 503 with Retry-After: 1, as during a database outage
+    try:
+        done = cli("get", "runs", "x", "--url", front.url, "--retry-deadline", "0.5")
+    finally:
+        front.stop()
+
+    assert done.returncode == 4
+    assert done.sentence.startswith(f"batchsvc: The server at {front.url} stayed unavailable")
+    assert done.sentence.endswith("wait longer with --retry-deadline.")
