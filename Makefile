@@ -80,6 +80,7 @@ bench: install
 	$(BIN)/python bench/client.py
 	$(BIN)/python bench/purge.py $(if $(QUICK),--quick)
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/openai_batches.py
 
 clean:
 	rm -rf $(VENV) var/test.sqlite3*

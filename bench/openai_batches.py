@@ -30,7 +30,7 @@ from openai import OpenAI
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._model_stub import ModelStub
 from bench._server import PYTHON, ROOT, server
-from bench.memory import fresh_worker, measured, memory_kib
+from bench.memory import fresh_worker, measured
 
 CHAT = "/v1/chat/completions"
 SLOW_SECONDS, SLOW_CONCURRENCY = 0.2, 32
@@ -160,16 +160,15 @@ def big_file(client: OpenAI, base: str, token: str, env: dict, lines: int) -> li
     headers = {"Authorization": f"Token {token}"}
     with httpx.Client(base_url=base, headers=headers, timeout=600) as http:
         pid = fresh_worker(http, base, None)
-        idle = memory_kib(pid)["VmRSS"]
         rows = []
 
         def timed(name, request):
             nonlocal pid
             pid = fresh_worker(http, base, pid)
-            spent, _, peak, answer = measured(pid, request)
+            spent, before, peak, answer = measured(pid, request)
             rows.append(
-                f"  {name:44} {spent:6.2f} s, peak {peak / 1024:4.0f} MiB "
-                f"(idle {idle / 1024:.0f} MiB, +{(peak - idle) / 1024:.0f} MiB)"
+                f"  {name:46} {spent:6.2f} s, peak {peak / 1024:4.0f} MiB "
+                f"(+{(peak - before) / 1024:.0f} MiB over the {before / 1024:.0f} MiB before)"
             )
             return answer
 
