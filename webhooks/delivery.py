@@ -65,8 +65,10 @@ class Sent:
 def deliveries_claim(*, limit: int) -> list[Delivery]:
     """Up to ``limit`` due deliveries, now this worker's until their claim expires."""
     now = timezone.now()
+    due = Delivery.objects.due(now=now).filter(endpoint__is_active=True)
+    if not due.exists():  # a plain read first: an idle worker takes no (SQLite) write lock
+        return []
     with transaction.atomic():
-        due = Delivery.objects.due(now=now).filter(endpoint__is_active=True)
         due = due.select_related("event", "endpoint")
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True, of=("self",))

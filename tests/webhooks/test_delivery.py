@@ -3,6 +3,7 @@ retried after a growing wait, given up, or stopped by a 410; the address checked
 again when sent. The receivers are real HTTP servers on 127.0.0.1."""
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -28,15 +29,17 @@ def dispatcher():
     dispatcher.close()
 
 
-def send_due(dispatcher, until=None):
+def send_due(dispatcher, until=None, timeout=15):
     """Run the worker's loop until nothing is being sent or due (or ``until()``)."""
-    stop = threading.Event()
-    for _ in range(200):
+    stop, deadline = threading.Event(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
         claimed = dispatcher.step(stop)
         if until is not None and until():
             return
-        if not claimed and not dispatcher.running and until is None:
-            return
+        if not claimed and not dispatcher.running:
+            if until is None:
+                return
+            time.sleep(0.01)  # a retry is due later
     raise AssertionError("deliveries were still being sent")
 
 
