@@ -81,6 +81,7 @@ bench: install
 	$(BIN)/python bench/purge.py $(if $(QUICK),--quick)
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/openai_batches.py
+	$(BIN)/python bench/failure_groups.py
 
 clean:
 	rm -rf $(VENV) var/test.sqlite3*

@@ -7,9 +7,18 @@ from django.conf import settings
 from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
+from batches.engine import sql
 from batches.failures import normalised
-from batches.models import Batch, BatchStatus, Interaction, InteractionStatus, Quota, Worker
-from batches.processors.base import USAGE_FIELDS
+from batches.models import (
+    FAILED_SQL,
+    Batch,
+    BatchStatus,
+    Interaction,
+    InteractionStatus,
+    Quota,
+    Worker,
+)
+from batches.processors.base import USAGE_FIELDS, reports_usage
 from batches.processors.lanes import Lane
 
 
@@ -133,8 +142,10 @@ COST_PLACES = Decimal("0.000001")
 def batch_usage(batch: Batch) -> dict:
     """The tokens the batch's items used, summed, and their estimated cost in US
     dollars when BATCH_MODEL_PRICES prices the batch's model (else None)."""
-    totals = batch.interactions.aggregate(**{name: Sum(name) for name in USAGE_FIELDS})
-    totals = {name: totals[name] or 0 for name in USAGE_FIELDS}
+    totals = dict.fromkeys(USAGE_FIELDS, 0)
+    if reports_usage(batch.processor):  # others have no tokens to sum
+        summed = batch.interactions.aggregate(**{name: Sum(name) for name in USAGE_FIELDS})
+        totals = {name: summed[name] or 0 for name in USAGE_FIELDS}
     model = batch_model(batch)
     return {**totals, "model": model, "estimated_cost": estimated_cost(model, totals)}
 
@@ -161,16 +172,23 @@ def status_counts(batch: Batch) -> dict[str, int]:
     return {status: counts.get(status, 0) for status in InteractionStatus.values}
 
 
-def batch_counted(batch: Batch) -> Batch:
-    """``batch`` with its counters exact, from its items as they are now, and their
-    counts per status in ``item_counts``: every figure of a batch's page comes from one
-    such answer, so none can disagree with another (the counters a worker writes lag
-    its items by up to a second)."""
-    counts = status_counts(batch)
-    batch.item_counts = counts
-    batch.processed_items = counts[InteractionStatus.SUCCEEDED]
-    batch.failed_items = counts[InteractionStatus.FAILED]
-    batch.cancelled_items = counts[InteractionStatus.CANCELLED]
+def with_item_counts(batch: Batch) -> Batch:
+    """``batch`` with its items' counts per status in ``item_counts``, from its own
+    counters (exact once it has ended; written by its workers every second while it
+    runs) and its running items: every figure of a batch's page comes from one such
+    answer, so none can disagree with another, and a 100,000-item batch reads no
+    item it does not have to."""
+    running = 0
+    if not batch.is_over:
+        running = sql.running_counts(batch_id=batch.pk).get(batch.pk, 0)
+    ended = batch.processed_items + batch.failed_items + batch.cancelled_items
+    batch.item_counts = {
+        InteractionStatus.PENDING: max(batch.total_items - ended - running, 0),
+        InteractionStatus.RUNNING: running,
+        InteractionStatus.SUCCEEDED: batch.processed_items,
+        InteractionStatus.FAILED: batch.failed_items,
+        InteractionStatus.CANCELLED: batch.cancelled_items,
+    }
     return batch
 
 
@@ -182,7 +200,7 @@ def failure_groups(batch: Batch) -> list[dict]:
     each group's key, its error with numbers, ids and quoted values folded, how many
     items, one of them, and when the first and the last failed."""
     rows = (
-        batch.interactions.filter(status=InteractionStatus.FAILED)
+        batch.interactions.filter(FAILED_SQL)  # through the partial index of failed items
         .order_by()
         .values("error_group")
         .annotate(

@@ -12,11 +12,11 @@ from batches.processors.base import options_help, processor_names
 from batches.retention import batch_expires_at
 from batches.selectors import (
     batch_attempts,
-    batch_counted,
     batch_pace,
     batch_usage,
     batch_waiting_for,
     failure_groups,
+    with_item_counts,
 )
 from batches.spreadsheets.rows import MAX_SKIPPED_LISTED
 from batchsvc.api.errors import PayloadTooLarge
@@ -119,7 +119,7 @@ class BatchSerializer(serializers.ModelSerializer):
     def get_pace(self, batch) -> dict:
         return batch_pace(batch)
 
-    @extend_schema_field(OpenApiTypes.DATETIME)
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_expires_at(self, batch) -> str | None:
         when = batch_expires_at(batch)
         return None if when is None else serializers.DateTimeField().to_representation(when)
@@ -179,7 +179,7 @@ class BatchDetailSerializer(BatchSerializer):
         read_only_fields = fields
 
     def to_representation(self, batch):
-        return super().to_representation(batch_counted(batch))
+        return super().to_representation(with_item_counts(batch))
 
     @extend_schema_field(ItemCountsSerializer)
     def get_item_counts(self, batch) -> dict:

@@ -1,6 +1,12 @@
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiRequest,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
@@ -20,10 +26,28 @@ from batches.serializers import (
 from batchsvc.api.errors import ApiError
 from batchsvc.api.fields import FieldSelectionMixin
 from batchsvc.api.filters import FilterBackend
+from batchsvc.api.openapi import link, links
 from batchsvc.api.pagination import CursorPagination
 from batchsvc.api.parsers import JSONParser
 from batchsvc.api.throttling import ScopedThrottle
 from batchsvc.api.views import ERROR_SCHEMA, query_flag
+
+BATCH = "/api/v1/batches/{id}"
+UPLOAD_DISPOSITION = {
+    "schema": {"type": "string"},
+    "example": 'form-data; name="file"; filename="questions.csv"',
+}
+
+
+def batch_links(id: str) -> dict:
+    """Where a batch's id leads (OpenAPI links): the batch and what it offers."""
+    return {
+        "GetBatch": link(f"GET {BATCH}", id=id),
+        "ListInteractions": link(f"GET {BATCH}/interactions", id=id),
+        "GetResults": link(f"GET {BATCH}/results", id=id),
+        "Cancel": link(f"POST {BATCH}/cancel", id=id),
+        "RetryFailed": link(f"POST {BATCH}/retry-failed", id=id),
+    }
 
 
 class InteractionPagination(CursorPagination):
@@ -33,6 +57,9 @@ class InteractionPagination(CursorPagination):
         return (self.ordering,)  # not the batch list's ordering of the view
 
 
+@extend_schema_view(
+    list=extend_schema(extensions=links({200: batch_links("$response.body#/results/0/id")}))
+)
 class BatchViewSet(
     FieldSelectionMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
@@ -72,7 +99,13 @@ class BatchViewSet(
         return super().get_throttles()
 
     @extend_schema(
-        request={"multipart/form-data": BatchUploadSerializer},
+        request={
+            "multipart/form-data": OpenApiRequest(
+                BatchUploadSerializer,
+                # The file part's name says its format: questions.csv or questions.xlsx.
+                encoding={"file": {"headers": {"Content-Disposition": UPLOAD_DISPOSITION}}},
+            )
+        },
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
@@ -91,6 +124,7 @@ class BatchViewSet(
             409: OpenApiResponse(ERROR_SCHEMA, description="The key's first request is running."),
             422: OpenApiResponse(ERROR_SCHEMA, description="The key was used for another request."),
         },
+        extensions=links({202: batch_links("$response.body#/batch_id")}),
     )
     def create(self, request):
         form = upload_form(request.data)
@@ -111,7 +145,11 @@ class BatchViewSet(
             headers["Idempotent-Replayed"] = "true"
         return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
 
-    @extend_schema(responses=InteractionSerializer(many=True))
+    @extend_schema(
+        responses=InteractionSerializer(many=True),
+        # The batch's id: the queryset the schema sees for this action is the items'.
+        parameters=[OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+    )
     @action(
         detail=True,
         methods=["get"],
@@ -136,18 +174,23 @@ class BatchViewSet(
             raise ApiError(f"format must be one of {', '.join(results.FORMATS)}, not {format!r}.")
         return results_response(batch, format)
 
-    @extend_schema(request=None, responses={200: BatchSerializer, 409: OpenApiResponse()})
+    @extend_schema(
+        request=None,
+        responses={200: BatchSerializer, 409: OpenApiResponse()},
+        extensions=links({200: {"GetBatch": link(f"GET {BATCH}", id="$response.body#/id")}}),
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Cancel: ``cancelling`` while items that were running finish, then
         ``cancelled``."""
         batch = self.get_object()
         services.batch_cancel(batch=batch)
-        return Response(self.get_serializer(selectors.batch_counted(batch)).data)
+        return Response(self.get_serializer(selectors.with_item_counts(batch)).data)
 
     @extend_schema(
         request=RetryFailedSerializer,
         responses={202: BatchSerializer, 409: OpenApiResponse()},
+        extensions=links({202: {"GetBatch": link(f"GET {BATCH}", id="$response.body#/id")}}),
     )
     @action(detail=True, methods=["post"], url_path="retry-failed")
     def retry_failed(self, request, pk=None):

@@ -20,11 +20,11 @@ from batches.models import RETRYABLE_BATCH, Batch
 from batches.processors.base import reports_usage
 from batches.selectors import (
     batch_attempts,
-    batch_counted,
     batch_pace,
     batch_usage,
     batch_waiting_for,
     failure_groups,
+    with_item_counts,
 )
 from batches.views import results_response
 from batchsvc.admin import AuditAdmin, OwnedAdmin, pretty_json
@@ -78,7 +78,7 @@ class BatchAdmin(OwnedAdmin, AuditAdmin, admin.ModelAdmin):
         # Its counters exact, as the API's detail answers them: the page starts from
         # the figures its script then keeps up to date.
         batch = super().get_object(request, object_id, from_field)
-        return None if batch is None else batch_counted(batch)
+        return None if batch is None else with_item_counts(batch)
 
     def has_add_permission(self, request, obj=None):
         # Uploads, not edits: the same service as the API creates the batch.

@@ -13,7 +13,7 @@ ITEMS_PER_PAGE = 50
 
 def items_context(batch: Batch, query) -> dict:
     """The batch page's items: one status (or all) a page at a time, with the count
-    of each status (those batch_counted read, with the page's other figures)."""
+    of each status (those with_item_counts read, with the page's other figures)."""
     status = query.get("items_status", "")
     items = batch.interactions.order_by("row_number")
     if status in InteractionStatus.values:

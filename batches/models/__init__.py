@@ -4,6 +4,7 @@ owners' retries and quotas, and the workers' own rows."""
 from batches.models.batch import (
     ACTIVE_BATCH,
     CANCELLED_BATCH,
+    FAILED_SQL,
     NAME_MAX,
     PENDING_SQL,
     PRIORITY_RANK,
@@ -26,6 +27,7 @@ from batches.models.workers import Lane, Worker
 __all__ = [
     "ACTIVE_BATCH",
     "CANCELLED_BATCH",
+    "FAILED_SQL",
     "NAME_MAX",
     "PENDING_SQL",
     "PRIORITY_RANK",

@@ -99,6 +99,7 @@ def _literal_status(status: str) -> RawSQL:
 
 PENDING_SQL = _literal_status(InteractionStatus.PENDING)
 RUNNING_SQL = _literal_status(InteractionStatus.RUNNING)
+FAILED_SQL = _literal_status(InteractionStatus.FAILED)
 
 
 class BatchQuerySet(OwnedQuerySet):
