@@ -7,7 +7,7 @@ memory with a 50,000-line file.
 gunicorn with one worker process of one thread on a scratch database (SQLite unless
 DATABASE_URL says otherwise), real ``manage.py db_worker`` processes, and the stub
 provider of bench/_model_stub.py. Throughput is timed from ``batches.create`` to the
-first ``batches.retrieve`` that answers ``completed`` (the SDK polls every 50 ms), with a
+first ``batches.retrieve`` that answers ``completed`` (polled every 100 ms), with a
 worker already running. The 50,000-line batch is answered straight in the table (as
 bench/memory.py does) and its output file downloaded through the SDK; each measured
 request goes to a fresh gunicorn worker whose peak resident memory (VmHWM) is read.
@@ -71,7 +71,7 @@ def run(client: OpenAI, data: bytes, **create) -> tuple[float, object]:
         input_file_id=file.id, endpoint=CHAT, completion_window="24h", **create
     )
     while batch.status not in ENDED:
-        time.sleep(0.05)
+        time.sleep(0.1)
         batch = client.batches.retrieve(batch.id)
     return time.perf_counter() - started, batch
 

@@ -115,6 +115,7 @@ def batch_create(
     options.update(rate_options or {})
     batch_services.processor_check(processor=PROCESSOR, options=options)
     concurrency = batch_services.schedule_check(priority=priority, concurrency=concurrency)
+    batch_services.queued_check(owner=owner)  # the owner's quota of batches, as for uploads
     summary = checked_lines(input_file, endpoint)
     batch = Batch(
         owner=owner,

@@ -3,6 +3,7 @@ calls them. Views parse, find the caller's object (another owner's is a 404, as 
 missing one), call one service and render OpenAI's object."""
 
 from django.http import StreamingHttpResponse
+from django.utils.http import content_disposition_header
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -92,7 +93,7 @@ class FileContentView(OpenAIView):
     def get(self, request, file_id):
         file = self.get_file(file_id)
         response = StreamingHttpResponse(file_content(file), content_type="application/jsonl")
-        response["Content-Disposition"] = f'attachment; filename="{file.filename}"'
+        response["Content-Disposition"] = content_disposition_header(True, file.filename)
         return response
 
     def perform_content_negotiation(self, request, force=False):

@@ -6,7 +6,7 @@ import io
 import openai
 import pytest
 
-from batches.models import Batch, Interaction
+from batches.models import Batch, Interaction, OwnerQuota
 from openai_api.models import File, OpenAIBatch
 from tests.support.openai_sdk import CHAT, chat_line, jsonl, upload
 
@@ -131,3 +131,18 @@ def test_an_output_file_is_no_batch_input(sdk, live_server):
     error = refused_for(sdk, file.id)
 
     assert error.param == "input_file_id"
+
+
+def test_a_batch_over_the_owner_s_quota_of_waiting_batches_is_a_rate_limit_error(sdk, alice):
+    OwnerQuota.objects.create(owner=alice, queued_batches=1)
+    sdk.batches.create(
+        input_file_id=upload(sdk, [chat_line("a")]).id, endpoint=CHAT, completion_window="24h"
+    )
+
+    with pytest.raises(openai.RateLimitError) as refused:
+        sdk.batches.create(
+            input_file_id=upload(sdk, [chat_line("b")]).id, endpoint=CHAT, completion_window="24h"
+        )
+
+    assert "quota" in refused.value.message
+    assert Batch.objects.count() == 1
