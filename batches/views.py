@@ -14,14 +14,13 @@ from rest_framework.response import Response
 
 from batches import results, selectors, services
 from batches.filters import BatchFilter, InteractionFilter
+from batches.inputs import BatchUploadSerializer, RetryFailedSerializer
 from batches.models import Batch, Interaction
 from batches.serializers import (
     BatchCreatedSerializer,
     BatchDetailSerializer,
     BatchSerializer,
-    BatchUploadSerializer,
     InteractionSerializer,
-    RetryFailedSerializer,
 )
 from batchsvc.api.errors import ApiError
 from batchsvc.api.fields import FieldSelectionMixin

@@ -3,8 +3,8 @@
 import pytest
 
 from batches.engine.worker import batch_process
+from batches.inputs import BatchUploadSerializer
 from batches.models import Batch, Interaction
-from batches.serializers import BatchUploadSerializer
 from tests.batches.factories import csv_upload, post_batch
 from tests.support.stubs import Stub
 
