@@ -454,6 +454,10 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "batchsvc.api.openapi.without_trailing_slashes",
+        "batchsvc.api.openapi.any_value_or_null",
+        "batchsvc.api.fields.selectable_responses",
+        "batchsvc.api.openapi.one_error_format",
+        "batchsvc.api.openapi.links_between_operations",
     ],
 }
 

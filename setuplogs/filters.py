@@ -1,10 +1,9 @@
 import django_filters
 from django import forms
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from setuplogs.models import LogEntry, LogLevel
-from setuplogs.schemas import LEVELS_TEXT, normalize_level
+from setuplogs.schemas import LEVEL_ALIASES, LEVELS_TEXT, normalize_level
 
 
 class LevelsField(forms.CharField):
@@ -22,21 +21,32 @@ class LevelsField(forms.CharField):
             raise forms.ValidationError("%(problem)s", params={"problem": str(exc)}) from None
 
 
-@extend_schema_field(OpenApiTypes.STR)
+_LEVEL = "|".join(LEVEL_ALIASES)
+
+
+# Documented as the lower-case spellings, comma-separated (any case is taken).
+@extend_schema_field({"type": "string", "pattern": rf"^({_LEVEL})(,({_LEVEL}))*$"})
 class LevelsFilter(django_filters.Filter):
     field_class = LevelsField
 
 
-@extend_schema_field(OpenApiTypes.INT)
 class IntegerFilter(django_filters.Filter):
     field_class = forms.IntegerField
+
+
+def integer_filter(*, min_value: int, max_value: int, **kwargs) -> IntegerFilter:
+    """A whole-number filter, documented with its bounds."""
+    schema = {"type": "integer", "minimum": min_value, "maximum": max_value}
+    return extend_schema_field(schema)(
+        IntegerFilter(min_value=min_value, max_value=max_value, **kwargs)
+    )
 
 
 TAIL_MAX = 1_000_000
 
 
 class LogEntryFilter(django_filters.FilterSet):
-    after = IntegerFilter(
+    after = integer_filter(
         field_name="seq",
         lookup_expr="gt",
         min_value=0,
@@ -55,7 +65,7 @@ class LogEntryFilter(django_filters.FilterSet):
     )
 
     # Declared last: it counts the lines the other filters let through.
-    tail = IntegerFilter(
+    tail = integer_filter(
         min_value=1,
         max_value=TAIL_MAX,
         method="filter_tail",

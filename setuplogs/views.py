@@ -1,5 +1,5 @@
 from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -9,7 +9,7 @@ from batchsvc.api.fields import FieldSelectionMixin
 from batchsvc.api.filters import FilterBackend
 from batchsvc.api.openapi import envelope_schema, json_body, schema_ref
 from batchsvc.api.pagination import CursorPagination
-from batchsvc.api.parsers import BulkJSONParser, RawJSONParser
+from batchsvc.api.parsers import BulkJSONParser, RawJSONParser, json_body_of
 from batchsvc.api.throttling import ScopedThrottle
 from batchsvc.ops import metrics
 from setuplogs import services
@@ -18,6 +18,7 @@ from setuplogs.models import LogEntry
 from setuplogs.schemas import LogBatch, LogBatchResult, LogLineIn
 from setuplogs.selectors import run_for_logs
 from setuplogs.serializers import LogEntrySerializer
+from traces.schemas import RUN_ID_IN_PATH
 
 EXAMPLE_LINE = {
     "timestamp": "2026-01-28T10:30:45.123Z",
@@ -38,6 +39,9 @@ def batch_schema() -> dict:
     return schema
 
 
+RUN_ID_PARAMETER = OpenApiParameter("run_id", RUN_ID_IN_PATH, OpenApiParameter.PATH)
+
+
 class LinePagination(CursorPagination):
     ordering = "seq"
 
@@ -56,6 +60,10 @@ class SetupLogsView(FieldSelectionMixin, generics.ListAPIView):
         # Appends are batch writes; tailing readers poll and are not throttled here.
         return [ScopedThrottle()] if self.request.method == "POST" else []
 
+    @extend_schema(parameters=[RUN_ID_PARAMETER])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular, no request
             return LogEntry.objects.none()
@@ -64,6 +72,7 @@ class SetupLogsView(FieldSelectionMixin, generics.ListAPIView):
         )
 
     @extend_schema(
+        parameters=[RUN_ID_PARAMETER],
         request=json_body(batch_schema()),
         responses={200: schema_ref(LogBatchResult)},
         examples=[
@@ -76,7 +85,7 @@ class SetupLogsView(FieldSelectionMixin, generics.ListAPIView):
     def post(self, request, run_id):
         run = run_for_logs(request, run_id, write=True)
         body = read_envelope(
-            request.data,
+            json_body_of(request),
             "logs",
             settings.LOGS_BATCH_MAX,
             schema=LogBatch,
@@ -98,6 +107,7 @@ class SetupLogView(APIView):
     parser_classes = [RawJSONParser]
 
     @extend_schema(
+        parameters=[RUN_ID_PARAMETER],
         request=json_body(schema_ref(LogLineIn)),
         responses={201: LogEntrySerializer, 200: LogEntrySerializer},
         description="Store one line: 201, or 200 with the stored line when its client_id "
@@ -105,7 +115,7 @@ class SetupLogView(APIView):
     )
     def post(self, request, run_id):
         entry, created = services.log_line_append(
-            run=run_for_logs(request, run_id, write=True), raw=request.data
+            run=run_for_logs(request, run_id, write=True), raw=json_body_of(request)
         )
         return Response(
             LogEntrySerializer(entry).data,
@@ -113,6 +123,7 @@ class SetupLogView(APIView):
         )
 
     @extend_schema(
+        parameters=[RUN_ID_PARAMETER],
         request=json_body(schema_ref(LogLineIn)),
         responses={201: LogEntrySerializer, 200: LogEntrySerializer},
         description="The same as POST, for agents that append with PATCH.",

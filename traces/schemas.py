@@ -18,15 +18,29 @@ from batchsvc.api.schemas import (
     refuse_nul_in_json,
 )
 from traces.models import ERROR_SUMMARY_MAX, NAME_MAX, RunStatus
-from traces.paths import UnsafePath, trace_path
+from traces.paths import DEPTH_MAX, UnsafePath, trace_path
 
 # Text a run stores has no NUL character (PostgreSQL refuses it), and a run_id is
 # a URL path segment (/api/v1/runs/<run_id>/): no "/" in it. The structs'
 # __post_init__ checks both (refuse_characters).
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX), NUL_FREE]
 OptionalName = Annotated[str, msgspec.Meta(max_length=NAME_MAX), NUL_FREE] | None
-RunId = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX), NUL_AND_SLASH_FREE]
-OptionalRunId = Annotated[str, msgspec.Meta(max_length=NAME_MAX), NUL_AND_SLASH_FREE] | None
+# Nor . or .., which a URL path resolves away (/runs/./ is the list).
+NOT_DOTS = msgspec.Meta(extra_json_schema={"not": {"enum": [".", ".."]}})
+RunId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=NAME_MAX), NUL_AND_SLASH_FREE, NOT_DOTS
+]
+OptionalRunId = (
+    Annotated[str, msgspec.Meta(max_length=NAME_MAX), NUL_AND_SLASH_FREE, NOT_DOTS] | None
+)
+RUN_ID_IN_PATH = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": NAME_MAX,
+    "pattern": r"^[^/\x00]+$",
+    "not": {"enum": [".", ".."]},
+}
+"""A run_id as a URL path segment: what a run's run_id may be."""
 ErrorSummary = Annotated[str, msgspec.Meta(max_length=ERROR_SUMMARY_MAX), NUL_FREE] | None
 Timestamp = Annotated[
     dt.datetime,
@@ -114,6 +128,9 @@ class RunIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     def __post_init__(self):
         refuse_characters(self)
+        for name, value in (("run_id", self.run_id), ("parent_run_id", self.parent_run_id)):
+            if value in (".", ".."):
+                raise ValueError(f"{name}: must not be {value} (it is a URL path segment)")
         self.start_time = as_utc(self.start_time, "start_time")
         self.end_time = as_utc(self.end_time, "end_time")
         check_times(self.start_time, self.end_time)
@@ -169,6 +186,16 @@ class RunBatchResult(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
 # Trace files ----------------------------------------------------------------
 
 
+# The names the schema documents: portable ones, which every storage reads alike.
+# The rules (traces.paths) take more (any letter, say) and refuse what could leave
+# the root; a pattern could not say that, but generated from this, a name is valid.
+PORTABLE_NAME = "[A-Za-z0-9_][A-Za-z0-9_. -]{0,99}"
+PORTABLE_NOTE = (
+    "Documented as portable names (letters, digits, _ . - and space, not starting with "
+    "a dot or a space); others are taken when they cannot leave the root."
+)
+
+
 class TraceFileIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """One trace file to write under the trace root. ``output_directory`` is a
     relative path and ``file_name`` one name: absolute paths, ``..`` in any
@@ -177,11 +204,23 @@ class TraceFileIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     A key it does not know fails the file (``traceData``: did you mean trace_data?)."""
 
     trace_data: Annotated[str, msgspec.Meta(min_length=1)]
-    file_name: Annotated[str, msgspec.Meta(description="A name, not a path.")]
+    file_name: Annotated[
+        str,
+        msgspec.Meta(
+            description="A name, not a path. " + PORTABLE_NOTE,
+            extra_json_schema={"pattern": f"^{PORTABLE_NAME}$"},
+        ),
+    ]
     output_directory: (
         Annotated[
             str,
-            msgspec.Meta(description="Relative to the storage root; empty or null for the root."),
+            msgspec.Meta(
+                description="Relative to the storage root; empty or null for the root. "
+                + PORTABLE_NOTE,
+                extra_json_schema={
+                    "pattern": f"^({PORTABLE_NAME}(/{PORTABLE_NAME}){{0,{DEPTH_MAX - 1}}})?$"
+                },
+            ),
         ]
         | None
     ) = None

@@ -1,7 +1,13 @@
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from traces.models import Run, TraceFile
+
+
+@extend_schema_field({"type": ["object", "null"]})
+class JSONObjectField(serializers.JSONField):
+    """A JSON object, or null: what a run's metrics_json and context_json hold."""
 
 
 def owner_field():
@@ -10,6 +16,8 @@ def owner_field():
 
 class RunSerializer(serializers.ModelSerializer):
     owner = owner_field()
+    metrics_json = JSONObjectField(read_only=True)
+    context_json = JSONObjectField(read_only=True)
 
     class Meta:
         model = Run

@@ -5,7 +5,12 @@ from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -13,8 +18,8 @@ from rest_framework.response import Response
 from batchsvc.api.bulk import read_items
 from batchsvc.api.errors import ApiError, error_fields
 from batchsvc.api.fields import FieldSelectionMixin
-from batchsvc.api.openapi import envelope_schema, json_body, schema_ref
-from batchsvc.api.parsers import BulkJSONParser, RawJSONParser
+from batchsvc.api.openapi import envelope_schema, json_body, link, links, schema_ref
+from batchsvc.api.parsers import BulkJSONParser, RawJSONParser, json_body_of
 from batchsvc.api.schemas import describe
 from batchsvc.api.throttling import ScopedThrottle
 from batchsvc.api.views import query_flag
@@ -23,6 +28,7 @@ from traces import files, services
 from traces.filters import RunFilter, TraceFileFilter
 from traces.models import Run, TraceFile
 from traces.schemas import (
+    RUN_ID_IN_PATH,
     RunBatchResult,
     RunChanges,
     RunIn,
@@ -59,6 +65,32 @@ EXAMPLE_RUN = {
 }
 
 
+RUN_ID_PARAMETER = OpenApiParameter("run_id", RUN_ID_IN_PATH, OpenApiParameter.PATH)
+TRACE_ID_PARAMETER = OpenApiParameter(
+    "id", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}, OpenApiParameter.PATH
+)
+RUN = "/api/v1/runs/{run_id}"
+TRACE = "/api/v1/traces/{id}"
+
+
+def run_links(run_id: str) -> dict:
+    """Where a run's run_id leads: the run, its changes and its log lines."""
+    return {
+        "GetRun": link(f"GET {RUN}", run_id=run_id),
+        "ChangeRun": link(f"PATCH {RUN}", run_id=run_id),
+        "AppendLogLine": link(f"POST {RUN}/setup_log", run_id=run_id),
+        "AppendLogLines": link(f"POST {RUN}/setup_logs", run_id=run_id),
+        "ListLogLines": link(f"GET {RUN}/setup_logs", run_id=run_id),
+    }
+
+
+def trace_links(id: str) -> dict:
+    return {
+        "GetTrace": link(f"GET {TRACE}", id=id),
+        "GetContent": link(f"GET {TRACE}/content", id=id),
+    }
+
+
 BATCH_ACTION = {
     "parser_classes": [BulkJSONParser],
     "throttle_classes": [ScopedThrottle],
@@ -73,9 +105,13 @@ BATCH_SCHEMA = extend_schema(
     },
     parameters=BATCH_FLAGS,
     examples=[OpenApiExample("Two runs", value={"runs": [EXAMPLE_RUN]}, request_only=True)],
+    extensions=links({code: run_links("$response.body#/runs/0/run_id") for code in (200, 201)}),
 )
 
 
+@extend_schema_view(
+    list=extend_schema(extensions=links({200: run_links("$response.body#/results/0/run_id")}))
+)
 class RunViewSet(
     FieldSelectionMixin,
     mixins.CreateModelMixin,
@@ -110,7 +146,7 @@ class RunViewSet(
             runs=Run.objects.select_related("owner"),
         )
 
-    @extend_schema(parameters=[OWNER_PARAMETER])
+    @extend_schema(parameters=[RUN_ID_PARAMETER, OWNER_PARAMETER])
     def retrieve(self, request, *args, **kwargs):
         return super().retrieve(request, *args, **kwargs)
 
@@ -128,7 +164,7 @@ class RunViewSet(
 
     def _batch(self, request, *, atomic: bool):
         dry_run, errors_only = query_flag(request, "dry_run"), query_flag(request, "errors_only")
-        items = read_items(request.data, "runs", settings.RUNS_BATCH_MAX)
+        items = read_items(json_body_of(request), "runs", settings.RUNS_BATCH_MAX)
         result = services.runs_ingest(
             owner=request.user, items=items, atomic=atomic, dry_run=dry_run
         )
@@ -145,9 +181,12 @@ class RunViewSet(
         request=json_body(schema_ref(RunIn)),
         responses={201: RunSerializer, 200: RunSerializer},
         description="Store one run: 201, or 200 with the stored run when its event_id exists.",
+        extensions=links({code: run_links("$response.body#/run_id") for code in (200, 201)}),
     )
     def create(self, request, *args, **kwargs):
-        result = services.runs_ingest(owner=request.user, items=[request.data], atomic=True)
+        result = services.runs_ingest(
+            owner=request.user, items=[json_body_of(request)], atomic=True
+        )
         if result.failed:
             raise ApiError(f"Run not stored: {result.errors[0].error}.")
         outcome = result.runs[0]
@@ -158,9 +197,15 @@ class RunViewSet(
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
-    @extend_schema(request=json_body(schema_ref(RunChanges)), responses=RunSerializer)
+    @extend_schema(
+        request=json_body(schema_ref(RunChanges)),
+        responses=RunSerializer,
+        parameters=[RUN_ID_PARAMETER],
+    )
     def partial_update(self, request, *args, **kwargs):
-        run = services.run_update(run=self.get_object(), changes=read_changes(request.data))
+        run = services.run_update(
+            run=self.get_object(), changes=read_changes(json_body_of(request))
+        )
         return Response(self.get_serializer(run).data)
 
 
@@ -219,6 +264,10 @@ class TraceBulkJSONParser(BulkJSONParser):
     limit_setting = "TRACES_MAX_REQUEST_BYTES"
 
 
+@extend_schema_view(
+    list=extend_schema(extensions=links({200: trace_links("$response.body#/results/0/id")})),
+    retrieve=extend_schema(parameters=[TRACE_ID_PARAMETER]),
+)
 class TraceFileViewSet(
     FieldSelectionMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
@@ -238,11 +287,14 @@ class TraceFileViewSet(
         request=json_body(schema_ref(TraceFileIn)),
         responses={201: schema_ref(TraceWriteResult)},
         examples=[OpenApiExample("A JSON trace", value=EXAMPLE_FILES[0], request_only=True)],
+        extensions=links({201: trace_links("$response.body#/id")}),
     )
     @action(detail=False, methods=["post"], parser_classes=[TraceRawJSONParser])
     def write(self, request):
         """Write one trace file under the storage root."""
-        outcome = files.trace_files_write(owner=request.user, items=[request.data]).outcomes[0]
+        outcome = files.trace_files_write(
+            owner=request.user, items=[json_body_of(request)]
+        ).outcomes[0]
         if not outcome.success:
             raise ApiError(f"Trace file not written: {outcome.error}.", details=outcome.as_dict())
         body = {"success": True, **outcome.as_dict()}
@@ -255,6 +307,7 @@ class TraceFileViewSet(
         request=json_body(envelope_schema("files", TraceFileIn, settings.TRACES_BATCH_MAX)),
         responses={200: schema_ref(TraceBatchResult)},
         examples=[OpenApiExample("Two files", value={"files": EXAMPLE_FILES}, request_only=True)],
+        extensions=links({200: trace_links("$response.body#/results/0/id")}),
     )
     @action(
         detail=False,
@@ -267,13 +320,18 @@ class TraceFileViewSet(
     def write_batch(self, request):
         """Write several trace files in one request, in parallel; each file succeeds
         or fails on its own. 200 with per-file results whenever the envelope is valid."""
-        items = read_items(request.data, "files", settings.TRACES_BATCH_MAX, details=FILES_DETAILS)
+        items = read_items(
+            json_body_of(request), "files", settings.TRACES_BATCH_MAX, details=FILES_DETAILS
+        )
         result = files.trace_files_write(owner=request.user, items=items)
         counts = {"created": result.summary["successful"], "failed": result.summary["failed"]}
         metrics.observe_bulk(resource="trace_files", size=len(items), counts=counts)
         return Response(result.as_dict())
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        parameters=[TRACE_ID_PARAMETER],
+    )
     @action(detail=True)
     def content(self, request, pk=None):
         """The bytes of one trace file, streamed from the storage."""

@@ -101,22 +101,27 @@ def _result(raw_id, data, *, ambiguous: bool) -> BatchGetItem:
 
 
 def request_schema() -> dict:
-    """The JSON schema of the body, with the resource types registered now."""
-    kinds = "; ".join(
-        f"`{r.name}`: {r.lookup_field}" for r in map(resources.get, resources.names())
-    )
+    """The JSON schema of the body, with the resource types registered now: one
+    shape per resource type, its ids of the type it looks them up by and its field
+    names, so that a body the schema calls valid is one the endpoint takes."""
+    return {"oneOf": [_resource_request_schema(resources.get(name)) for name in resources.names()]}
+
+
+def _resource_request_schema(resource: resources.Resource) -> dict:
+    names = fields.field_names(resource.serializer_class())
     return {
         "type": "object",
+        "title": f"batch GET of {resource.name}",
         "required": ["resource_type", "ids"],
         "additionalProperties": False,
         "properties": {
-            "resource_type": {"type": "string", "enum": resources.names()},
+            "resource_type": {"type": "string", "enum": [resource.name]},
             "ids": {
                 "type": "array",
                 "minItems": 1,
                 "maxItems": settings.BATCH_GET_MAX_IDS,
-                "items": {"type": ["integer", "string"]},
-                "description": f"What each id is matched against: {kinds}. "
+                "items": msgspec.json.schema(resource.id_type),
+                "description": f"{resource.name} by {resource.lookup_field}. "
                 "A repeated id is answered each time.",
             },
             "owner": {
@@ -127,7 +132,7 @@ def request_schema() -> dict:
             "fields": {
                 "type": ["array", "null"],
                 "minItems": 1,
-                "items": {"type": "string"},
+                "items": {"type": "string", "enum": names},
                 "description": "Names of the fields to return in each `data` (all when absent); "
                 "an unknown name is a 400 listing the valid ones.",
             },

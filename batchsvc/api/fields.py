@@ -141,3 +141,33 @@ class FieldSelectionMixin:
 
 def _exempt(view) -> bool:
     return getattr(view, "action", None) in getattr(view, "field_selection_exempt", ())
+
+
+def selectable_responses(result, generator, request, public):
+    """Schema postprocessing: a GET that takes ``?fields=`` answers any of its
+    serializer's fields, so its 200 answer is the component copied without
+    required properties, as ``<Name>Fields`` (a page of them, for a list)."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for item in result["paths"].values():
+        operation = item.get("get", {})
+        names = {(p["name"], p["in"]) for p in operation.get("parameters", [])}
+        content = operation.get("responses", {}).get("200", {}).get("content", {})
+        if (QUERY_PARAM, "query") in names and "application/json" in content:
+            schema = content["application/json"]["schema"]
+            content["application/json"]["schema"] = _selectable(schema, schemas)
+    return result
+
+
+def _selectable(schema: dict, schemas: dict) -> dict:
+    ref = schema.get("$ref", "")
+    name = ref.rpartition("/")[2]
+    if name not in schemas:
+        return schema
+    copy = {key: value for key, value in schemas[name].items() if key != "required"}
+    results = copy.get("properties", {}).get("results", {})
+    if results.get("type") == "array":  # a page: its items are the selection
+        properties = {**copy["properties"]}
+        properties["results"] = {**results, "items": _selectable(results["items"], schemas)}
+        copy = {**schemas[name], "properties": properties}
+    schemas.setdefault(f"{name}Fields", copy)
+    return {"$ref": f"{ref}Fields"}

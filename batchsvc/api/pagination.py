@@ -41,6 +41,12 @@ class CursorPagination(pagination.CursorPagination):
             )
         return int(raw)
 
+    def get_schema_operation_parameters(self, view):
+        cursor, page_size = super().get_schema_operation_parameters(view)
+        cursor["description"] = "A page of this list: the next or previous link's, as given."
+        page_size["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_page_size}
+        return [cursor, page_size]
+
     def decode_cursor(self, request):
         raw = request.query_params.get(self.cursor_query_param)
         try:
@@ -121,6 +127,18 @@ class CursorPagination(pagination.CursorPagination):
 
 class OrderingFilter(filters.OrderingFilter):
     """DRF's ordering, refusing a field it does not offer instead of ignoring it."""
+
+    def get_schema_operation_parameters(self, view):
+        # The orderings offered, each way: a generated value is one the list takes.
+        (parameter,) = super().get_schema_operation_parameters(view)
+        if not isinstance(getattr(view, "ordering_fields", None), list | tuple):
+            return [parameter]  # fields found from the queryset: documented as text
+        fields = [name for name, _ in self.get_valid_fields(None, view, {})]
+        parameter["schema"] = {
+            "type": "string",
+            "enum": [order for name in fields for order in (name, f"-{name}")],
+        }
+        return [parameter]
 
     def remove_invalid_fields(self, queryset, fields, view, request):
         valid = super().remove_invalid_fields(queryset, fields, view, request)

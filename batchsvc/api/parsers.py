@@ -105,6 +105,19 @@ class JSONParser(parsers.BaseParser):
         return body
 
 
+def json_body_of(request) -> bytes:
+    """The body :class:`BulkJSONParser` or :class:`RawJSONParser` left, or a 400 when
+    no parser ran: DRF hands a view ``{}`` for a request without a body or without
+    a Content-Type, which is neither a body nor JSON."""
+    data = request.data
+    if isinstance(data, bytes | msgspec.Raw):
+        return data
+    raise ParseError(
+        "Request body is empty or not declared as JSON; send a JSON object with "
+        "Content-Type: application/json."
+    )
+
+
 class JSONBody(bytes):
     """A bulk request body, kept as bytes by :class:`BulkJSONParser`."""
 

@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 from batchsvc.api import batch_get
 from batchsvc.api.errors import ApiError
 from batchsvc.api.flags import parse_bool
-from batchsvc.api.openapi import json_body, schema_ref
+from batchsvc.api.openapi import ERROR_REF, json_body, schema_ref
 from batchsvc.api.throttling import ScopedThrottle
 
 
@@ -75,11 +75,8 @@ class BatchGetSchema(AutoSchema):
         return json_body(batch_get.request_schema())
 
 
-ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {"error": {"type": "string"}, "details": {}},
-}
+ERROR_SCHEMA = ERROR_REF
+"""A documented refusal's body: the one error format (batchsvc.api.openapi)."""
 
 
 class BatchGetView(APIView):

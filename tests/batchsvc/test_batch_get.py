@@ -288,9 +288,15 @@ def test_registering_a_name_twice_is_refused():
 def test_the_schema_documents_the_batch_get_with_examples(api, users_resource):
     operation = api.get("/api/schema/?format=json").json()["paths"][URL]["post"]
     body = operation["requestBody"]["content"]["application/json"]
-    assert body["schema"]["properties"]["resource_type"]["enum"] == resources.names()
+    # One shape per resource type: its ids of the type it takes, its field names.
+    shapes = {s["properties"]["resource_type"]["enum"][0]: s for s in body["schema"]["oneOf"]}
+    assert list(shapes) == resources.names()
     assert "test_users" in resources.names()
-    assert body["schema"]["properties"]["ids"]["maxItems"] == 100
+    users = shapes["test_users"]["properties"]
+    assert users["ids"]["maxItems"] == 100
+    assert users["ids"]["items"] == {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+    assert users["fields"]["items"]["enum"] == ["id", "username", "is_staff", "expensive"]
+    assert shapes["batches"]["properties"]["ids"]["items"] == {"type": "string", "format": "uuid"}
     request_example = next(iter(body["examples"].values()))["value"]
     assert request_example["resource_type"] == "runs"
     ok = operation["responses"]["200"]["content"]["application/json"]

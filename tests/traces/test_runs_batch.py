@@ -436,3 +436,11 @@ def test_the_answer_is_the_services_result_type_as_the_renderer_encodes_it(
     response = post(api, LENIENT, [run_factory(), run_factory(job_type="")])
     assert type(answers[0]) is RunBatchResult
     assert response.content == msgspec.json.encode(answers[0])
+
+
+@pytest.mark.parametrize("field", ["run_id", "parent_run_id"])
+@pytest.mark.parametrize("dots", [".", ".."])
+def test_a_run_id_a_url_would_resolve_away_fails_its_item(api, run_factory, field, dots):
+    body = post(api, LENIENT, [run_factory(**{field: dots})]).json()
+    assert body["errors"][0]["error"] == f"{field}: must not be {dots} (it is a URL path segment)"
+    assert Run.objects.count() == 0
