@@ -52,6 +52,15 @@ def test_the_same_client_id_again_answers_200_with_the_stored_line(api, run):
             "Log line not stored: message is longer than the limit of 10 bytes.",
         ),
         ([1, 2], "Log line not stored: item must be a JSON object, not `array`."),
+        (
+            {"message": "nul\x00here"},
+            "Log line not stored: message: must not contain the NUL character.",
+        ),
+        (
+            {"msg": "x"},
+            "Log line not stored: unknown key 'msg'; the keys are: message, level, timestamp, "
+            "client_id.",
+        ),
     ],
 )
 def test_an_invalid_line_is_a_400_saying_why_and_stores_nothing(api, run, settings, body, error):

@@ -108,6 +108,14 @@ def test_a_trace_written_before_its_run_links_up_when_the_run_arrives(
         ({"trace_data": "", "file_name": "a.txt"}, "trace_data: Expected `str` of length >= 1"),
         ({"trace_data": 5, "file_name": "a.txt"}, "trace_data: Expected `str`, got `int`"),
         (trace("../a.txt"), "file_name must be a name, not a path (no /)"),
+        (
+            {"traceData": "x", "fileName": "a.txt"},
+            "unknown key 'traceData' (did you mean trace_data?)",
+        ),
+        (
+            {**trace(), "colour": "blue"},
+            "unknown key 'colour'; the keys are: trace_data, file_name, output_directory, run_id",
+        ),
     ],
 )
 def test_write_with_a_bad_file_is_a_400_saying_why(api, alice_root, body, error):
@@ -115,6 +123,13 @@ def test_write_with_a_bad_file_is_a_400_saying_why(api, alice_root, body, error)
     assert response.status_code == 400
     assert response.json()["error"] == f"Trace file not written: {error}."
     assert TraceFile.objects.count() == 0
+
+
+def test_camel_case_keys_fail_their_file_in_a_batch_saying_the_key_meant(api, alice_root):
+    files = [{"traceData": "x", "fileName": "a.txt", "outputDirectory": "n"}, trace("b.txt")]
+    results = write_batch(api, files).json()["results"]
+    assert results[0]["error"] == "unknown key 'traceData' (did you mean trace_data?)"
+    assert [result["success"] for result in results] == [False, True]
 
 
 def test_write_batch_writes_every_file_and_reports_each(api, alice_root):
