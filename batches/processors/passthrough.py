@@ -29,6 +29,7 @@ ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 EXPIRED = "batch_expired"
 
 _encode = msgspec.json.encode
+_decode = msgspec.json.decode
 
 
 def unsent(code: str, message: str) -> str:
@@ -112,8 +113,8 @@ class PassthroughProcessor(NetworkProcessor):
         except ProcessorError as exc:
             raise LineError(unsent("provider_unavailable", str(exc))) from None
         try:
-            answer = response.json()
-        except ValueError:
+            answer = _decode(response.content)
+        except msgspec.DecodeError:
             answer = response.text
         outcome = answered(response, answer)
         if not response.is_success or not isinstance(answer, dict):
