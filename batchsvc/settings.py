@@ -291,15 +291,42 @@ MIGRATE_OWNER = os.environ.get("MIGRATE_OWNER", "")
 # Batch GET and field selection: how many ids one POST /api/v1/batch/get may ask for.
 BATCH_GET_MAX_IDS = env_int("BATCH_GET_MAX_IDS", 100)
 
-# Trace files: the "traces" storage holds them. By default a
-# FileSystemStorage under TRACES_ROOT that writes atomically and never leaves its
-# root; replace this entry (e.g. "storages.backends.s3.S3Storage" with its
-# OPTIONS) to keep them elsewhere: the code only talks to storages["traces"].
+# Files (trace files, OpenAI-compatible uploads and results): the "traces" storage
+# holds them all. FILES_STORAGE_URL chooses it: empty, a folder under TRACES_ROOT
+# that writes atomically and never leaves its root; s3://bucket/prefix, that
+# bucket through django-storages (credentials the usual AWS_* way). The code only
+# talks to storages["traces"].
 TRACES_ROOT = Path(os.environ.get("TRACES_ROOT") or VAR_DIR / "traces")
-STORAGES["traces"] = {
-    "BACKEND": "traces.storage.TraceStorage",
-    "OPTIONS": {"location": str(TRACES_ROOT), "fsync": env_bool("TRACES_FSYNC", True)},
-}
+FILES_STORAGE_URL = os.environ.get("FILES_STORAGE_URL", "")
+
+
+def files_storage(url: str) -> dict:
+    """The STORAGES entry for FILES_STORAGE_URL."""
+    if not url:
+        return {
+            "BACKEND": "traces.storage.TraceStorage",
+            "OPTIONS": {"location": str(TRACES_ROOT), "fsync": env_bool("TRACES_FSYNC", True)},
+        }
+    scheme, _, rest = url.partition("://")
+    bucket, _, prefix = rest.partition("/")
+    if scheme != "s3" or not bucket:
+        raise ImproperlyConfigured(
+            f"FILES_STORAGE_URL must be empty or s3://bucket[/prefix], not {url!r}."
+        )
+    return {
+        "BACKEND": "traces.s3.S3FilesStorage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "location": prefix.strip("/"),
+            "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+            # Files are served by the API, never by a signed bucket URL.
+            "querystring_auth": False,
+        },
+    }
+
+
+STORAGES["traces"] = files_storage(FILES_STORAGE_URL)
 TRACES_BATCH_MAX = env_int("TRACES_BATCH_MAX", 50)
 TRACE_MAX_BYTES = env_int("TRACE_MAX_BYTES", 10 * 1024 * 1024)
 # Body limit of the two write endpoints: one file at its largest, JSON-escaped.

@@ -7,6 +7,8 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from tests.support.files import files_storage  # noqa: F401 (fixture)
+from tests.support.s3 import s3_server  # noqa: F401 (fixture)
 from tests.support.stubs import Stub
 
 _numbers = itertools.count(1)

@@ -22,6 +22,7 @@ from django.utils.html import format_html
 from batchsvc.api.bulk import echoed, first_occurrences, validate_items
 from traces.models import TraceFile
 from traces.paths import storage_name
+from traces.s3 import S3FilesStorage, StagedObject, discard_all
 from traces.schemas import TraceFileIn
 from traces.storage import (
     Directories,
@@ -109,8 +110,9 @@ def trace_files_write(*, owner, items: list[msgspec.Raw]) -> WriteResult:
        size). A path repeated in the batch fails its repeats. A run_id need not
        be stored yet (see :class:`traces.models.TraceFile`).
     2. Stage the valid files in parallel threads, outside any transaction: the
-       slow part, writing and flushing the bytes under temporary names. (A
-       storage that cannot stage, such as S3, saves them here instead.)
+       slow part, writing and flushing the bytes under temporary names (on S3:
+       uploading them under staging keys). A storage that cannot stage saves
+       them here instead.
     3. In one short transaction, lock the batch's paths, publish the staged
        files (renames) and upsert the rows of those published (unique path): two
        requests writing one path change its file and its row in the same order.
@@ -125,6 +127,7 @@ def trace_files_write(*, owner, items: list[msgspec.Raw]) -> WriteResult:
         _publish(owner, [file for file in files if file.outcome.success])
     finally:
         close_all(file.handle for file in files if isinstance(file.handle, StagedFile))
+        discard_all(file.handle for file in files if isinstance(file.handle, StagedObject))
     result = WriteResult(outcomes, elapsed_ms=(time.perf_counter() - started) * 1000)
     _log(result)
     return result
@@ -209,6 +212,9 @@ def _stage_one(storage: Storage, directories: Directories | None, file: _File, *
             file.handle = storage.stage(
                 file.storage_name, [file.content], directories=directories, sync=sync
             )
+            outcome.size = file.handle.size
+        elif isinstance(storage, S3FilesStorage):
+            file.handle = storage.stage(file.storage_name, [file.content])
             outcome.size = file.handle.size
         else:
             outcome.size = _save_replacing(storage, file.storage_name, file.content)

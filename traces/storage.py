@@ -42,7 +42,7 @@ class TraceStorage(FileSystemStorage):
 
     def get_available_name(self, name, max_length=None):
         # Checked before Django's version turns backslashes into separators.
-        return super().get_available_name(_checked(name), max_length=max_length)
+        return super().get_available_name(checked_name(name), max_length=max_length)
 
     def _save(self, name, content):
         staged = self.stage(name, content.chunks())
@@ -50,7 +50,7 @@ class TraceStorage(FileSystemStorage):
             staged.publish()
         finally:
             staged.close()
-        return _checked(name)
+        return checked_name(name)
 
     def stage(
         self,
@@ -67,7 +67,7 @@ class TraceStorage(FileSystemStorage):
         ``sync=False`` to flush its files together (:meth:`StagedFile.sync`)."""
         return stage_file(
             self.location,
-            _checked(name),
+            checked_name(name),
             chunks,
             fsync=self.fsync,
             file_mode=self.file_permissions_mode,
@@ -82,19 +82,19 @@ class TraceStorage(FileSystemStorage):
     def _open(self, name, mode="rb"):
         if mode not in ("r", "rb"):
             raise ValueError("Trace files are opened for reading only; save() writes them.")
-        return File(os.fdopen(open_for_reading(self.location, _checked(name)), mode), name)
+        return File(os.fdopen(open_for_reading(self.location, checked_name(name)), mode), name)
 
     def path(self, name):
         """The file's absolute path, refused unless its real path (links resolved)
         is the same path under the real root, i.e. no part of it is a link."""
         root = os.path.realpath(self.location)
-        candidate = os.path.join(root, *_checked(name).split("/"))
+        candidate = os.path.join(root, *checked_name(name).split("/"))
         if os.path.realpath(candidate) != candidate:
             raise SuspiciousFileOperation(f"{name!r} goes through a symbolic link.")
         return candidate
 
 
-def _checked(name: str) -> str:
+def checked_name(name: str) -> str:
     """The name as a checked relative path: the same rules the API applies."""
     directory, _, file_name = str(name).rpartition("/")
     try:
@@ -321,4 +321,4 @@ def describe_os_error(exc: OSError) -> str:
         return "the path names a directory, not a file"
     if exc.errno == errno.ENAMETOOLONG:
         return "the path is too long for the file system"
-    return f"the file system refused the write: {exc.strerror or type(exc).__name__}"
+    return f"the storage refused the write: {exc.strerror or type(exc).__name__}"
