@@ -76,18 +76,33 @@ def run(client: OpenAI, data: bytes, **create) -> tuple[float, object]:
     return time.perf_counter() - started, batch
 
 
-def throughput(client: OpenAI, env: dict, lines: int) -> str:
+def throughput(client: OpenAI, http: httpx.Client, env: dict, lines: int) -> list[str]:
     worker = start_worker(env)
     try:
         run(client, requests_file(20, "warm"))  # the worker is up and warm
         seconds, batch = run(client, requests_file(lines))
+        echo = echo_seconds(http, lines)
     finally:
         stop(worker)
     assert batch.request_counts.completed == lines, batch
-    return (
+    return [
         f"{lines:,} chat lines, provider answering at once, one worker (default threads): "
-        f"{seconds:.2f} s from batches.create to completed, {lines / seconds:,.0f} lines/s"
-    )
+        f"{seconds:.2f} s from batches.create to completed, {lines / seconds:,.0f} lines/s",
+        f"the same worker, {lines:,} spreadsheet rows without chat_id through echo (no "
+        f"network; this machine's pace now): {lines / echo:,.0f} rows/s",
+    ]
+
+
+def echo_seconds(http: httpx.Client, rows: int) -> float:
+    """A CSV of single rows through the echo processor, upload to processed."""
+    data = "question\n" + "".join(f"Question number {n}?\n" for n in range(rows))
+    started = time.perf_counter()
+    response = http.post("/api/v1/batches/", files={"file": ("q.csv", data.encode())})
+    response.raise_for_status()
+    batch_id = response.json()["batch_id"]
+    while http.get(f"/api/v1/batches/{batch_id}/").json()["status"] in ("queued", "processing"):
+        time.sleep(0.1)
+    return time.perf_counter() - started
 
 
 def slow_ratio(client: OpenAI, env: dict, lines: int) -> str:
@@ -205,10 +220,10 @@ def main():
     try:
         with server(workers=1, extra_env=extra) as (base, token, env):
             client = OpenAI(base_url=f"{base}/openai/v1", api_key=token, timeout=600)
-            figures = [
-                throughput(client, env, args.lines),
-                slow_ratio(client, env, args.slow_lines),
-            ]
+            headers = {"Authorization": f"Token {token}"}
+            with httpx.Client(base_url=base, headers=headers, timeout=600) as http:
+                figures = throughput(client, http, env, args.lines)
+            figures.append(slow_ratio(client, env, args.slow_lines))
             memory = big_file(client, base, token, env, args.big)
     finally:
         fast.stop()
