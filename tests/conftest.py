@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from tests.support.files import files_storage  # noqa: F401 (fixture)
 from tests.support.s3 import s3_server  # noqa: F401 (fixture)
 from tests.support.stubs import Stub
+from tests.support.workers import Worker
 
 _numbers = itertools.count(1)
 
@@ -149,3 +150,18 @@ def fast_retries(settings):
     settings.BATCH_PROCESSOR_RETRIES = 3
     settings.BATCH_PROCESSOR_BACKOFF_MS = 1
     settings.BATCH_PROCESSOR_TIMEOUT = 5
+
+
+@pytest.fixture
+def start_worker(transactional_db):
+    """``start_worker(*args, **env)``: a db_worker process (``args`` added to its command
+    line, ``env`` to its environment), stopped after the test."""
+    workers = []
+
+    def start(*args, **env):
+        workers.append(Worker(**env).start(*args))
+        return workers[-1]
+
+    yield start
+    for worker in workers:
+        worker.stop()

@@ -13,7 +13,6 @@ import pytest
 
 from tests.conftest import make_run
 from tests.support.waiting import WAIT
-from tests.support.workers import Worker
 
 # The console script pip installed beside this interpreter (make install).
 BATCHSVC = Path(sys.executable).with_name("batchsvc")
@@ -146,12 +145,3 @@ def run_id(api):
     run = make_run()
     assert api.post("/api/v1/runs/", run, format="json").status_code == 201
     return run["run_id"]
-
-
-@pytest.fixture
-def start_worker(transactional_db):
-    """``start_worker(**env)``: a db_worker process, stopped after the test."""
-    workers = []
-    yield lambda **env: workers.append(Worker(**env).start()) or workers[-1]
-    for worker in workers:
-        worker.stop()

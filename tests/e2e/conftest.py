@@ -16,7 +16,6 @@ from rest_framework.authtoken.models import Token
 
 from tests.conftest import make_run
 from tests.support.front import FrontServer
-from tests.support.workers import Worker
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -104,12 +103,3 @@ def run_id(api):
     run = make_run()
     assert api.post("/api/v1/runs/", run, format="json").status_code == 201
     return run["run_id"]
-
-
-@pytest.fixture
-def start_worker(transactional_db):
-    """``start_worker(**env)``: a db_worker process, stopped after the test."""
-    workers = []
-    yield lambda **env: workers.append(Worker(**env).start()) or workers[-1]
-    for worker in workers:
-        worker.stop()

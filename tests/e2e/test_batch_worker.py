@@ -7,24 +7,8 @@ from batches.models import Batch, BatchStatus, Interaction, InteractionStatus
 from tests.batches.factories import csv_upload, finished, make_batch, post_batch
 from tests.support.stubs import closed_port_url
 from tests.support.waiting import wait_until
-from tests.support.workers import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def start_worker(transactional_db):
-    """``start_worker(**env)``: a db_worker process, stopped after the test."""
-    workers = []
-
-    def start(*args, **env):
-        worker = Worker(**env).start(*args)
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.stop()
 
 
 def counted(batch_id, total):
