@@ -18,12 +18,14 @@ def provider(settings):
 @pytest.fixture
 def sdk(live_server, alice, trace_root, provider):
     """The openai SDK as alice against the live server."""
-    return sdk_client(live_server, Token.objects.create(user=alice).key)
+    with sdk_client(live_server, Token.objects.create(user=alice).key) as client:
+        yield client
 
 
 @pytest.fixture
 def sdk_bob(live_server, bob, trace_root):
-    return sdk_client(live_server, Token.objects.create(user=bob).key)
+    with sdk_client(live_server, Token.objects.create(user=bob).key) as client:
+        yield client
 
 
 @pytest.fixture

@@ -32,9 +32,10 @@ def test_the_api_s_token_header_is_accepted_too(live_server, alice):
 
 
 def test_a_wrong_token_is_an_authentication_error_in_openai_s_shape(live_server, db):
-    client = sdk_client(live_server, "not-a-token")
-
-    with pytest.raises(openai.AuthenticationError) as refused:
+    with (
+        sdk_client(live_server, "not-a-token") as client,
+        pytest.raises(openai.AuthenticationError) as refused,
+    ):
         client.batches.list()
 
     assert refused.value.status_code == 401
