@@ -3,7 +3,6 @@ form's field names beside ours) and retry-failed's body. Input only: the shapes 
 fields; the service checks the rest."""
 
 import msgspec
-from django.conf import settings
 from django.utils.functional import lazy
 from django.utils.text import format_lazy
 from drf_spectacular.types import OpenApiTypes
@@ -13,7 +12,6 @@ from rest_framework.settings import api_settings
 
 from batches.models import NAME_MAX
 from batches.processors.base import options_help, processor_names
-from batchsvc.api.errors import PayloadTooLarge
 from batchsvc.api.flags import parse_bool
 
 
@@ -129,16 +127,6 @@ class BatchUploadSerializer(serializers.Serializer):
         _refuse_unknown(data, self.fields)
         _refuse_repeated(data)
         return super().to_internal_value(data)
-
-    def validate_file(self, upload):
-        # A body over its limit is a 413 wherever it is sent, this one included:
-        # a client retries a 400 with a fix, and nothing fixes the size but less.
-        limit = settings.BATCH_MAX_UPLOAD_BYTES
-        if upload.size is not None and upload.size > limit:
-            raise PayloadTooLarge(
-                f"The file is larger than the limit of {limit} bytes (BATCH_MAX_UPLOAD_BYTES)."
-            )
-        return upload
 
     def validate(self, attrs):
         """One value per field, whichever name it came under."""

@@ -27,9 +27,9 @@ from batches.models import (
 )
 from batches.processors.base import get_processor
 from batches.spreadsheets.reading import read_upload
-from batches.spreadsheets.rows import Sheet, UploadError
+from batches.spreadsheets.rows import Sheet, TooLarge, UploadError
 from batches.tasks import enqueue_batch
-from batchsvc.api.errors import ApiError, Conflict
+from batchsvc.api.errors import ApiError, Conflict, PayloadTooLarge
 from batchsvc.api.inserts import insert_ignoring_conflicts
 from batchsvc.api.schemas import JSONText
 
@@ -57,6 +57,11 @@ def upload_read(*, upload, filename: str | None = None) -> Sheet:
             max_shared_strings=settings.BATCH_MAX_SHARED_STRINGS_BYTES,
             aliases=settings.BATCH_COLUMN_ALIASES,
         )
+    except TooLarge as exc:
+        # A body over its limit is a 413 wherever it is sent, this one included: a
+        # client retries a 400 with a fix, and nothing fixes the size but less.
+        message = f"{str(exc)[:-1]} (BATCH_MAX_UPLOAD_BYTES)."
+        raise PayloadTooLarge(message) from None
     except UploadError as exc:
         raise ApiError(str(exc), details={"file": filename}) from None
 

@@ -34,7 +34,7 @@ from batches.spreadsheets.columns import (
     ColumnNames,
     column_names,
 )
-from batches.spreadsheets.rows import Row, Sheet, UploadError
+from batches.spreadsheets.rows import Row, Sheet, TooLarge, UploadError
 from batches.spreadsheets.zipguard import (
     MAX_SHARED_STRINGS,
     MAX_UNCOMPRESSED,
@@ -77,7 +77,7 @@ def read_upload(
         raise UploadError("Upload a .csv or .xlsx file; other file types are not supported.")
     size = _known_size(file)
     if size is not None and size > max_bytes:
-        raise UploadError(_too_big(max_bytes))
+        raise TooLarge(_too_big(max_bytes))
     if size == 0:
         raise UploadError("The file is empty.")
     if extension == "csv":
@@ -225,7 +225,7 @@ def _json_value(cell):
 
 
 def _too_big(max_bytes: int) -> str:
-    return f"The file is larger than the {max_bytes / 1024 / 1024:g} MiB limit."
+    return f"The file is larger than the limit of {max_bytes} bytes."
 
 
 def _known_size(file) -> int | None:
@@ -255,7 +255,7 @@ class _LimitedReader(io.RawIOBase):
     def readinto(self, buffer) -> int:
         data = self._file.read(len(buffer))
         if len(data) > self._left:
-            raise UploadError(_too_big(self._max_bytes))
+            raise TooLarge(_too_big(self._max_bytes))
         self._left -= len(data)
         buffer[: len(data)] = data
         return len(data)

@@ -21,6 +21,10 @@ class UploadError(ValueError):
     """str(exc) is one sentence for the user saying what is wrong."""
 
 
+class TooLarge(UploadError):
+    """The file is over the size limit: nothing but a smaller file cures it."""
+
+
 @dataclass(slots=True)  # a 100,000-row upload holds 100,000 of them
 class Row:
     """One data row. ``number`` is its row number in the file, the header being row 1
