@@ -96,21 +96,10 @@ def batch_create(
     """Check the request and every line of its input file, then create the batch, its
     rows and its two result files in one transaction, and queue it. Any refusal is a
     400 (the line's number in its sentence) and creates nothing."""
-    if completion_window not in COMPLETION_WINDOWS:
-        raise OpenAIError(
-            f"completion_window must be '24h', not {completion_window!r}.",
-            param="completion_window",
-        )
-    check_metadata(metadata)
-    refused_as_400(lines.check_endpoint, endpoint)
+    check_request(endpoint=endpoint, completion_window=completion_window, metadata=metadata)
     input_file = owned_input_file(owner, input_file_id)
-    if input_file.bytes > settings.OPENAI_BATCH_MAX_BYTES:
-        raise file_too_large(input_file.bytes)
     now = timezone.now()
-    # Whole seconds, as the batch object shows it: no line is sent after the second shown.
-    expires_at = (now + timedelta(seconds=settings.OPENAI_BATCH_WINDOW_SECONDS)).replace(
-        microsecond=0
-    )
+    expires_at = window_end(now)
     options = {"endpoint": endpoint, "expires_at": int(expires_at.timestamp())}
     options.update(rate_options or {})
     batch_services.processor_check(processor=PROCESSOR, options=options)
@@ -137,17 +126,38 @@ def batch_create(
         model=summary.model[:255],
         expires_at=expires_at,
     )
+    batch_insert(batch, link, input_file, created_at=now)
+    return batch
+
+
+def check_request(*, endpoint: str, completion_window: str, metadata) -> None:
+    if completion_window not in COMPLETION_WINDOWS:
+        raise OpenAIError(
+            f"completion_window must be '24h', not {completion_window!r}.",
+            param="completion_window",
+        )
+    check_metadata(metadata)
+    refused_as_400(lines.check_endpoint, endpoint)
+
+
+def window_end(created_at):
+    """When the batch's window ends: in whole seconds, as the batch object shows it,
+    so that no line is sent after the second it shows."""
+    window = timedelta(seconds=settings.OPENAI_BATCH_WINDOW_SECONDS)
+    return (created_at + window).replace(microsecond=0)
+
+
+def batch_insert(batch: Batch, link: OpenAIBatch, input_file: File, *, created_at) -> None:
     with transaction.atomic():
         batch.save(force_insert=True)
         # created_at as the window counts from it (auto_now_add took its own clock).
-        Batch.objects.filter(pk=batch.pk).update(created_at=now)
-        batch.created_at = now
+        Batch.objects.filter(pk=batch.pk).update(created_at=created_at)
+        batch.created_at = created_at
         insert_rows(batch, input_file)
         link.output_file = result_file(batch, Lines.OUTPUT)
         link.error_file = result_file(batch, Lines.ERROR)
         link.save(force_insert=True)
         transaction.on_commit(partial(enqueue_batch, batch.pk))
-    return batch
 
 
 def check_metadata(metadata) -> None:
@@ -178,6 +188,8 @@ def owned_input_file(owner, input_file_id: str) -> File:
     file = File.objects.owned_by(owner).unexpired().filter(pk=pk).first() if pk else None
     if file is None:
         raise NotFound(f"No such File object: {input_file_id}.", param="input_file_id")
+    if file.bytes > settings.OPENAI_BATCH_MAX_BYTES:
+        raise file_too_large(file.bytes)
     if file.purpose != FilePurpose.BATCH:
         raise OpenAIError(
             f"The file {input_file_id} has purpose {file.purpose!r}; a batch's input file "
