@@ -25,7 +25,7 @@ from batches.models import (
     InteractionStatus,
     Quota,
 )
-from batches.processors.base import get_processor
+from batches.processors.base import get_processor, processor_names
 from batches.spreadsheets.reading import read_upload
 from batches.spreadsheets.rows import Sheet, TooLarge, UploadError
 from batches.tasks import enqueue_batch
@@ -77,6 +77,12 @@ def processor_check(*, processor: str, options) -> None:
         raise ApiError(str(exc), details=getattr(exc, "details", None)) from None
 
 
+def uploadable_check(*, processor: str) -> None:
+    """Refuse a processor a spreadsheet upload may not name (400, listing those it may)."""
+    if processor not in (names := processor_names()):
+        raise ApiError(f"Unknown processor {processor!r}; choose one of: {', '.join(names)}.")
+
+
 def queued_check(*, owner) -> None:
     """Refuse an upload over the owner's quota of batches queued or running (429)."""
     most = Quota.of(owner.pk if owner else None).queued_batches
@@ -115,6 +121,7 @@ def batch_dry_run(
     *, upload, processor: str = "echo", options=None, priority="normal", concurrency=None
 ) -> dict:
     """What batch_create would make of the upload, creating nothing."""
+    uploadable_check(processor=processor)
     processor_check(processor=processor, options={} if options is None else options)
     schedule_check(priority=priority, concurrency=concurrency)
     sheet = upload_read(upload=upload)
@@ -147,6 +154,7 @@ def batch_create(
         raise ApiError(f"The Idempotency-Key header is longer than {NAME_MAX} characters.")
     if len(name) > NAME_MAX:
         raise ApiError(f"name is longer than {NAME_MAX} characters.")
+    uploadable_check(processor=processor)
     processor_check(processor=processor, options=options)
     concurrency = schedule_check(priority=priority, concurrency=concurrency)
     source = os.path.basename(filename or getattr(upload, "name", "") or "")[:NAME_MAX]

@@ -42,6 +42,8 @@ class Processor:
     address_setting: ClassVar[str] = ""
     # Whether its answers say how many tokens they used (pages show tokens only then).
     reports_usage: ClassVar[bool] = False
+    # Whether a spreadsheet upload may name it (one made for another surface may not).
+    uploadable: ClassVar[bool] = True
 
     def __init__(self, options: dict):
         if not isinstance(options, dict):
@@ -94,8 +96,9 @@ def get_processor(name: str, options: dict) -> Processor:
     ValueError (with a sentence for the user) for an unknown name or bad options."""
     processor = processor_class(name)
     if processor is None:
-        registry = settings.BATCH_PROCESSORS
-        raise ValueError(f"Unknown processor {name!r}; choose one of: {', '.join(registry)}.")
+        raise ValueError(
+            f"Unknown processor {name!r}; choose one of: {', '.join(processor_names())}."
+        )
     return processor(options)
 
 
@@ -110,14 +113,19 @@ def reports_usage(name: str) -> bool:
 
 
 def processor_names() -> list[str]:
-    return list(settings.BATCH_PROCESSORS)
+    """The processors a spreadsheet upload may name."""
+    return [name for name in settings.BATCH_PROCESSORS if _registered(name).uploadable]
+
+
+def _registered(name: str) -> type[Processor]:
+    return import_string(settings.BATCH_PROCESSORS[name])
 
 
 def options_help() -> str:
     """The options each registered processor takes, for the schema and the forms."""
     described = []
-    for name, path in settings.BATCH_PROCESSORS.items():
-        processor = import_string(path)
+    for name in processor_names():
+        processor = _registered(name)
         others = ", and any other (passed on)" if processor.passes_on else ""
         described.append(f"{name}: {', '.join(processor.accepts)}{others}")
     return "; ".join(described)

@@ -61,6 +61,7 @@ class PassthroughProcessor(NetworkProcessor):
 
     name = "openai_batch"
     reports_usage = True
+    uploadable = False  # its lines come from the OpenAI-compatible surface only
     accepts = {
         **NetworkProcessor.accepts,
         "endpoint": f"the path every line is sent to: one of {', '.join(ENDPOINTS)}",
