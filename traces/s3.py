@@ -18,9 +18,11 @@ import base64
 import errno
 import hashlib
 import logging
+import threading
 import uuid
 from collections.abc import Iterable
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from storages.backends.s3 import S3Storage
 from storages.utils import clean_name
@@ -34,6 +36,8 @@ STAGING_PREFIX = ".staging"
 DIRECT_PUT_MAX = 8 * 1024 * 1024
 """Up to this size an upload is one PUT; larger ones go through boto3's multipart
 transfer (atomic too: the object appears when the upload completes)."""
+POOL_CONNECTIONS = 32
+"""HTTP connections the shared client keeps: a batch's threads and the web threads."""
 
 
 class S3FilesStorage(S3Storage):
@@ -44,6 +48,29 @@ class S3FilesStorage(S3Storage):
         # A path written again is replaced in place, as on the local storage.
         settings.setdefault("file_overwrite", True)
         super().__init__(**settings)
+        self._client = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def client(self):
+        """One client for every thread (boto3 clients are thread-safe). The
+        backend's own ``connection`` is a resource per thread, and the helper
+        threads of a batch are new ones on every request: building a session
+        and a resource for each costs more than the upload."""
+        with self._client_lock:
+            if self._client is None:
+                config = (self.client_config or Config()).merge(
+                    Config(max_pool_connections=POOL_CONNECTIONS)
+                )
+                self._client = self._create_session().client(
+                    "s3",
+                    region_name=self.region_name,
+                    use_ssl=self.use_ssl,
+                    endpoint_url=self.endpoint_url,
+                    config=config,
+                    verify=self.verify,
+                )
+            return self._client
 
     def _normalize_name(self, name):
         return super()._normalize_name(checked_name(clean_name(name)))
@@ -63,7 +90,7 @@ class S3FilesStorage(S3Storage):
 
     def _put(self, key: str, data: bytes) -> None:
         digest = hashlib.sha256(data).digest()
-        self.connection.meta.client.put_object(
+        self.client.put_object(
             Bucket=self.bucket_name,
             Key=key,
             Body=data,
@@ -75,9 +102,7 @@ class S3FilesStorage(S3Storage):
     def sha256(self, name: str) -> str | None:
         """The SHA-256 recorded with the object (hex), None when it has none."""
         try:
-            head = self.connection.meta.client.head_object(
-                Bucket=self.bucket_name, Key=self._normalize_name(name)
-            )
+            head = self.client.head_object(Bucket=self.bucket_name, Key=self._normalize_name(name))
         except ClientError as err:
             if err.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
                 raise FileNotFoundError(f"File does not exist: {name}") from None
@@ -95,7 +120,7 @@ class S3FilesStorage(S3Storage):
 
     def discard(self, keys: list[str]) -> None:
         """Delete staging objects, a thousand per request."""
-        client = self.connection.meta.client
+        client = self.client
         for start in range(0, len(keys), 1000):
             objects = [{"Key": key} for key in keys[start : start + 1000]]
             client.delete_objects(Bucket=self.bucket_name, Delete={"Objects": objects})
@@ -115,7 +140,7 @@ class StagedObject:
 
     def publish(self) -> None:
         try:
-            self.storage.connection.meta.client.copy_object(
+            self.storage.client.copy_object(
                 Bucket=self.storage.bucket_name,
                 Key=self.target,
                 CopySource={"Bucket": self.storage.bucket_name, "Key": self.staging},
