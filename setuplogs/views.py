@@ -40,6 +40,11 @@ def batch_schema() -> dict:
 
 
 RUN_ID_PARAMETER = OpenApiParameter("run_id", RUN_ID_IN_PATH, OpenApiParameter.PATH)
+OWNER_PARAMETER = OpenApiParameter(
+    "owner",
+    str,
+    description="Staff only: whose run, by username, when several owners use the run_id.",
+)
 
 
 class LinePagination(CursorPagination):
@@ -60,9 +65,13 @@ class SetupLogsView(FieldSelectionMixin, generics.ListAPIView):
         # Appends are batch writes; tailing readers poll and are not throttled here.
         return [ScopedThrottle()] if self.request.method == "POST" else []
 
-    @extend_schema(parameters=[RUN_ID_PARAMETER])
+    @extend_schema(parameters=[RUN_ID_PARAMETER, OWNER_PARAMETER])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+    def query_parameters(self) -> list[str]:
+        # ?owner= chooses the run (run_for_logs), beside the list's own parameters.
+        return [*super().query_parameters(), "owner"]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular, no request

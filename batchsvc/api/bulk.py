@@ -25,6 +25,8 @@ from batchsvc.api.errors import ApiError
 from batchsvc.api.parsers import too_deep
 from batchsvc.api.schemas import describe
 
+_NULL = msgspec.Raw(b"null")
+
 
 @dataclass(frozen=True, slots=True)
 class ItemError:
@@ -109,7 +111,7 @@ def _not_an_object(key: str, details: Any) -> ApiError:
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>.*)`")
 
 
-def _envelope_error(exc, body: bytes, key: str, schema, details, refused: str) -> ApiError:
+def _envelope_error(exc, body: bytes, key: str, schema, details, refused: str) -> Exception:
     problem = describe(exc)
     if problem.startswith("item must be a JSON object"):
         return _not_an_object(key, details)
@@ -122,8 +124,13 @@ def _envelope_error(exc, body: bytes, key: str, schema, details, refused: str) -
     name = unknown["name"]
     # Refused as a whole, so reading it again costs nothing worth saving: is the
     # list missing too? Then that is the first thing to say.
-    lenient = msgspec.defstruct("Lenient", [(key, Any, None)])
-    if not isinstance(getattr(msgspec.json.decode(body, type=lenient), key), list):
+    try:
+        items = bytes(getattr(msgspec.json.decode(body, type=_lenient(key)), key))
+    except msgspec.DecodeError as exc:  # broken after the unknown key
+        return ParseError(f"Request body is not valid JSON: {exc}.")
+    except RecursionError:
+        return too_deep()
+    if not items.startswith(b"["):
         return ApiError(
             f"{key} array is required; the body's key {name!r} is not one it takes ({taken}).",
             details=details,
@@ -134,13 +141,17 @@ def _envelope_error(exc, body: bytes, key: str, schema, details, refused: str) -
     )
 
 
-def validate_items(items: Sequence[msgspec.Raw], schema: type[msgspec.Struct], *, echo=()):
+@lru_cache
+def _lenient(key: str) -> type[msgspec.Struct]:
+    return msgspec.defstruct("Lenient", [(key, msgspec.Raw, _NULL)])
+
+
+def validate_items(items: Sequence[msgspec.Raw], schema: type[msgspec.Struct]):
     """Decode every raw item once, as ``schema``; return ``(valid, errors)``.
 
     ``valid`` holds ``(index, item)`` pairs and ``errors`` one :class:`ItemError` per
-    invalid item, both in request order. For an invalid item, the fields named in
-    ``echo`` (the identifiers its error repeats back) are read from its text, when
-    it has them as strings: see :func:`echoed`.
+    invalid item, both in request order. A service that repeats an invalid item's
+    identifiers in its error reads them with :func:`echoed`.
     """
     valid, errors = [], []
     decode = msgspec.json.decode
@@ -171,9 +182,6 @@ def echoed(raw: msgspec.Raw, names: tuple[str, ...]) -> tuple:
 def _echo_type(names: tuple[str, ...]) -> type[msgspec.Struct]:
     # Raw fields: a value is sliced out, not built, whatever it holds.
     return msgspec.defstruct("Echo", [(name, msgspec.Raw, _NULL) for name in names])
-
-
-_NULL = msgspec.Raw(b"null")
 
 
 def _text(value: msgspec.Raw) -> str | None:

@@ -26,7 +26,7 @@ def lists(api, alice, run_factory):
         ],
         "/api/v1/traces/": [*COMMON, "ordering", "owner", "run_id", "path_prefix"],
         f"/api/v1/runs/{run['run_id']}/setup_logs": [
-            *COMMON,
+            *["fields", "owner", "page_size", "cursor"],
             *["after", "level", "min_level", "tail"],
         ],
         "/api/v1/batches/": [*COMMON, "ordering", "status", "processor"],
@@ -63,6 +63,7 @@ VALUES = {
     "level": "info",
     "min_level": "info",
     "format": "json",
+    "owner": "alice",
 }
 STATUS = {"runs": "running", "batches": "queued", "interactions": "pending"}
 
