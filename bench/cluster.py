@@ -97,9 +97,9 @@ def own_redis_db():
                 client.delete(*keys)
 
 
-def worker_host(env: dict, name: str) -> subprocess.Popen:
+def worker_host(stack: ExitStack, env: dict, name: str) -> subprocess.Popen:
     """A db_worker with a VAR_DIR of its own, its id naming its host."""
-    var = tempfile.mkdtemp(prefix=f"batchsvc-{name}-")
+    var = stack.enter_context(tempfile.TemporaryDirectory(prefix=f"batchsvc-{name}-"))
     return subprocess.Popen(
         [*WORKER, name],
         cwd=ROOT,
@@ -208,9 +208,13 @@ def throttle_across_hosts(env: dict) -> None:
     limit = 20
     with ExitStack() as stack:
         hosts = [
-            web_host(stack, {**env, "BATCH_THROTTLE_RATE": f"{limit}/minute"})[0] for _ in range(2)
+            web_host(
+                stack, {**env, "BATCH_THROTTLE_RATE": f"{limit}/minute", "LOG_LEVEL": "ERROR"}
+            )[0]
+            for _ in range(2)
         ]
-        token = token_of(env, f"throttled-{uuid.uuid4().hex[:6]}")
+        var = stack.enter_context(tempfile.TemporaryDirectory(prefix="batchsvc-manage-"))
+        token = token_of({**env, "VAR_DIR": var}, f"throttled-{uuid.uuid4().hex[:6]}")
         statuses = []
         for n in range(30):
             http = hosts[n % 2]
@@ -302,14 +306,14 @@ def main() -> None:
         a, _, env_a = web_host(stack, env)
         b, _, env_b = web_host(stack, env)
         assert env_a["VAR_DIR"] != env_b["VAR_DIR"]
-        workers = [worker_host(env, name) for name in ("host-c", "host-d")]
+        workers = [worker_host(stack, env, name) for name in ("host-c", "host-d")]
         for worker in workers:
             stack.callback(worker.wait, 30)
             stack.callback(worker.terminate)
         files_cross_hosts(a, b)
         batch_on_both_workers(a, b, database_url)
         budget_across_hosts(a, stub)
-        throttle_across_hosts({**env, "VAR_DIR": tempfile.mkdtemp(prefix="batchsvc-web-")})
+        throttle_across_hosts(env)
         metrics_per_host(a, b)
         throughput(a, b, args.rounds)
     stub.stop()
