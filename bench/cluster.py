@@ -1,7 +1,7 @@
 """Hosts that share no disk: two web hosts and two worker hosts, each with a VAR_DIR of
 its own, on one PostgreSQL database, one Redis and one S3-compatible server.
 
-    .venv/bin/python bench/cluster.py [--rounds 12]
+    .venv/bin/python bench/cluster.py [--turns 12]
 
 - PostgreSQL: a database of its own (``batchsvc_cluster_<random>``) created on
   DATABASE_URL's server (default 127.0.0.1:5432) and dropped at the end.
@@ -280,7 +280,7 @@ def throughput(a: httpx.Client, b: httpx.Client, rounds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=12, help="throughput rounds (default: 12)")
+    parser.add_argument("--turns", type=int, default=12, help="throughput turns (default: 12)")
     args = parser.parse_args()
     stub = ModelStub(delay=0.05, requests_per_window=RPM, window=60)
     with ExitStack() as stack:
@@ -315,7 +315,7 @@ def main() -> None:
         budget_across_hosts(a, stub)
         throttle_across_hosts(env)
         metrics_per_host(a, b)
-        throughput(a, b, args.rounds)
+        throughput(a, b, args.turns)
     stub.stop()
     failed = [what for what, ok, _ in CHECKS if not ok]
     print(f"{len(CHECKS) - len(failed)} of {len(CHECKS)} cross-host checks held")
