@@ -376,9 +376,39 @@ def verify(url: str, ledgers: list[Ledger], traces_root: Path) -> list[tuple[str
                 f"{len(batches)} batches, {len(wrong)} wrong {wrong[:3]}",
             )
         )
+    found.append(agreement(url, ledgers))
     bad = [b for ledger in ledgers for b in ledger.bad_5xx]
     found.append(("no 5xx but 503 with Retry-After", not bad, f"{len(bad)}: {bad[:5]}"))
     return found
+
+
+def agreement(url: str, ledgers: list[Ledger]) -> tuple[str, bool, str]:
+    """Every request was sent until answered, so each client's ledger must equal what
+    the database holds for its owner: nothing stored that the client was not told of."""
+    counts = """
+        SELECT (SELECT count(*) FROM traces_run r WHERE r.owner_id = u.id),
+               (SELECT count(*) FROM setuplogs_logentry l JOIN traces_run r ON r.id = l.run_id
+                 WHERE r.owner_id = u.id),
+               (SELECT count(*) FROM traces_tracefile f WHERE f.owner_id = u.id),
+               (SELECT count(*) FROM batches_batch b WHERE b.owner_id = u.id)
+        FROM auth_user u WHERE u.username = %s"""
+    differ = []
+    with psycopg.connect(url) as db:
+        for n, ledger in enumerate(ledgers):
+            stored = db.execute(counts, [f"client{n}"]).fetchone()
+            told = (
+                len(ledger.runs),
+                sum(len(ids) for ids in ledger.lines.values()),
+                len(ledger.files),
+                len(ledger.batches),
+            )
+            if tuple(stored) != told:
+                differ.append((n, tuple(stored), told))
+    return (
+        "each client's ledger equals what the database holds for it",
+        not differ,
+        f"{len(ledgers)} clients; differing (client, stored, ledger): {differ[:3]}",
+    )
 
 
 def main() -> None:
@@ -487,16 +517,12 @@ def main() -> None:
             stop.set()
             for future in futures:
                 future.result()
-        drain = clients[0]
         deadline = time.monotonic() + 300
-        for ledger in (c.ledger for c in clients):
-            for batch_id, _ in ledger.batches:
+        for client in clients:  # each asks for its own: another owner's batch is a 404
+            for batch_id, _ in client.ledger.batches:
                 while time.monotonic() < deadline:
-                    status = drain.call("GET", f"/api/v1/batches/{batch_id}/")
-                    if status.status_code == 404 or status.json()["status"] not in (
-                        "queued",
-                        "processing",
-                    ):
+                    answer = client.call("GET", f"/api/v1/batches/{batch_id}/").json()
+                    if answer.get("status") not in ("queued", "processing", "cancelling"):
                         break
                     time.sleep(0.5)
         ledgers = [c.ledger for c in clients]
