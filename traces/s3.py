@@ -76,17 +76,26 @@ class S3FilesStorage(S3Storage):
         return super()._normalize_name(checked_name(clean_name(name)))
 
     def _save(self, name, content):
-        if getattr(content, "size", DIRECT_PUT_MAX + 1) > DIRECT_PUT_MAX:
-            return super()._save(name, content)
-        if hasattr(content, "seek"):
-            content.seek(0)
-        data = b"".join(content.chunks()) if hasattr(content, "chunks") else content.read()
-        self._put(self._normalize_name(name), data)
+        key = self._normalize_name(name)
+        content.seek(0)
+        if content.size <= DIRECT_PUT_MAX:
+            self._put(key, b"".join(content.chunks()))
+            return clean_name(name)
+        # Read twice rather than held: the digest first, then the multipart upload,
+        # for which S3 computes and checks a SHA-256 per part.
+        digest = hashlib.sha256()
+        for chunk in content.chunks():
+            digest.update(chunk)
+        content.seek(0)
+        parameters = {
+            **self._get_write_parameters(key, content),
+            "ChecksumAlgorithm": "SHA256",
+            "Metadata": {"sha256": digest.hexdigest()},
+        }
+        self.client.upload_fileobj(
+            content, self.bucket_name, key, ExtraArgs=parameters, Config=self.transfer_config
+        )
         return clean_name(name)
-
-    def _get_write_parameters(self, name, content=None):
-        """A multipart upload: S3 computes and checks a SHA-256 per part."""
-        return {**super()._get_write_parameters(name, content), "ChecksumAlgorithm": "SHA256"}
 
     def _put(self, key: str, data: bytes) -> None:
         digest = hashlib.sha256(data).digest()

@@ -72,3 +72,13 @@ def test_a_missing_file_is_file_not_found(storage):
     with pytest.raises(FileNotFoundError):
         storage.sha256("nowhere.txt")
     assert not storage.exists("nowhere.txt")
+
+
+def test_a_large_file_goes_up_as_a_stream_and_keeps_its_sha256(storage, monkeypatch):
+    monkeypatch.setattr("traces.s3.DIRECT_PUT_MAX", 1024)
+    data = b"0123456789abcdef" * 4096
+
+    storage.save("openai/files/big.jsonl", ContentFile(data))
+
+    assert storage.open("openai/files/big.jsonl").read() == data
+    assert storage.sha256("openai/files/big.jsonl") == hashlib.sha256(data).hexdigest()
