@@ -10,6 +10,7 @@ walks the URL patterns, so that a new route fails until it has its case here.
 import uuid
 
 import pytest
+from django.test import override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -18,6 +19,7 @@ from batches.models import Batch, Interaction
 from setuplogs.models import LogEntry
 from tests.batches.factories import csv_upload, make_batch
 from traces.models import Run, TraceFile
+from webhooks.models import Endpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +46,11 @@ def hidden(alice, api, alice_root, run_factory):
     trace = api.post("/api/v1/traces/write", {**TRACE, "run_id": RUN_ID}, format="json")
     assert trace.status_code == 201
     batch = make_batch(alice, [("What is 2+2?", "c1")], idempotency_key="quiz")
+    endpoint = Endpoint.objects.create(
+        owner=alice, url="http://127.0.0.1:9/alice", events=["batch.completed"], secret="s"
+    )
     return {
+        "webhook": str(endpoint.pk),
         "trace_file": trace.json()["id"],
         "log_entry": LogEntry.objects.get().pk,
         "batch": str(batch.pk),
@@ -65,6 +71,7 @@ def alice_state(alice, alice_root) -> str:
         list(TraceFile.objects.filter(owner=alice).values()),
         list(Batch.objects.filter(owner=alice).values()),
         list(Interaction.objects.filter(batch__owner=alice).values()),
+        list(Endpoint.objects.filter(owner=alice).values()),
         sorted((str(p), p.read_bytes()) for p in alice_root.rglob("*") if p.is_file()),
     ]
     return repr(rows)
@@ -295,6 +302,34 @@ def batch_route(method, suffix=""):
     return case
 
 
+def webhook_list_get(bob_api, ids):
+    assert bob_api.get("/api/v1/webhooks/").json()["results"] == []
+
+
+@override_settings(WEBHOOKS_ALLOW_PRIVATE=True)
+def webhook_list_post(bob_api, ids):
+    # bob's own endpoint at alice's URL: his, never a way to hers.
+    response = bob_api.post(
+        "/api/v1/webhooks/",
+        {"url": "http://127.0.0.1:9/alice", "events": ["batch.completed"]},
+        format="json",
+    )
+    assert response.status_code == 201
+    assert response.json()["id"] != ids["webhook"]
+
+
+def webhook_route(method, suffix=""):
+    def case(bob_api, ids):
+        send = getattr(bob_api, method)
+        same_as_missing(
+            send(f"/api/v1/webhooks/{ids['webhook']}/{suffix}"),
+            send(f"/api/v1/webhooks/{MISSING_UUID}/{suffix}"),
+            (ids["webhook"], MISSING_UUID),
+        )
+
+    return case
+
+
 ROUTES = {
     ("run-list", "get"): run_list_get,
     ("run-list", "post"): run_list_post,
@@ -319,6 +354,12 @@ ROUTES = {
     ("batch-interactions", "get"): batch_route("get", "interactions/"),
     ("batch-results", "get"): batch_route("get", "results"),
     ("batch-retry-failed", "post"): batch_route("post", "retry-failed"),
+    ("webhook-list", "get"): webhook_list_get,
+    ("webhook-list", "post"): webhook_list_post,
+    ("webhook-detail", "get"): webhook_route("get"),
+    ("webhook-detail", "delete"): webhook_route("delete"),
+    ("webhook-rotate-secret", "post"): webhook_route("post", "rotate-secret"),
+    ("webhook-deliveries", "get"): webhook_route("get", "deliveries"),
 }
 
 
