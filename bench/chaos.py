@@ -425,7 +425,7 @@ def main() -> None:
         stack.callback(lambda: cache.stop())
         model = FaultyModel(delay=0.02)
         stack.callback(model.stop)
-        var = Path(tempfile.mkdtemp(prefix="batchsvc-chaos-"))
+        var = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="batchsvc-chaos-")))
         env = {
             **os.environ,
             "VAR_DIR": str(var),
