@@ -4,7 +4,7 @@
 
 Starts gunicorn on a scratch database and trace root, then writes the same
 sets of files both ways, alternating, over a kept-alive connection: two files
-(a JSON trace and a text trace, the seed's dual-format case) and ten files.
+(a JSON trace and a text trace, the dual-format case) and ten files.
 """
 
 import argparse
