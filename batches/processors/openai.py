@@ -14,7 +14,32 @@ from batches.processors.http import NetworkProcessor
 KEYED_HOSTS = frozenset({"api.openai.com"})
 
 
-class OpenAIProcessor(NetworkProcessor):
+class OpenAICompatible(NetworkProcessor):
+    """A processor calling the OpenAI-compatible API at settings.OPENAI_BASE_URL, with
+    OPENAI_API_KEY as its bearer token when one is set."""
+
+    address_setting = "OPENAI_BASE_URL"
+
+    def __init__(self, options: dict):
+        headers = {}
+        if settings.OPENAI_API_KEY:
+            headers["Authorization"] = f"Bearer {settings.OPENAI_API_KEY}"
+        super().__init__(options, headers=headers)
+
+    @classmethod
+    def configuration_error(cls) -> str | None:
+        if not settings.OPENAI_BASE_URL:
+            return f"The {cls.name} processor is not configured (OPENAI_BASE_URL is empty)."
+        host = urlsplit(settings.OPENAI_BASE_URL).hostname or ""
+        if not settings.OPENAI_API_KEY and host in KEYED_HOSTS:
+            return (
+                f"The {cls.name} processor is not configured (OPENAI_API_KEY is empty, and "
+                f"{host} needs a key)."
+            )
+        return None
+
+
+class OpenAIProcessor(OpenAICompatible):
     """An OpenAI-compatible chat completions endpoint at settings.OPENAI_BASE_URL.
     Options: ``model`` (default settings.OPENAI_MODEL), ``system_prompt``, and the
     rate options of every network processor. Each answer's ``usage`` is kept (and
@@ -27,13 +52,9 @@ class OpenAIProcessor(NetworkProcessor):
         "model": "the model's name, text (default: OPENAI_MODEL)",
         "system_prompt": "text sent first as the system message (default: none)",
     }
-    address_setting = "OPENAI_BASE_URL"
 
     def __init__(self, options: dict):
-        headers = {}
-        if settings.OPENAI_API_KEY:
-            headers["Authorization"] = f"Bearer {settings.OPENAI_API_KEY}"
-        super().__init__(options, headers=headers)
+        super().__init__(options)
         for key in ("model", "system_prompt"):
             if not isinstance(options.get(key, ""), str):
                 self.close()
@@ -42,18 +63,6 @@ class OpenAIProcessor(NetworkProcessor):
         self.model = options.get("model") or settings.OPENAI_MODEL
         self.system_prompt = options.get("system_prompt") or ""
         self.completions = Mean()
-
-    @classmethod
-    def configuration_error(cls) -> str | None:
-        if not settings.OPENAI_BASE_URL:
-            return "The openai processor is not configured (OPENAI_BASE_URL is empty)."
-        host = urlsplit(settings.OPENAI_BASE_URL).hostname or ""
-        if not settings.OPENAI_API_KEY and host in KEYED_HOSTS:
-            return (
-                f"The openai processor is not configured (OPENAI_API_KEY is empty, and "
-                f"{host} needs a key)."
-            )
-        return None
 
     def process(self, input: dict, history: list[dict]) -> dict:
         messages = self.messages(input, history)

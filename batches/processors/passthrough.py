@@ -14,7 +14,6 @@ nothing more is sent: the line fails with the code ``batch_expired``.
 import json
 import math
 import time
-from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -22,7 +21,7 @@ from django.conf import settings
 
 from batches.processors.base import ProcessorError
 from batches.processors.http import NetworkProcessor
-from batches.processors.openai import KEYED_HOSTS, Mean
+from batches.processors.openai import Mean, OpenAICompatible
 
 # The endpoints a batch may name, each sent to OPENAI_BASE_URL + the path after /v1.
 ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
@@ -54,7 +53,7 @@ def answered(response: httpx.Response, body) -> dict:
     }
 
 
-class PassthroughProcessor(NetworkProcessor):
+class PassthroughProcessor(OpenAICompatible):
     """Sends each line's body to OPENAI_BASE_URL at its batch's endpoint. Options (set
     by openai_api when it creates the batch): ``endpoint``, ``expires_at`` (Unix
     seconds), and the rate options of every network processor."""
@@ -67,13 +66,9 @@ class PassthroughProcessor(NetworkProcessor):
         "endpoint": f"the path every line is sent to: one of {', '.join(ENDPOINTS)}",
         "expires_at": "Unix seconds after which no line is sent (default: never)",
     }
-    address_setting = "OPENAI_BASE_URL"
 
     def __init__(self, options: dict):
-        headers = {}
-        if settings.OPENAI_API_KEY:
-            headers["Authorization"] = f"Bearer {settings.OPENAI_API_KEY}"
-        super().__init__(options, headers=headers)
+        super().__init__(options)
         endpoint, expires_at = options.get("endpoint"), options.get("expires_at")
         if endpoint not in ENDPOINTS:
             self.close()
@@ -88,18 +83,6 @@ class PassthroughProcessor(NetworkProcessor):
         self.url = settings.OPENAI_BASE_URL.rstrip("/") + endpoint.removeprefix("/v1")
         self.expires_at = expires_at
         self.completions = Mean()
-
-    @classmethod
-    def configuration_error(cls) -> str | None:
-        if not settings.OPENAI_BASE_URL:
-            return f"The {cls.name} processor is not configured (OPENAI_BASE_URL is empty)."
-        host = urlsplit(settings.OPENAI_BASE_URL).hostname or ""
-        if not settings.OPENAI_API_KEY and host in KEYED_HOSTS:
-            return (
-                f"The {cls.name} processor is not configured (OPENAI_API_KEY is empty, and "
-                f"{host} needs a key)."
-            )
-        return None
 
     def process(self, input: dict, history: list[dict]) -> dict:
         body = input.get("body") if isinstance(input, dict) else None
