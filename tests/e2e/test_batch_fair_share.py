@@ -65,9 +65,13 @@ def test_one_thread_takes_turns_between_owners(alice, bob, start_worker):
     second = make_batch(bob, single_rows(5), options={"delay": 0.05})
     start_worker(BATCH_CONCURRENCY=1)
 
-    wait_until(lambda: finished(second.pk), message="bob's batch end")
+    ended = wait_until(lambda: finished(second.pk), message="bob's batch end")
 
-    assert first.interactions.filter(status=InteractionStatus.SUCCEEDED).count() <= 6
+    # Counted at bob's end, not when this test looks: a loaded machine looks late.
+    before = first.interactions.filter(
+        status=InteractionStatus.SUCCEEDED, finished_at__lte=ended.finished_at
+    )
+    assert before.count() <= 6
     wait_until(lambda: finished(first.pk), message="alice's batch end")
 
 
