@@ -6,11 +6,14 @@ import io
 from datetime import timedelta
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from batches.models import Batch, BatchStatus, Interaction
 from batchsvc.ops import retention
+from openai_api.files import storage
+from openai_api.models import File, FilePurpose, Lines
 from setuplogs.models import LogEntry
 from tests.batches.factories import make_batch
 from traces.models import Run, TraceFile
@@ -196,3 +199,31 @@ def test_a_batch_that_has_not_ended_has_no_expiry(api, alice, settings):
     settings.RETAIN_BATCHES_DAYS = 30
     batch = make_batch(alice, [("q1", "")])
     assert api.get(f"/api/v1/batches/{batch.pk}").json()["expires_at"] is None
+
+
+def test_an_old_batchs_openai_result_files_leave_the_storage_with_it(
+    alice, settings, trace_root, django_capture_on_commit_callbacks
+):
+    settings.RETAIN_BATCHES_DAYS = 30
+    old, recent = finished_batch(alice, days_old=31), finished_batch(alice, days_old=29)
+    names = {}
+    for batch in (old, recent):
+        name = storage().save(f"owners/{alice.pk}/openai/{batch.pk}.jsonl", ContentFile(b"{}"))
+        File.objects.create(
+            owner=alice,
+            purpose=FilePurpose.BATCH_OUTPUT,
+            filename="out.jsonl",
+            bytes=2,
+            storage_name=name,
+            batch=batch,
+            lines=Lines.OUTPUT,
+        )
+        names[batch.pk] = name
+
+    with django_capture_on_commit_callbacks(execute=True):
+        output = purge()
+
+    assert "1 OpenAI result files" in output
+    assert list(File.objects.values_list("batch_id", flat=True)) == [recent.pk]
+    assert not storage().exists(names[old.pk])
+    assert storage().exists(names[recent.pk])
