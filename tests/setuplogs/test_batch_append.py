@@ -3,9 +3,11 @@ import datetime as dt
 import msgspec
 import pytest
 
+from batchsvc.api.errors import ApiError
 from batchsvc.api.inserts import STAGE_FROM_ROWS
 from setuplogs.models import LogEntry
 from setuplogs.schemas import LogBatchResult
+from setuplogs.services import log_lines_append
 from tests.conftest import error_body
 from tests.setuplogs.conftest import batch_url, line
 
@@ -291,12 +293,10 @@ def test_appending_is_throttled_with_the_batch_scope_but_reading_is_not(api, run
 
 @pytest.mark.postgres_only
 def test_appending_to_a_run_deleted_since_it_was_looked_up_is_a_404(run):
-    from batchsvc.api.errors import ApiError
-    from setuplogs.services import log_lines_append
-
     type(run).objects.filter(pk=run.pk).delete()
     with pytest.raises(ApiError) as caught:
-        log_lines_append(run=run, lines=[line()])
+        # The service takes each line as the raw JSON the body held.
+        log_lines_append(run=run, lines=[msgspec.json.encode(line())])
     assert caught.value.status_code == 404
 
 
