@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 
 from batches.models import ACTIVE_BATCH, Batch, Interaction
-from batchsvc.ops.retention import ChunkSize, Purger, days_kept, register
+from batchsvc.ops.retention import ChunkSize, Purger, days_kept, delete_in_chunks, register
 
 SETTING = "RETAIN_BATCHES_DAYS"
 
@@ -46,19 +46,8 @@ def items_delete(before: datetime, size: ChunkSize) -> Iterator[int]:
 
 
 def batches_delete(before: datetime, size: ChunkSize) -> Iterator[int]:
-    after = None
-    while True:
-        with transaction.atomic():
-            batches = expired_batches(before).order_by("pk")
-            if after is not None:
-                batches = batches.filter(pk__gt=after)
-            pks = list(batches.values_list("pk", flat=True)[: size.value])
-            if not pks:
-                return
-            # Through Django's collector: items left, webhook events, OpenAI links.
-            Batch.objects.filter(pk__in=pks).only("pk").delete()
-        after = pks[-1]
-        yield len(pks)
+    # Through Django's collector: items left, webhook events, OpenAI links.
+    return delete_in_chunks(lambda: expired_batches(before), size)
 
 
 register(

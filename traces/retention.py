@@ -11,7 +11,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from batchsvc.ops.retention import ChunkSize, Purger, register
+from batchsvc.ops.retention import ChunkSize, Purger, delete_in_chunks, register
 from traces.files import _lock_paths, trace_storage
 from traces.models import Run, TraceFile
 
@@ -24,23 +24,7 @@ def expired_runs(before: datetime):
 
 
 def runs_delete(before: datetime, size: ChunkSize) -> Iterator[int]:
-    after = 0
-    while True:
-        limit = size.value
-        with transaction.atomic():
-            pks = list(
-                expired_runs(before)
-                .filter(pk__gt=after)
-                .order_by("pk")
-                .values_list("pk", flat=True)[:limit]
-            )
-            if not pks:
-                return
-            # Through Django's collector, so whatever else hangs off a run goes with it;
-            # only the keys, which is all it needs (whole rows cost more than the delete).
-            Run.objects.filter(pk__in=pks).only("pk").delete()
-        after = pks[-1]
-        yield len(pks)
+    return delete_in_chunks(lambda: expired_runs(before), size)
 
 
 def expired_trace_files(before: datetime):

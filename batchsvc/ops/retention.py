@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from batchsvc.ops.outages import DATABASE_ERRORS, describe
@@ -49,6 +50,24 @@ class ChunkSize:
         if rows and seconds > 0:
             wanted = rows * CHUNK_SECONDS / seconds
             self.value = max(1, min(self.limit, round(wanted), self.value * 4))
+
+
+def delete_in_chunks(expired: Callable[[], QuerySet], size: ChunkSize) -> Iterator[int]:
+    """Delete the rows ``expired()`` selects, in primary-key order, at most
+    ``size.value`` per transaction, through Django's collector (so whatever hangs off
+    a row goes with it) reading only the keys; yield how many each time."""
+    after = None
+    while True:
+        with transaction.atomic():
+            rows = expired().order_by("pk")
+            if after is not None:
+                rows = rows.filter(pk__gt=after)
+            pks = list(rows.values_list("pk", flat=True)[: size.value])
+            if not pks:
+                return
+            rows.model.objects.filter(pk__in=pks).only("pk").delete()
+        after = pks[-1]
+        yield len(pks)
 
 
 @dataclass(frozen=True)
