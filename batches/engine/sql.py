@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
-from batches.models import UNENDED_BATCH, Batch, BatchStatus, Interaction
+from batches.models import UNENDED_BATCH, Batch, Interaction
 
 END = (
     "UPDATE {table} SET status = %s, output = %s, error = %s, error_group = %s, "
@@ -64,7 +64,8 @@ ADD_COUNTS = (
     "UPDATE {batches} SET processed_items = processed_items + %s, "
     "failed_items = failed_items + %s, updated_at = %s WHERE id = %s AND status IN ({counted})"
 )
-COUNTED = (*UNENDED_BATCH, BatchStatus.CANCELLED)
+# A cancelled batch's counters are exact from its rows: a late delta would count twice.
+COUNTED = UNENDED_BATCH
 
 CLAIM_COLUMNS = ("pk", "conversation", "row_number", "status", "input", "chat_id")
 OUTPUT = Interaction._meta.get_field("output")

@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.files.uploadedfile import SimpleUploadedFile
 from openpyxl import Workbook
 
-from batches.models import Batch, BatchStatus
+from batches.models import UNENDED_BATCH, Batch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,4 +53,4 @@ def make_batch(owner, rows, header=("question", "chat_id"), **kwargs) -> Batch:
 
 def finished(batch_id):
     batch = Batch.objects.get(pk=batch_id)
-    return batch if batch.status not in (BatchStatus.QUEUED, BatchStatus.PROCESSING) else None
+    return batch if batch.status not in UNENDED_BATCH else None

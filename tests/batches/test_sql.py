@@ -51,9 +51,15 @@ def test_stamp_claimed_records_when_a_batch_was_served(alice):
 
 
 @pytest.mark.parametrize(
-    ("status", "counted"), [("processing", (5, 3)), ("cancelled", (5, 3)), ("processed", (3, 2))]
+    ("status", "counted"),
+    [
+        ("processing", (5, 3)),
+        ("cancelling", (5, 3)),
+        ("cancelled", (3, 2)),  # counted exactly from its rows when it ended
+        ("processed", (3, 2)),
+    ],
 )
-def test_counters_are_added_to_active_and_cancelled_batches_only(alice, status, counted):
+def test_counters_are_added_to_unended_batches_only(alice, status, counted):
     batch = make_batch(alice, [("q", "")])
     Batch.objects.filter(pk=batch.pk).update(status=status, processed_items=3, failed_items=2)
 
