@@ -2,6 +2,8 @@
 upload with a preview, figures that agree at every refresh, items by status,
 a cancelled segment, no sideways scroll."""
 
+import threading
+
 import pytest
 from django.utils import timezone
 from selenium.webdriver.common.by import By
@@ -10,6 +12,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from batches.models import Batch, BatchStatus, InteractionStatus
 from tests.batches.factories import csv_bytes, make_batch
 from tests.support.pages import no_sideways_scroll
+from tests.support.stubs import Stub
 from tests.support.waiting import wait_until
 from tests.support.workers import Worker
 
@@ -153,19 +156,24 @@ def test_a_cancel_from_the_admin_shows_a_cancelled_segment(admin_page, alice):
     assert no_sideways_scroll(page)
 
 
-def test_a_cancel_while_items_run_shows_cancelling_then_the_final_counts(admin_page, alice):
-    batch = make_batch(alice, [(f"q{n}", "") for n in range(40)], options={"delay": 0.5})
-    worker = Worker(BATCH_CONCURRENCY=3).start()
+def test_a_cancel_while_items_run_shows_cancelling_then_the_final_counts(
+    admin_page, alice, settings
+):
+    stub = Stub()
+    gate = threading.Event()  # the provider answers nothing until the test says
+    stub.default = {"json": {"text": "answer"}, "gate": gate}
+    settings.BATCH_HTTP_URL = f"{stub.url}/answer"
+    batch = make_batch(alice, [(f"q{n}", "") for n in range(40)], processor="http")
+    worker = Worker(BATCH_CONCURRENCY=3, BATCH_HTTP_URL=settings.BATCH_HTTP_URL).start()
     try:
-        wait_until(
-            lambda: batch.interactions.filter(status=InteractionStatus.RUNNING).exists(),
-            message="items running",
-        )
+        wait_until(lambda: len(stub.requests) == 3, message="three items sent")
         page = admin_page(f"batches/batch/{batch.pk}/change/")
         page.find_element(By.ID, "batch-cancel").click()
         WebDriverWait(page, 15).until(
             lambda driver: driver.find_elements(By.CSS_SELECTOR, ".messagelist")
         )
+        first = figures(page)["fields"]
+        gate.set()  # the three running items end now
         seen = []
 
         def cancelled(driver):
@@ -175,16 +183,20 @@ def test_a_cancel_while_items_run_shows_cancelling_then_the_final_counts(admin_p
 
         WebDriverWait(page, 60, poll_frequency=0.2).until(cancelled)
     finally:
+        gate.set()
         worker.stop()
-    assert seen[0]["fields"]["status"][0] == "cancelling"  # running items were finishing
+        stub.stop()
+    assert first["status"][0] == "cancelling"  # running items were finishing
+    assert first["cancelled_items"][0] == "37"
     batch.refresh_from_db()
     final = seen[-1]["fields"]
     assert batch.status == BatchStatus.CANCELLED and batch.finished_at is not None
-    assert final["processed_items"] == [str(batch.processed_items)]
-    assert set(final["item_counts.succeeded"]) == {str(batch.processed_items)}
-    assert set(final["cancelled_items"]) == {str(batch.cancelled_items)}
-    assert batch.processed_items + batch.cancelled_items == 40
+    assert (batch.processed_items, batch.cancelled_items) == (3, 37)
+    assert final["processed_items"] == ["3"]
+    assert set(final["item_counts.succeeded"]) == {"3"}
+    assert set(final["cancelled_items"]) == {"37"}
     assert final["finished_at"][0] != "—"
+    assert len(stub.requests) == 3  # nothing sent after the cancel
 
 
 def test_no_list_or_detail_page_scrolls_sideways_at_1280_px(admin_page, alice):

@@ -19,6 +19,8 @@ class StubHandler(BaseHTTPRequestHandler):
             reply = stub.replies.pop(0) if stub.replies else stub.default
         if reply.get("delay"):
             time.sleep(reply["delay"])
+        if reply.get("gate"):
+            reply["gate"].wait(60)
         if reply.get("hang_up"):
             self.close_connection = True
             return
@@ -40,7 +42,8 @@ class StubServer(ThreadingHTTPServer):
 
 class Stub:
     """A real HTTP server on 127.0.0.1. ``replies`` are answered in order, then
-    ``default``; each is a dict: status, json or raw, headers, delay, hang_up."""
+    ``default``; each is a dict: status, json or raw, headers, delay, hang_up, and
+    gate (a threading.Event the answer waits for)."""
 
     def __init__(self):
         self.requests: list[dict] = []
