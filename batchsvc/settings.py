@@ -508,5 +508,8 @@ LOGGING = {
         # One line per request, straight to the console: a handler on the root logger
         # (batchsvc_client's log handler in a process that also serves) gets none.
         "batchsvc.requests": {"handlers": ["console"], "propagate": False},
+        # httpx says every provider call at INFO: a line per batch item, and a fifth of
+        # the worker's time on a fast provider. Its warnings still show.
+        "httpx": {"level": "WARNING"},
     },
 }

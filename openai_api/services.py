@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from batches import services as batch_services
 from batches.models import Batch, BatchPriority, Interaction, InteractionStatus
+from batches.processors.passthrough import lines_per_claim
 from batches.tasks import enqueue_batch
 from batchsvc.api.inserts import insert_ignoring_conflicts
 from batchsvc.api.schemas import JSONText
@@ -216,9 +217,10 @@ def refused_as_400(check, *args, **kwargs):
 
 def insert_rows(batch: Batch, input_file: File) -> None:
     """One pending row per line, its input the line as it was sent (never decoded and
-    encoded again), a chunk of lines at a time. Each line is a conversation of its
-    own: lines are independent. Every other column takes its default (NULL where it
-    may: writing those out cost a third of the time)."""
+    encoded again), a chunk of lines at a time. Lines are independent: they share a
+    conversation number in runs only so that a claim takes several (the processor
+    sends each alone, without history). Every other column takes its default (NULL
+    where it may: writing those out cost a third of the time)."""
     fields = [
         field
         for field in Interaction._meta.concrete_fields
@@ -229,10 +231,11 @@ def insert_rows(batch: Batch, input_file: File) -> None:
     at = {name: columns.index(name) for name in ("batch", "row_number", "conversation", "input")}
     defaults[columns.index("status")] = InteractionStatus.PENDING.value
     defaults[at["batch"]] = batch.pk
-    rows = []
+    rows, run = [], lines_per_claim(batch.total_items)
     for number, raw in lines.numbered(stored_chunks(input_file.storage_name)):
         row = defaults.copy()
-        row[at["row_number"]] = row[at["conversation"]] = number
+        row[at["row_number"]] = number
+        row[at["conversation"]] = (number - 1) // run + 1
         row[at["input"]] = JSONText(raw.decode())
         rows.append(row)
         if len(rows) == INSERT_CHUNK:

@@ -34,6 +34,7 @@ from batches.engine import sql
 from batches.engine.conversations import Claim, Item
 from batches.engine.counters import Progress, stale_after, stopping
 from batches.models import PRIORITY_RANK, Batch, Interaction, OwnerQuota, concurrency_cap
+from batches.processors.base import processor_class
 from batchsvc.ops.outages import retry_while_unavailable
 
 logger = logging.getLogger("batches.processing")
@@ -300,8 +301,9 @@ class Claims:
 
     def others(self, conversation: int, row_number: int, chat_id: str, candidate) -> list:
         """The conversation's other rows: none for a row without a chat_id, which is a
-        conversation of its own (most rows of a real upload; one query saved each)."""
-        if not chat_id:
+        conversation of its own (most rows of a real upload; one query saved each),
+        unless its processor numbers rows in runs."""
+        if not chat_id and not runs_of_rows(candidate.processor):
             return []
         batch_id = Batch._meta.pk.get_db_prep_value(candidate.pk, connection)
         with connection.cursor() as cursor:
@@ -310,3 +312,8 @@ class Claims:
                 [batch_id, conversation, row_number, row_number],
             )
             return cursor.fetchall()
+
+
+def runs_of_rows(processor: str) -> bool:
+    found = processor_class(processor)
+    return found is not None and found.runs_of_rows

@@ -44,6 +44,9 @@ class Processor:
     reports_usage: ClassVar[bool] = False
     # Whether a spreadsheet upload may name it (one made for another surface may not).
     uploadable: ClassVar[bool] = True
+    # Whether its rows share a conversation number without a chat_id: rows that ignore
+    # their history, numbered in runs only so that one claim takes several.
+    runs_of_rows: ClassVar[bool] = False
 
     def __init__(self, options: dict):
         if not isinstance(options, dict):

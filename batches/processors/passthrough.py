@@ -26,6 +26,9 @@ from batches.processors.openai import Mean, OpenAICompatible
 # The endpoints a batch may name, each sent to OPENAI_BASE_URL + the path after /v1.
 ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 EXPIRED = "batch_expired"
+# A batch's lines are claimed in runs of up to this many (a claim a line took half
+# the worker's time with a fast provider); each is still sent alone, without history.
+MOST_LINES_PER_CLAIM = 20
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
@@ -39,6 +42,13 @@ def unsent(code: str, message: str) -> str:
 def unsent_prefix(code: str) -> str:
     """How the error of a line not answered with ``code`` starts, to find it in SQL."""
     return unsent(code, "")[: -len(', "message": ""}')]
+
+
+def lines_per_claim(total: int) -> int:
+    """How many lines one claim takes: runs short enough that even the widest batch
+    (BATCH_CONCURRENCY_MAX threads) gets eight runs a thread, so its last runs end
+    close together."""
+    return max(1, min(MOST_LINES_PER_CLAIM, total // (settings.BATCH_CONCURRENCY_MAX * 8)))
 
 
 class LineError(ProcessorError):
@@ -61,6 +71,7 @@ class PassthroughProcessor(OpenAICompatible):
     name = "openai_batch"
     reports_usage = True
     uploadable = False  # its lines come from the OpenAI-compatible surface only
+    runs_of_rows = True  # see lines_per_claim
     accepts = {
         **NetworkProcessor.accepts,
         "endpoint": f"the path every line is sent to: one of {', '.join(ENDPOINTS)}",

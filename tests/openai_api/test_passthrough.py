@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from batches.processors.passthrough import LineError, PassthroughProcessor
+from batches.processors.passthrough import LineError, PassthroughProcessor, lines_per_claim
 from tests.support.provider import COMPLETION_TOKENS, PROMPT_TOKENS
 from tests.support.stubs import closed_port_url
 
@@ -94,3 +94,9 @@ def test_a_provider_it_cannot_reach_fails_the_line_as_never_answered(settings):
 def test_an_endpoint_other_than_the_three_is_refused(provider):
     with pytest.raises(ValueError, match="endpoint must be one of"):
         processor("/v1/responses")
+
+
+@pytest.mark.parametrize(("lines", "run"), [(100, 1), (1_000, 3), (10_000, 20), (10**6, 20)])
+def test_a_claim_takes_a_run_of_lines_short_enough_for_the_widest_batch(lines, run, settings):
+    settings.BATCH_CONCURRENCY_MAX = 32
+    assert lines_per_claim(lines) == run

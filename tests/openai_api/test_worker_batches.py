@@ -92,9 +92,33 @@ def test_a_cancelled_batch_keeps_its_finished_lines_and_never_sends_the_rest(
     assert cancelled.request_counts.model_dump() == {"total": 10, "completed": 2, "failed": 8}
 
 
-def test_a_killed_worker_s_batch_ends_with_every_line_in_exactly_one_file(
-    sdk, provider, start_worker
+def test_lines_claimed_in_runs_are_each_sent_alone_as_they_are(
+    sdk, provider, start_worker, monkeypatch
 ):
+    monkeypatch.setattr("openai_api.services.lines_per_claim", lambda total: 4)
+    lines = [chat_line(f"q{n:02}") for n in range(12)]
+    lines[5] = chat_line("refused", status=400)  # inside the second run
+    start_worker(BATCH_CONCURRENCY=2)
+
+    done = wait_for(sdk, create_batch(sdk, lines).id)
+
+    conversations = Interaction.objects.order_by("row_number").values_list(
+        "conversation", flat=True
+    )
+    assert list(conversations) == [1] * 4 + [2] * 4 + [3] * 4
+    assert done.request_counts.model_dump() == {"total": 12, "completed": 11, "failed": 1}
+    # One request a line, its body as in the file: no history from the run's others.
+    assert sorted(map(canonical, (body for _, body in provider.requests))) == sorted(
+        canonical(line["body"]) for line in lines
+    )
+    assert custom_ids(file_lines(sdk, done.error_file_id)) == ["refused"]
+
+
+@pytest.mark.parametrize("run", [1, 4])
+def test_a_killed_worker_s_batch_ends_with_every_line_in_exactly_one_file(
+    sdk, provider, start_worker, monkeypatch, run
+):
+    monkeypatch.setattr("openai_api.services.lines_per_claim", lambda total: run)
     names = [f"q{n:02}" for n in range(30)]
     first = start_worker(BATCH_CONCURRENCY=3)
     created = create_batch(sdk, [chat_line(name, delay=0.05) for name in names])
