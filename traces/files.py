@@ -22,7 +22,7 @@ from django.utils.html import format_html
 from batchsvc.api.bulk import echoed, first_occurrences, validate_items
 from traces.models import TraceFile
 from traces.paths import storage_name
-from traces.s3 import S3FilesStorage, StagedObject, discard_all
+from traces.s3 import PendingObject, S3FilesStorage
 from traces.schemas import TraceFileIn
 from traces.storage import (
     Directories,
@@ -109,14 +109,13 @@ def trace_files_write(*, owner, items: list[msgspec.Raw]) -> WriteResult:
     1. Decode every item once, as :class:`TraceFileIn` (fields, path safety,
        size). A path repeated in the batch fails its repeats. A run_id need not
        be stored yet (see :class:`traces.models.TraceFile`).
-    2. Stage the valid files in parallel threads, outside any transaction: the
-       slow part, writing and flushing the bytes under temporary names (on S3:
-       uploading them under staging keys). A storage that cannot stage saves
-       them here instead.
+    2. Stage the valid files outside any transaction: the slow part on a disk,
+       writing and flushing the bytes under temporary names. A storage that
+       cannot stage saves them here instead.
     3. In one short transaction, lock the batch's paths, publish the staged
-       files (renames) and upsert the rows of those published (unique path): two
-       requests writing one path change its file and its row in the same order.
-       An OS error fails that file only.
+       files (renames; on S3, the PUTs, in parallel) and upsert the rows of those
+       published (unique path): two requests writing one path change its file and
+       its row in the same order. An OS error fails that file only.
     4. Log one line with the batch's figures.
     """
     started = time.perf_counter()
@@ -127,7 +126,6 @@ def trace_files_write(*, owner, items: list[msgspec.Raw]) -> WriteResult:
         _publish(owner, [file for file in files if file.outcome.success])
     finally:
         close_all(file.handle for file in files if isinstance(file.handle, StagedFile))
-        discard_all(file.handle for file in files if isinstance(file.handle, StagedObject))
     result = WriteResult(outcomes, elapsed_ms=(time.perf_counter() - started) * 1000)
     _log(result)
     return result
@@ -176,8 +174,13 @@ def _valid_files(items: list, outcomes: list[FileOutcome], owner) -> list[_File]
 def _stage_files(storage: Storage, files: list[_File]) -> None:
     """Stage every file. Our storage writes them one after another in the request's
     thread (a few microseconds each), then flushes them all at once (the slow
-    part: the disk overlaps flushes it is given together). Another storage saves
-    them in parallel: they wait on a bucket, not the CPU."""
+    part: the disk overlaps flushes it is given together). On S3 they wait for
+    their PUTs (the publish). Another storage saves them in parallel: they wait on
+    a bucket, not the CPU."""
+    if isinstance(storage, S3FilesStorage):
+        for file in files:
+            _stage_one(storage, None, file)
+        return
     if not isinstance(storage, TraceStorage):
         _in_parallel(partial(_stage_one, storage, None), files)
         return
@@ -245,8 +248,8 @@ def _publish(owner, files: list[_File]) -> None:
         return
     with transaction.atomic():
         _lock_paths([file.storage_name for file in files])
-        if isinstance(files[0].handle, StagedObject):
-            _in_parallel(_publish_one, files)  # copies in a bucket: each a round trip
+        if isinstance(files[0].handle, PendingObject):
+            _in_parallel(_publish_one, files)  # PUTs to a bucket: each a round trip
         else:
             for file in files:  # renames: microseconds each
                 _publish_one(file)

@@ -5,10 +5,10 @@ with the promises the local :class:`~traces.storage.TraceStorage` keeps.
   no absolute path, no control characters) and lands under the storage's prefix.
 - Per-file atomicity: an object appears whole or not at all (a PUT, or a multipart
   upload, is visible only once complete), so a reader never sees half a file.
-- Writers of one path take turns: a trace file is first uploaded under a staging key
-  of its own (the slow part, outside any transaction), then copied into place by the
-  trace service under the path's lock, so the object and its row change in the same
-  order when two requests write one path (see :mod:`traces.files`).
+- Writers of one path take turns: a trace file is held by its request until the
+  trace service has locked its path, then put in place with one PUT, so the object
+  and its row change in the same order when two requests write one path (see
+  :mod:`traces.files`). One request a file: a staging upload and a copy were two.
 - sha256: each object carries its SHA-256 as an S3 checksum, which the server
   verifies on upload, and as ``sha256`` metadata, which :meth:`S3FilesStorage.sha256`
   reads back.
@@ -17,22 +17,16 @@ with the promises the local :class:`~traces.storage.TraceStorage` keeps.
 import base64
 import errno
 import hashlib
-import logging
 import threading
-import uuid
 from collections.abc import Iterable
 
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from storages.backends.s3 import S3Storage
 from storages.utils import clean_name
 
 from traces.storage import checked_name
 
-logger = logging.getLogger("traces.s3")
-
-STAGING_PREFIX = ".staging"
-"""Where uploads wait for their copy into place: outside every owner's namespace."""
 DIRECT_PUT_MAX = 8 * 1024 * 1024
 """Up to this size an upload is one PUT; larger ones go through boto3's multipart
 transfer (atomic too: the object appears when the upload completes)."""
@@ -42,7 +36,7 @@ POOL_CONNECTIONS = 32
 
 class S3FilesStorage(S3Storage):
     """S3Storage that refuses unsafe names, records each file's SHA-256 and
-    stages trace files for a publish under lock."""
+    holds trace files for a publish under lock."""
 
     def __init__(self, **settings):
         # A path written again is replaced in place, as on the local storage.
@@ -118,60 +112,28 @@ class S3FilesStorage(S3Storage):
             raise
         return head.get("Metadata", {}).get("sha256")
 
-    def stage(self, name: str, chunks: Iterable[bytes]) -> "StagedObject":
-        """Upload a file under a staging key of its own, not visible at ``name``
-        until :meth:`StagedObject.publish`."""
-        target = self._normalize_name(name)
-        staging = super()._normalize_name(f"{STAGING_PREFIX}/{uuid.uuid4().hex}")
-        data = b"".join(chunks)
-        self._put(staging, data)
-        return StagedObject(self, staging, target, len(data))
-
-    def discard(self, keys: list[str]) -> None:
-        """Delete staging objects, a thousand per request."""
-        client = self.client
-        for start in range(0, len(keys), 1000):
-            objects = [{"Key": key} for key in keys[start : start + 1000]]
-            client.delete_objects(Bucket=self.bucket_name, Delete={"Objects": objects})
+    def stage(self, name: str, chunks: Iterable[bytes]) -> "PendingObject":
+        """A file to be put at ``name`` by :meth:`PendingObject.publish`; nothing is
+        sent before."""
+        return PendingObject(self, self._normalize_name(name), b"".join(chunks))
 
 
-class StagedObject:
-    """An uploaded file under its staging key. :meth:`publish` copies it into place
-    (one server-side copy: the target changes at once); the staging object is then
-    deleted by :func:`discard_all`, published or not."""
+class PendingObject:
+    """A trace file's bytes on their way to its key. :meth:`publish` puts them in
+    place, whole (an object appears once its PUT completes)."""
 
-    def __init__(self, storage: S3FilesStorage, staging: str, target: str, size: int):
-        self.storage, self.staging, self.target, self.size = storage, staging, target, size
-        self.published = False
+    def __init__(self, storage: S3FilesStorage, target: str, data: bytes):
+        self.storage, self.target, self.data = storage, target, data
+        self.size = len(data)
 
     def sync(self) -> None:
-        """Nothing to flush: the bytes are stored once the upload returned."""
+        """Nothing to flush: the bytes are stored once the PUT returned."""
 
     def publish(self) -> None:
         try:
-            self.storage.client.copy_object(
-                Bucket=self.storage.bucket_name,
-                Key=self.target,
-                CopySource={"Bucket": self.storage.bucket_name, "Key": self.staging},
-                ChecksumAlgorithm="SHA256",
-            )
+            self.storage._put(self.target, self.data)
         except ClientError as err:
             raise OSError(errno.EACCES, f"the bucket answered {_code(err)}") from err
-        self.published = True
-
-
-def discard_all(staged: Iterable[StagedObject]) -> None:
-    """Delete the staging objects of a batch in one request per storage."""
-    by_storage: dict[int, tuple[S3FilesStorage, list[str]]] = {}
-    for file in staged:
-        by_storage.setdefault(id(file.storage), (file.storage, []))[1].append(file.staging)
-    for storage, keys in by_storage.values():
-        try:
-            storage.discard(keys)
-        except (BotoCoreError, ClientError):
-            # A leftover staging object is garbage, not a failed write: the files
-            # are in place and their rows committed.
-            logger.exception("Could not delete %d staging objects", len(keys))
 
 
 def _code(err: ClientError) -> str:

@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
 
-from traces.s3 import S3FilesStorage, discard_all
+from traces.s3 import S3FilesStorage
 
 
 @pytest.fixture
@@ -53,7 +53,6 @@ def test_a_staged_file_is_not_visible_at_its_name_until_published(storage, s3_se
     staged.publish()
     assert storage.open("t.txt").read() == b"new bytes"
     assert storage.sha256("t.txt") == hashlib.sha256(b"new bytes").hexdigest()
-    discard_all([staged])
     assert s3_server.keys(bucket) == ["files/t.txt"]
 
 
@@ -64,7 +63,6 @@ def test_a_publish_the_bucket_refuses_is_an_os_error_and_leaves_the_target_alone
 
     with pytest.raises(OSError, match="AccessDenied"):
         staged.publish()
-    discard_all([staged])
     assert s3_server.keys(bucket) == []
 
 
