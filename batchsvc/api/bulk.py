@@ -23,7 +23,7 @@ from rest_framework.exceptions import ParseError
 
 from batchsvc.api.errors import ApiError
 from batchsvc.api.parsers import too_deep
-from batchsvc.api.schemas import describe
+from batchsvc.api.schemas import describe, nul_free_texts
 
 _NULL = msgspec.Raw(b"null")
 
@@ -155,15 +155,16 @@ def validate_items(items: Sequence[msgspec.Raw], schema: type[msgspec.Struct]):
     """
     valid, errors = [], []
     decode = msgspec.json.decode
-    for index, raw in enumerate(items):
-        try:
-            valid.append((index, decode(raw, type=schema)))
-        except msgspec.ValidationError as exc:
-            errors.append(ItemError(index, describe(exc, schema)))
-        except msgspec.DecodeError as exc:  # an item from a file, not from an envelope
-            errors.append(ItemError(index, f"item is not valid JSON: {exc}"))
-        except RecursionError:
-            errors.append(ItemError(index, "item is nested too deeply"))
+    with nul_free_texts(items):
+        for index, raw in enumerate(items):
+            try:
+                valid.append((index, decode(raw, type=schema)))
+            except msgspec.ValidationError as exc:
+                errors.append(ItemError(index, describe(exc, schema)))
+            except msgspec.DecodeError as exc:  # an item from a file, not from an envelope
+                errors.append(ItemError(index, f"item is not valid JSON: {exc}"))
+            except RecursionError:
+                errors.append(ItemError(index, "item is nested too deeply"))
     return valid, errors
 
 
