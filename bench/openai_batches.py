@@ -225,15 +225,17 @@ def main():
             headers = {"Authorization": f"Token {token}"}
             with httpx.Client(base_url=base, headers=headers, timeout=600) as http:
                 figures = throughput(client, http, env, args.lines)
-            figures.append(slow_ratio(client, env, args.slow_lines))
-            memory = big_file(client, base, token, env, args.big)
+            if args.slow_lines:  # 0 skips a part
+                figures.append(slow_ratio(client, env, args.slow_lines))
+            memory = big_file(client, base, token, env, args.big) if args.big else []
     finally:
         fast.stop()
     database = "PostgreSQL" if env.get("DATABASE_URL", "").startswith("postgres") else "SQLite"
     print(f"OpenAI-compatible Batch API, {database}, load average {os.getloadavg()[0]:.1f}")
     for figure in figures:
         print(f"  {figure}")
-    print("  web process (gunicorn, 1 worker, 1 thread), each request on a fresh process:")
+    if memory:
+        print("  web process (gunicorn, 1 worker, 1 thread), each request on a fresh process:")
     for row in memory:
         print(row)
 

@@ -13,10 +13,14 @@ worker that long, and the call is tried again after the pause without spending a
 """
 
 import functools
+import http.client
 import json
 import logging
+import select
 import ssl
+import threading
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -44,8 +48,8 @@ MAX_PAUSES = 20
 
 
 class NetworkProcessor(Processor):
-    """Shared by the network processors: one httpx client per processor (its
-    connection pool is reused across items and may be shared by threads), and
+    """Shared by the network processors: kept-alive connections per processor
+    (:class:`Connections`, reused across items and safe to share by threads), and
     ``_post`` with the lane's rate limits, timeouts and retries. Options
     ``requests_per_minute`` and ``tokens_per_minute`` lower the processor's limits
     (BATCH_RATE_LIMITS) for one batch."""
@@ -61,14 +65,12 @@ class NetworkProcessor(Processor):
         super().__init__(options)
         check_options(self.name, options)
         self.lane = Lane(self.name, options)
-        # httpx's transport, not its Client: a batch item needs no cookies, auth flows
-        # or redirects (one could point anywhere), and skipping them took a third off
-        # each call's CPU. Its errors and responses are httpx's all the same.
-        self._http = httpx.HTTPTransport(verify=_tls())
-        self._headers = httpx.Headers(
-            {"Content-Type": "application/json", "User-Agent": "batchsvc", **(headers or {})}
-        )
-        self._timeout = httpx.Timeout(settings.BATCH_PROCESSOR_TIMEOUT).as_dict()
+        self._http = Connections(settings.BATCH_PROCESSOR_TIMEOUT)
+        self._headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "batchsvc",
+            **(headers or {}),
+        }
 
     def bind(self, *, batch_id, owner_id=None) -> None:
         self.lane = Lane(self.name, self.options, batch_id, owner_id)
@@ -115,19 +117,7 @@ class NetworkProcessor(Processor):
             return response
 
     def _send(self, url: str, payload: dict) -> httpx.Response:
-        request = httpx.Request(
-            "POST",
-            _url(url),
-            headers=self._headers,
-            content=msgspec.json.encode(payload),
-            extensions={"timeout": self._timeout},
-        )
-        response = self._http.handle_request(request)
-        try:
-            response.read()
-        finally:
-            response.close()
-        return response
+        return self._http.post(url, msgspec.json.encode(payload), self._headers)
 
     def _sending(self) -> None:
         """Called before each attempt, once its slot has come: a subclass raises
@@ -176,9 +166,87 @@ class HttpProcessor(NetworkProcessor):
         return {**body, "text": text}
 
 
+class Connections:
+    """A processor's kept-alive connections, by origin, on the standard library's
+    http.client: a batch item needs no cookies, auth flows or redirects (one could
+    point anywhere), and a call costs a third of the CPU it does through httpx, the
+    worker's bottleneck with a fast provider. Its answers and errors are httpx's
+    (httpx.Response, httpx.TransportError), so the retries read them as before."""
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self._idle: dict[tuple, list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+
+    def post(self, url: str, body: bytes, headers: dict) -> httpx.Response:
+        scheme, host, port, target = _split(url)
+        connection = self._take((scheme, host, port))
+        try:
+            connection.request("POST", target, body=body, headers=headers)
+            answer = connection.getresponse()
+            content = answer.read()
+        except TimeoutError:
+            connection.close()
+            raise httpx.ReadTimeout("no answer within the timeout") from None
+        except (OSError, http.client.HTTPException) as exc:
+            connection.close()
+            raise httpx.ReadError(f"{type(exc).__name__}: {exc}") from None
+        if answer.will_close:
+            connection.close()
+        else:
+            with self._lock:
+                self._idle.setdefault((scheme, host, port), []).append(connection)
+        return httpx.Response(answer.status, headers=answer.getheaders(), content=content)
+
+    def _take(self, origin: tuple) -> http.client.HTTPConnection:
+        with self._lock:
+            idle = self._idle.get(origin) or []
+            while idle:
+                connection = idle.pop()
+                if _alive(connection):
+                    return connection
+                connection.close()
+        scheme, host, port = origin
+        if scheme == "https":
+            connection = http.client.HTTPSConnection(
+                host, port, timeout=self.timeout, context=_tls()
+            )
+        else:
+            connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        try:
+            connection.connect()
+        except TimeoutError:
+            raise httpx.ConnectTimeout("no connection within the timeout") from None
+        except OSError as exc:
+            raise httpx.ConnectError(f"{type(exc).__name__}: {exc}") from None
+        return connection
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                connection.close()
+
+
+def _alive(connection: http.client.HTTPConnection) -> bool:
+    """Whether an idle connection can carry a request: a socket readable while no
+    request is out is one the server closed (or that holds stray bytes)."""
+    if connection.sock is None:
+        return False
+    poll = select.poll()
+    poll.register(connection.sock, select.POLLIN)
+    return not poll.poll(0)
+
+
 @functools.lru_cache(maxsize=64)
-def _url(url: str) -> httpx.URL:
-    return httpx.URL(url)
+def _split(url: str) -> tuple[str, str, int, str]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise httpx.UnsupportedProtocol(f"Cannot call {url!r}: not an http(s) address.")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.scheme, parts.hostname, port, target
 
 
 @functools.cache

@@ -19,7 +19,8 @@ from batches.processors.base import (
 from batches.processors.echo import EchoProcessor
 from batches.processors.http import HttpProcessor
 from batches.processors.openai import OpenAIProcessor, estimate_tokens
-from tests.support.stubs import closed_port_url
+from tests.support.stubs import Stub, closed_port_url
+from tests.support.waiting import wait_until
 
 # Every network call reads its lane's pause (batches.processors.lanes), kept in the database.
 pytestmark = pytest.mark.django_db
@@ -253,6 +254,36 @@ def test_one_http_processor_serves_several_threads(http, stub):
         outputs = list(pool.map(lambda n: http.process({"question": n}, []), range(40)))
     assert [output["text"] for output in outputs] == ["stub answer"] * 40
     assert sorted(r["json"]["input"]["question"] for r in stub.requests) == list(range(40))
+
+
+@pytest.fixture
+def kept(settings):
+    """An http processor and a stub that keeps connections open (HTTP/1.1)."""
+    server = Stub(keep_alive=True)
+    settings.BATCH_HTTP_URL = server.url + "/answer"
+    settings.BATCH_PROCESSOR_RETRIES = 0  # a connection lost is not hidden by a retry
+    with HttpProcessor({}) as processor:
+        yield processor, server
+    server.stop()
+
+
+def test_http_sends_the_items_of_a_thread_on_one_kept_alive_connection(kept):
+    processor, server = kept
+    for n in range(5):
+        assert processor.process({"question": n}, [])["text"] == "stub answer"
+    assert len(server.requests) == 5
+    assert server.connections == 1
+
+
+def test_http_takes_a_new_connection_when_the_server_closed_the_idle_one(kept):
+    processor, server = kept
+    server.default = {"json": {"text": "stub answer"}, "close_after": True}
+    for n in range(1, 4):
+        # the stub closes each connection once it has answered, without saying so
+        assert processor.process({"question": n}, [])["text"] == "stub answer"
+        wait_until(lambda n=n: server.closed == n, message="the stub to close the connection")
+    assert len(server.requests) == 3
+    assert server.connections == 3
 
 
 # openai ----------------------------------------------------------------------

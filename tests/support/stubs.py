@@ -24,6 +24,9 @@ class StubHandler(BaseHTTPRequestHandler):
         if reply.get("hang_up"):
             self.close_connection = True
             return
+        # Closed once answered without saying so, as a server closes an idle kept-alive
+        # connection (HTTP/1.1 stubs only: a 1.0 answer always closes).
+        self.close_connection = bool(reply.get("close_after"))
         payload = reply.get("raw", json.dumps(reply.get("json", {})).encode())
         self.send_response(reply.get("status", 200))
         for name, value in {"Content-Type": "application/json", **reply.get("headers", {})}.items():
@@ -35,6 +38,20 @@ class StubHandler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def setup(self):
+        super().setup()
+        with self.server.stub.lock:
+            self.server.stub.connections += 1
+
+    def finish(self):
+        super().finish()
+        with self.server.stub.lock:
+            self.server.stub.closed += 1
+
+
+class KeepAliveHandler(StubHandler):
+    protocol_version = "HTTP/1.1"
+
 
 class StubServer(ThreadingHTTPServer):
     request_queue_size = 64  # the default 5 drops the connections of 8 threads at once
@@ -42,15 +59,19 @@ class StubServer(ThreadingHTTPServer):
 
 class Stub:
     """A real HTTP server on 127.0.0.1. ``replies`` are answered in order, then
-    ``default``; each is a dict: status, json or raw, headers, delay, hang_up, and
-    gate (a threading.Event the answer waits for)."""
+    ``default``; each is a dict: status, json or raw, headers, delay, hang_up, gate (a
+    threading.Event the answer waits for) and close_after. ``keep_alive``: answer in
+    HTTP/1.1, keeping connections open; ``connections`` counts those accepted and
+    ``closed`` those it closed."""
 
-    def __init__(self):
+    def __init__(self, keep_alive: bool = False):
         self.requests: list[dict] = []
+        self.connections = self.closed = 0
         self.replies: list[dict] = []
         self.default = {"json": {"text": "stub answer"}}
         self.lock = threading.Lock()
-        self.server = StubServer(("127.0.0.1", 0), StubHandler)
+        handler = KeepAliveHandler if keep_alive else StubHandler
+        self.server = StubServer(("127.0.0.1", 0), handler)
         self.server.stub = self
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(
