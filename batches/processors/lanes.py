@@ -18,11 +18,13 @@ once the answer says how many it used, the token time is moved by the difference
 
 Lanes live in the Lane table (a row each, locked while a slot is reserved) or, when
 BATCH_LANES_REDIS_URL is set (CACHE_URL is Redis), in Redis hashes changed by Lua
-scripts; never in a process's memory. Both take the time from the store's clock, so
-machines whose clocks differ still share one schedule.
+scripts; never in a process's memory, which only remembers for PAUSE_LOOK_SECONDS what
+the store last said of an unlimited lane's pause. Both take the time from the store's
+clock, so machines whose clocks differ still share one schedule.
 """
 
 import functools
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -46,10 +48,18 @@ MAX_PAUSE = 300.0
 KEEP = 120
 REDIS_PREFIX = "batchsvc:lane:"
 PAUSED_SQL = "SELECT paused_until FROM {table} WHERE name = %s"
+# How often a process looks up the pause of a lane without limits: another machine's
+# 429 pauses this one's calls at most this late.
+PAUSE_LOOK_SECONDS = 0.25
 NOW_SQL = {
     "sqlite": "SELECT (julianday('now') - 2440587.5) * 86400.0",
     "postgresql": "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8",
 }
+
+
+# Processor -> (when this process last looked up its pause, when the pause ends), in
+# time.monotonic(): a look-up's answer, not the lane's state (which is in the store).
+_pauses: dict[str, tuple[float, float]] = {}
 
 
 class Interrupted(Exception):
@@ -120,9 +130,20 @@ class Lane:
             start, now = _store(lambda store: store.reserve(self.budgets, tokens))
             delay = start - now
         else:
-            delay = _store(lambda store: store.paused_for(self.processor))
+            delay = self.paused_for()
         if delay > 0 and stopping.wait(delay):
             raise Interrupted(f"The worker stopped while the {self.processor} lane waited.")
+
+    def paused_for(self) -> float:
+        """Seconds until the processor's pause ends, looked up in the store at most
+        every PAUSE_LOOK_SECONDS by this process: with a fast provider the look-up was
+        a statement for every call."""
+        now = time.monotonic()
+        looked_at, until = _pauses.get(self.processor, (-PAUSE_LOOK_SECONDS, 0.0))
+        if now - looked_at >= PAUSE_LOOK_SECONDS:
+            until = now + _store(lambda store: store.paused_for(self.processor))
+            _pauses[self.processor] = (now, until)
+        return max(0.0, until - now)
 
     def correct(self, tokens: int) -> None:
         """The call used ``tokens`` more than it reserved (fewer when negative)."""
@@ -133,6 +154,7 @@ class Lane:
     def pause(self, seconds: float) -> None:
         """The provider asked everyone to wait ``seconds`` (a 429's Retry-After)."""
         _store(lambda store: store.pause(self.processor, min(max(seconds, 0.0), MAX_PAUSE)))
+        _pauses.pop(self.processor, None)  # this process's next call looks again
 
     def limited_until(self) -> datetime | None:
         """When this lane's next call may start, if later than now (its processor's

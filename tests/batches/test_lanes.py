@@ -123,6 +123,47 @@ def test_a_pause_is_seen_by_every_other_acquirer_of_the_lane(store, name, settin
     assert lanes.backend().paused_for(name) > 29  # an unlimited lane's acquirers too
 
 
+@pytest.fixture
+def clock(monkeypatch):
+    """The lanes' monotonic clock, moved by hand; and the waits acquire asks for."""
+    now = [1000.0]
+    monkeypatch.setattr(lanes.time, "monotonic", lambda: now[0])
+    waits = []
+    monkeypatch.setattr(stopping, "wait", lambda seconds: waits.append(seconds) or False)
+    return now, waits
+
+
+def test_an_unlimited_lane_looks_up_its_pause_every_quarter_second(store, name, clock, monkeypatch):
+    now, waits = clock
+    looks = []
+    backend = type(lanes.backend())
+    real = backend.paused_for
+    monkeypatch.setattr(backend, "paused_for", lambda self, n: looks.append(n) or real(self, n))
+    lane = Lane(name, {})
+
+    for _ in range(50):
+        lane.acquire()
+    lanes.backend().pause(name, 30)  # another machine's 429
+    lane.acquire()
+    assert (looks, waits) == ([name], [])  # looked up once, not yet paused
+
+    now[0] += lanes.PAUSE_LOOK_SECONDS
+    lane.acquire()
+    assert len(looks) == 2
+    assert len(waits) == 1 and 29 < waits[0] <= 30
+
+
+def test_an_unlimited_lane_waits_for_its_own_processs_pause_at_once(store, name, clock):
+    _, waits = clock
+    lane = Lane(name, {})
+    lane.acquire()
+    assert waits == []
+
+    Lane(name, {}).pause(30)  # another thread's 429, no time later
+    lane.acquire()
+    assert len(waits) == 1 and 29 < waits[0] <= 30
+
+
 def test_a_shorter_pause_does_not_shorten_a_longer_one(store, name):
     lane = Lane(name, {})
     lane.pause(40)
