@@ -20,6 +20,7 @@ import select
 import ssl
 import threading
 import time
+from http import HTTPStatus
 from urllib.parse import urlsplit
 
 import httpx
@@ -45,6 +46,118 @@ MAX_BACKOFF = 30.0
 # The most 429s with a Retry-After one call waits out (pausing its lane) before they
 # count as failures like any other.
 MAX_PAUSES = 20
+
+
+class Connections:
+    """A processor's kept-alive connections, by origin, on the standard library's
+    http.client: a batch item needs no cookies, auth flows or redirects (one could
+    point anywhere), and a call costs a third of the CPU it does through httpx, the
+    worker's bottleneck with a fast provider. Its errors are httpx's
+    (httpx.TransportError), so the retries read them as before."""
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self._idle: dict[tuple, list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+
+    def post(self, url: str, body: bytes, headers: dict) -> "Answer":
+        scheme, host, port, target = _split(url)
+        connection = self._take((scheme, host, port))
+        try:
+            connection.request("POST", target, body=body, headers=headers)
+            answer = connection.getresponse()
+            content = answer.read()
+        except TimeoutError:
+            connection.close()
+            raise httpx.ReadTimeout("no answer within the timeout") from None
+        except (OSError, http.client.HTTPException) as exc:
+            connection.close()
+            raise httpx.ReadError(f"{type(exc).__name__}: {exc}") from None
+        if answer.will_close:
+            connection.close()
+        else:
+            with self._lock:
+                self._idle.setdefault((scheme, host, port), []).append(connection)
+        return Answer(answer.status, answer.headers, content)
+
+    def _take(self, origin: tuple) -> http.client.HTTPConnection:
+        with self._lock:
+            idle = self._idle.get(origin) or []
+            while idle:
+                connection = idle.pop()
+                if _alive(connection):
+                    return connection
+                connection.close()
+        scheme, host, port = origin
+        if scheme == "https":
+            connection = http.client.HTTPSConnection(
+                host, port, timeout=self.timeout, context=_tls()
+            )
+        else:
+            connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        try:
+            connection.connect()
+        except TimeoutError:
+            raise httpx.ConnectTimeout("no connection within the timeout") from None
+        except OSError as exc:
+            raise httpx.ConnectError(f"{type(exc).__name__}: {exc}") from None
+        return connection
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                connection.close()
+
+
+class Answer:
+    """A provider's answer: what the processors read of it."""
+
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, headers: http.client.HTTPMessage, content: bytes):
+        self.status_code = status_code
+        self.headers = headers  # .get() ignores the case of the name
+        self.content = content
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def reason_phrase(self) -> str:
+        try:
+            return HTTPStatus(self.status_code).phrase
+        except ValueError:
+            return ""
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(self.headers.get_content_charset("utf-8"), errors="replace")
+
+    def json(self):
+        return json.loads(self.content)
+
+
+def _alive(connection: http.client.HTTPConnection) -> bool:
+    """Whether an idle connection can carry a request: a socket readable while no
+    request is out is one the server closed (or that holds stray bytes)."""
+    if connection.sock is None:
+        return False
+    poll = select.poll()
+    poll.register(connection.sock, select.POLLIN)
+    return not poll.poll(0)
+
+
+@functools.lru_cache(maxsize=64)
+def _split(url: str) -> tuple[str, str, int, str]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise httpx.UnsupportedProtocol(f"Cannot call {url!r}: not an http(s) address.")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.scheme, parts.hostname, port, target
 
 
 class NetworkProcessor(Processor):
@@ -83,7 +196,7 @@ class NetworkProcessor(Processor):
         transient failures, return the answer's JSON object."""
         return self._answer(self._exchange(url, payload, tokens=tokens))
 
-    def _exchange(self, url: str, payload: dict, *, tokens: int = 0) -> httpx.Response:
+    def _exchange(self, url: str, payload: dict, *, tokens: int = 0) -> Answer:
         """POST JSON in the lane's next slot, retrying transient failures: the last
         answer, a success or one the retries could not cure (ProcessorError when no
         answer came at all)."""
@@ -116,14 +229,14 @@ class NetworkProcessor(Processor):
                 continue
             return response
 
-    def _send(self, url: str, payload: dict) -> httpx.Response:
+    def _send(self, url: str, payload: dict) -> Answer:
         return self._http.post(url, msgspec.json.encode(payload), self._headers)
 
     def _sending(self) -> None:
         """Called before each attempt, once its slot has come: a subclass raises
         ProcessorError here to send nothing more."""
 
-    def _answer(self, response: httpx.Response) -> dict:
+    def _answer(self, response: Answer) -> dict:
         if not response.is_success:
             raise ProcessorError(
                 f"{self.name} processor: HTTP {response.status_code} {response.reason_phrase}"
@@ -166,89 +279,6 @@ class HttpProcessor(NetworkProcessor):
         return {**body, "text": text}
 
 
-class Connections:
-    """A processor's kept-alive connections, by origin, on the standard library's
-    http.client: a batch item needs no cookies, auth flows or redirects (one could
-    point anywhere), and a call costs a third of the CPU it does through httpx, the
-    worker's bottleneck with a fast provider. Its answers and errors are httpx's
-    (httpx.Response, httpx.TransportError), so the retries read them as before."""
-
-    def __init__(self, timeout: float):
-        self.timeout = timeout
-        self._idle: dict[tuple, list[http.client.HTTPConnection]] = {}
-        self._lock = threading.Lock()
-
-    def post(self, url: str, body: bytes, headers: dict) -> httpx.Response:
-        scheme, host, port, target = _split(url)
-        connection = self._take((scheme, host, port))
-        try:
-            connection.request("POST", target, body=body, headers=headers)
-            answer = connection.getresponse()
-            content = answer.read()
-        except TimeoutError:
-            connection.close()
-            raise httpx.ReadTimeout("no answer within the timeout") from None
-        except (OSError, http.client.HTTPException) as exc:
-            connection.close()
-            raise httpx.ReadError(f"{type(exc).__name__}: {exc}") from None
-        if answer.will_close:
-            connection.close()
-        else:
-            with self._lock:
-                self._idle.setdefault((scheme, host, port), []).append(connection)
-        return httpx.Response(answer.status, headers=answer.getheaders(), content=content)
-
-    def _take(self, origin: tuple) -> http.client.HTTPConnection:
-        with self._lock:
-            idle = self._idle.get(origin) or []
-            while idle:
-                connection = idle.pop()
-                if _alive(connection):
-                    return connection
-                connection.close()
-        scheme, host, port = origin
-        if scheme == "https":
-            connection = http.client.HTTPSConnection(
-                host, port, timeout=self.timeout, context=_tls()
-            )
-        else:
-            connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
-        try:
-            connection.connect()
-        except TimeoutError:
-            raise httpx.ConnectTimeout("no connection within the timeout") from None
-        except OSError as exc:
-            raise httpx.ConnectError(f"{type(exc).__name__}: {exc}") from None
-        return connection
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, {}
-        for connections in idle.values():
-            for connection in connections:
-                connection.close()
-
-
-def _alive(connection: http.client.HTTPConnection) -> bool:
-    """Whether an idle connection can carry a request: a socket readable while no
-    request is out is one the server closed (or that holds stray bytes)."""
-    if connection.sock is None:
-        return False
-    poll = select.poll()
-    poll.register(connection.sock, select.POLLIN)
-    return not poll.poll(0)
-
-
-@functools.lru_cache(maxsize=64)
-def _split(url: str) -> tuple[str, str, int, str]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise httpx.UnsupportedProtocol(f"Cannot call {url!r}: not an http(s) address.")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return parts.scheme, parts.hostname, port, target
-
-
 @functools.cache
 def _tls() -> ssl.SSLContext:
     """One TLS context for the process: loading the CA bundle costs 0.1 s of CPU,
@@ -274,6 +304,6 @@ def _describe(exc: httpx.TransportError) -> str:
     return f"the connection failed ({type(exc).__name__})"
 
 
-def _excerpt(response: httpx.Response) -> str:
+def _excerpt(response: Answer) -> str:
     text = " ".join(response.text.split())[:200]
     return f": {text}" if text else ""

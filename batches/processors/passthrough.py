@@ -15,12 +15,11 @@ import json
 import math
 import time
 
-import httpx
 import msgspec
 from django.conf import settings
 
 from batches.processors.base import ProcessorError
-from batches.processors.http import NetworkProcessor
+from batches.processors.http import Answer, NetworkProcessor
 from batches.processors.openai import Mean, OpenAICompatible
 
 # The endpoints a batch may name, each sent to OPENAI_BASE_URL + the path after /v1.
@@ -55,7 +54,7 @@ class LineError(ProcessorError):
     """An item's failure already written as the line's error (JSON)."""
 
 
-def answered(response: httpx.Response, body) -> dict:
+def answered(response: Answer, body) -> dict:
     return {
         "status_code": response.status_code,
         "request_id": response.headers.get("x-request-id"),
