@@ -9,12 +9,12 @@ records nothing). So a row that has ended is never run again. An end whose commi
 landed before the connection broke is recognised by its claim token, not done twice.
 """
 
-import json
 import logging
 import time
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+import msgspec
+from django.db import connection
 from django.utils import timezone
 
 from batches.engine import sql
@@ -122,13 +122,13 @@ class Conversation:
         outcome = InteractionStatus.FAILED if error else InteractionStatus.SUCCEEDED
         usage = usage_of(output) or dict.fromkeys(USAGE_FIELDS)
         output = sql.to_json(output)
-        with self.progress.writing, transaction.atomic(), connection.cursor() as cursor:
+        with self.progress.transaction() as cursor:
             ended = [outcome, output, error, group_key(error), now, *usage.values()]
-            cursor.execute(sql.sql(sql.END), [*ended, item.pk, token, "running"])
+            cursor.execute(sql.statement(sql.END), [*ended, item.pk, token, "running"])
             recorded = cursor.rowcount == 1
             if not recorded or following is None:
                 return recorded, False
-            cursor.execute(sql.sql(sql.START), [token, now, now, following.pk, "pending"])
+            cursor.execute(sql.statement(sql.START), [token, now, now, following.pk, "pending"])
             started = cursor.rowcount == 1
         if started:
             self.progress.hold(following.pk, self.claim.batch_id)  # once committed
@@ -175,7 +175,7 @@ def storable(output: dict | None, error: str) -> tuple[dict | None, str]:
     """The outcome without NUL characters, which PostgreSQL stores neither in text nor
     in JSON (as \\u0000), so that a model answering one does not fail its item."""
     error = error.replace("\x00", "")
-    if output is not None and "\\u0000" in json.dumps(output, default=str):
+    if output is not None and b"\\u0000" in msgspec.json.encode(output, enc_hook=str):
         output = _without_nul(output)
     return output, error
 

@@ -5,11 +5,11 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from batches.engine import sql
@@ -50,6 +50,49 @@ class Progress:
         # handed over at once, rather than in SQLite's busy handler, which sleeps in
         # steps of milliseconds.
         self.writing = threading.Lock() if connection.vendor == "sqlite" else nullcontext()
+        self.writer = None
+
+    @contextmanager
+    def transaction(self):
+        """A cursor in a write transaction, committed at the end of the block. On
+        SQLite the run's threads write through one connection, in turn: a connection
+        drops its whole page cache whenever another one has written, so a connection
+        per thread read every page again for each row it ended."""
+        if connection.vendor != "sqlite":
+            with transaction.atomic(), connection.cursor() as cursor:
+                yield cursor
+            return
+        with self.writing:
+            writer = self._writer()
+            try:
+                with writer.wrap_database_errors:
+                    cursor = writer.connection.cursor()
+                    cursor.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield cursor
+                    except BaseException:
+                        writer.connection.rollback()
+                        raise
+                    cursor.execute("COMMIT")
+            except DATABASE_ERRORS:
+                self.close()  # the next transaction opens a connection afresh
+                raise
+
+    def _writer(self):
+        if self.writer is None:
+            self.writer = connections.create_connection(DEFAULT_DB_ALIAS)
+            self.writer.inc_thread_sharing()
+        self.writer.ensure_connection()
+        return self.writer
+
+    def close(self) -> None:
+        """Close the run's SQLite writing connection, if it opened one."""
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except DATABASE_ERRORS:
+                pass  # it was broken: closed all the same
 
     def hold(self, pk: int, batch_id) -> None:
         with self.lock:

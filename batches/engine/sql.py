@@ -6,6 +6,8 @@ by the ORM once per run and only amended, on SQLite, with an ``INDEXED BY`` clau
 the ORM has no way to express.
 """
 
+import functools
+
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
@@ -74,6 +76,18 @@ OUTPUT = Interaction._meta.get_field("output")
 def sql(template: str) -> str:
     """A statement above with this connection's quoting of the interactions table."""
     return template.format(table=connection.ops.quote_name(Interaction._meta.db_table))
+
+
+@functools.cache
+def _statement(template: str, vendor: str) -> str:
+    text = sql(template)
+    return text.replace("%s", "?") if vendor == "sqlite" else text
+
+
+def statement(template: str) -> str:
+    """A statement above for the cursor of Progress.transaction (SQLite's own cursor
+    there, which takes ? for its parameters)."""
+    return _statement(template, connection.vendor)
 
 
 def stamp_claimed(batch_id, now) -> None:

@@ -109,6 +109,7 @@ class WorkerRun:
         finally:
             self.progress.done.set()
             heartbeat.join()
+            self.progress.close()
         self.progress.flush(force=True)
         for pk in self.touched:
             batch_finish(batch=Batch(pk=pk))
