@@ -190,6 +190,11 @@ class Claims:
             if candidate.running >= candidate.cap or candidate.owner_full:
                 capped = True
                 continue
+            if self.progress.running_in(candidate.pk) >= candidate.cap:
+                # This run's own threads fill the batch: full without asking the
+                # database, and the shared order is kept (idle threads look often).
+                capped = True
+                continue
             usable = self.usable.get(candidate.pk)
             if usable is None:
                 return Unchecked(candidate)
