@@ -5,7 +5,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import timedelta
 
 from django.conf import settings
@@ -89,10 +89,8 @@ class Progress:
         """Close the run's SQLite writing connection, if it opened one."""
         writer, self.writer = self.writer, None
         if writer is not None:
-            try:
+            with suppress(DATABASE_ERRORS):  # it was broken: closed all the same
                 writer.close()
-            except DATABASE_ERRORS:
-                pass  # it was broken: closed all the same
 
     def hold(self, pk: int, batch_id) -> None:
         with self.lock:

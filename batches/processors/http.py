@@ -12,16 +12,9 @@ the rate limits all workers share). A 429 with a Retry-After pauses the lane for
 worker that long, and the call is tried again after the pause without spending a retry.
 """
 
-import functools
-import http.client
 import json
 import logging
-import select
-import ssl
-import threading
 import time
-from http import HTTPStatus
-from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -29,6 +22,7 @@ from batchsvc_client.retry import parse_retry_after
 from django.conf import settings
 
 from batches.processors.base import FORM_OPTIONS, Processor, ProcessorError
+from batches.processors.connections import Answer, Connections
 from batches.processors.lanes import OPTIONS as RATE_OPTIONS
 from batches.processors.lanes import Lane, check_options
 from batchsvc.ops.outages import Backoff
@@ -46,118 +40,6 @@ MAX_BACKOFF = 30.0
 # The most 429s with a Retry-After one call waits out (pausing its lane) before they
 # count as failures like any other.
 MAX_PAUSES = 20
-
-
-class Connections:
-    """A processor's kept-alive connections, by origin, on the standard library's
-    http.client: a batch item needs no cookies, auth flows or redirects (one could
-    point anywhere), and a call costs a third of the CPU it does through httpx, the
-    worker's bottleneck with a fast provider. Its errors are httpx's
-    (httpx.TransportError), so the retries read them as before."""
-
-    def __init__(self, timeout: float):
-        self.timeout = timeout
-        self._idle: dict[tuple, list[http.client.HTTPConnection]] = {}
-        self._lock = threading.Lock()
-
-    def post(self, url: str, body: bytes, headers: dict) -> "Answer":
-        scheme, host, port, target = _split(url)
-        connection = self._take((scheme, host, port))
-        try:
-            connection.request("POST", target, body=body, headers=headers)
-            answer = connection.getresponse()
-            content = answer.read()
-        except TimeoutError:
-            connection.close()
-            raise httpx.ReadTimeout("no answer within the timeout") from None
-        except (OSError, http.client.HTTPException) as exc:
-            connection.close()
-            raise httpx.ReadError(f"{type(exc).__name__}: {exc}") from None
-        if answer.will_close:
-            connection.close()
-        else:
-            with self._lock:
-                self._idle.setdefault((scheme, host, port), []).append(connection)
-        return Answer(answer.status, answer.headers, content)
-
-    def _take(self, origin: tuple) -> http.client.HTTPConnection:
-        with self._lock:
-            idle = self._idle.get(origin) or []
-            while idle:
-                connection = idle.pop()
-                if _alive(connection):
-                    return connection
-                connection.close()
-        scheme, host, port = origin
-        if scheme == "https":
-            connection = http.client.HTTPSConnection(
-                host, port, timeout=self.timeout, context=_tls()
-            )
-        else:
-            connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
-        try:
-            connection.connect()
-        except TimeoutError:
-            raise httpx.ConnectTimeout("no connection within the timeout") from None
-        except OSError as exc:
-            raise httpx.ConnectError(f"{type(exc).__name__}: {exc}") from None
-        return connection
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, {}
-        for connections in idle.values():
-            for connection in connections:
-                connection.close()
-
-
-class Answer:
-    """A provider's answer: what the processors read of it."""
-
-    __slots__ = ("content", "headers", "status_code")
-
-    def __init__(self, status_code: int, headers: http.client.HTTPMessage, content: bytes):
-        self.status_code = status_code
-        self.headers = headers  # .get() ignores the case of the name
-        self.content = content
-
-    @property
-    def is_success(self) -> bool:
-        return 200 <= self.status_code < 300
-
-    @property
-    def reason_phrase(self) -> str:
-        try:
-            return HTTPStatus(self.status_code).phrase
-        except ValueError:
-            return ""
-
-    @property
-    def text(self) -> str:
-        return self.content.decode(self.headers.get_content_charset("utf-8"), errors="replace")
-
-    def json(self):
-        return json.loads(self.content)
-
-
-def _alive(connection: http.client.HTTPConnection) -> bool:
-    """Whether an idle connection can carry a request: a socket readable while no
-    request is out is one the server closed (or that holds stray bytes)."""
-    if connection.sock is None:
-        return False
-    poll = select.poll()
-    poll.register(connection.sock, select.POLLIN)
-    return not poll.poll(0)
-
-
-@functools.lru_cache(maxsize=64)
-def _split(url: str) -> tuple[str, str, int, str]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise httpx.UnsupportedProtocol(f"Cannot call {url!r}: not an http(s) address.")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return parts.scheme, parts.hostname, port, target
 
 
 class NetworkProcessor(Processor):
@@ -178,12 +60,10 @@ class NetworkProcessor(Processor):
         super().__init__(options)
         check_options(self.name, options)
         self.lane = Lane(self.name, options)
-        self._http = Connections(settings.BATCH_PROCESSOR_TIMEOUT)
-        self._headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "batchsvc",
-            **(headers or {}),
-        }
+        self._http = Connections(
+            settings.BATCH_PROCESSOR_TIMEOUT,
+            {"Content-Type": "application/json", "User-Agent": "batchsvc", **(headers or {})},
+        )
 
     def bind(self, *, batch_id, owner_id=None) -> None:
         self.lane = Lane(self.name, self.options, batch_id, owner_id)
@@ -216,7 +96,7 @@ class NetworkProcessor(Processor):
                 _sleep(backoff)
                 attempt += 1
                 continue
-            wait = parse_retry_after(response.headers.get("Retry-After"))
+            wait = parse_retry_after(response.headers.get("retry-after"))
             if response.status_code == 429 and wait is not None and pauses < MAX_PAUSES:
                 logger.warning("%s processor: HTTP 429; lane paused %.1f s", self.name, wait)
                 self.lane.pause(wait)
@@ -224,13 +104,13 @@ class NetworkProcessor(Processor):
                 continue
             if response.status_code in RETRY_STATUSES and not last:
                 logger.warning("%s processor: HTTP %s; retrying", self.name, response.status_code)
-                _sleep(backoff, response.headers.get("Retry-After"))
+                _sleep(backoff, response.headers.get("retry-after"))
                 attempt += 1
                 continue
             return response
 
     def _send(self, url: str, payload: dict) -> Answer:
-        return self._http.post(url, msgspec.json.encode(payload), self._headers)
+        return self._http.post(url, msgspec.json.encode(payload))
 
     def _sending(self) -> None:
         """Called before each attempt, once its slot has come: a subclass raises
@@ -277,13 +157,6 @@ class HttpProcessor(NetworkProcessor):
         if not isinstance(text, str):
             text = json.dumps(body if text is None else text, ensure_ascii=False)
         return {**body, "text": text}
-
-
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """One TLS context for the process: loading the CA bundle costs 0.1 s of CPU,
-    which a context per client (each thread's processor of each batch) paid again."""
-    return httpx.create_ssl_context()
 
 
 def _sleep(backoff: Backoff, retry_after: str | None = None) -> None:

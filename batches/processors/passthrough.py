@@ -19,7 +19,8 @@ import msgspec
 from django.conf import settings
 
 from batches.processors.base import ProcessorError
-from batches.processors.http import Answer, NetworkProcessor
+from batches.processors.connections import Answer
+from batches.processors.http import NetworkProcessor
 from batches.processors.openai import Mean, OpenAICompatible
 
 # The endpoints a batch may name, each sent to OPENAI_BASE_URL + the path after /v1.

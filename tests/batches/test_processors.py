@@ -286,6 +286,29 @@ def test_http_takes_a_new_connection_when_the_server_closed_the_idle_one(kept):
     assert server.connections == 3
 
 
+@pytest.mark.parametrize("framing", ["chunked", "unsized"])
+def test_http_reads_an_answer_sent_in_chunks_or_ended_by_closing_the_connection(kept, framing):
+    processor, server = kept
+    server.default = {"json": {"text": "framed answer"}, "framing": framing}
+    for n in range(2):
+        assert processor.process({"question": n}, [])["text"] == "framed answer"
+    # a chunked answer leaves the connection open; one ended by closing it does not
+    assert server.connections == (1 if framing == "chunked" else 2)
+
+
+def test_http_fails_an_answer_cut_short_and_retries_it(kept, settings):
+    processor, server = kept
+    server.replies = [{"json": {"text": "cut"}, "framing": "cut"}]
+    with pytest.raises(ProcessorError) as caught:
+        processor.process({"question": "?"}, [])
+    assert str(caught.value) == "http processor: the connection failed (ReadError)."
+
+    settings.BATCH_PROCESSOR_RETRIES = 1
+    server.replies = [{"json": {"text": "cut"}, "framing": "cut"}]
+    with HttpProcessor({}) as retrying:
+        assert retrying.process({"question": "?"}, [])["text"] == "stub answer"
+
+
 # openai ----------------------------------------------------------------------
 
 

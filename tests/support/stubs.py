@@ -31,7 +31,19 @@ class StubHandler(BaseHTTPRequestHandler):
         self.send_response(reply.get("status", 200))
         for name, value in {"Content-Type": "application/json", **reply.get("headers", {})}.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
+        framing = reply.get("framing", "sized")
+        if framing == "chunked":  # in two chunks
+            self.send_header("Transfer-Encoding", "chunked")
+            half = len(payload) // 2
+            chunks = [payload[:half], payload[half:], b""]
+            payload = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in chunks)
+        elif framing == "cut":  # says one byte more than it sends, then closes
+            self.send_header("Content-Length", str(len(payload) + 1))
+            self.close_connection = True
+        elif framing == "sized":
+            self.send_header("Content-Length", str(len(payload)))
+        else:  # "unsized": the answer ends with the connection
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(payload)
 
@@ -60,7 +72,8 @@ class StubServer(ThreadingHTTPServer):
 class Stub:
     """A real HTTP server on 127.0.0.1. ``replies`` are answered in order, then
     ``default``; each is a dict: status, json or raw, headers, delay, hang_up, gate (a
-    threading.Event the answer waits for) and close_after. ``keep_alive``: answer in
+    threading.Event the answer waits for), close_after and framing (sized, chunked,
+    unsized or cut). ``keep_alive``: answer in
     HTTP/1.1, keeping connections open; ``connections`` counts those accepted and
     ``closed`` those it closed."""
 
