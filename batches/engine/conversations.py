@@ -122,17 +122,14 @@ class Conversation:
         outcome = InteractionStatus.FAILED if error else InteractionStatus.SUCCEEDED
         usage = usage_of(output) or dict.fromkeys(USAGE_FIELDS)
         output = sql.to_json(output)
-        with self.progress.transaction() as cursor:
-            ended = [outcome, output, error, group_key(error), now, *usage.values()]
-            cursor.execute(sql.statement(sql.END), [*ended, item.pk, token, "running"])
-            recorded = cursor.rowcount == 1
-            if not recorded or following is None:
-                return recorded, False
-            cursor.execute(sql.statement(sql.START), [token, now, now, following.pk, "pending"])
-            started = cursor.rowcount == 1
+        ended = [outcome, output, error, group_key(error), now, *usage.values()]
+        ended += [item.pk, token, "running"]
+        start = None if following is None else [token, now, now, following.pk, "pending"]
+        with self.progress.ending() as cursor:
+            recorded, started = sql.end_and_start(cursor, ended, start)
         if started:
             self.progress.hold(following.pk, self.claim.batch_id)  # once committed
-        return True, started
+        return recorded, started
 
     def recorded(self, item: Item, following: Item | None):
         """``(True, started)`` if ``item``'s end was committed although the database

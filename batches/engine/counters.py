@@ -9,7 +9,7 @@ from contextlib import contextmanager, nullcontext, suppress
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
 
 from batches.engine import sql
@@ -53,13 +53,17 @@ class Progress:
         self.writer = None
 
     @contextmanager
-    def transaction(self):
-        """A cursor in a write transaction, committed at the end of the block. On
-        SQLite the run's threads write through one connection, in turn: a connection
-        drops its whole page cache whenever another one has written, so a connection
-        per thread read every page again for each row it ended."""
+    def ending(self):
+        """The cursor the run's threads end their rows with (sql.end_and_start).
+
+        On SQLite, the run's one writing connection, in a transaction committed at the
+        end of the block; the threads take turns: a connection drops its whole page
+        cache whenever another one has written, so a connection per thread read every
+        page again for each row it ended. Elsewhere, the thread's own connection, each
+        statement committed as it runs: a row's end and the next row's start are one
+        statement there."""
         if connection.vendor != "sqlite":
-            with transaction.atomic(), connection.cursor() as cursor:
+            with connection.cursor() as cursor:
                 yield cursor
             return
         with self.writing:

@@ -30,6 +30,13 @@ START = (
     "UPDATE {table} SET status = 'running', claimed_by = %s, heartbeat_at = %s, "
     "started_at = %s, attempts = attempts + 1 WHERE id = %s AND status = %s"
 )
+# PostgreSQL: END, then START only if the end was recorded, as one statement (one
+# round trip and its own transaction, rather than four with BEGIN and COMMIT).
+END_AND_START = (
+    f"WITH ended AS ({END} RETURNING id), started AS ({START} "
+    "AND EXISTS (SELECT 1 FROM ended) RETURNING id) "
+    "SELECT (SELECT COUNT(*) FROM ended), (SELECT COUNT(*) FROM started)"
+)
 # The head of the conversation a thread's claim token holds.
 HELD = (
     "SELECT id, conversation, row_number, status, input, chat_id, batch_id FROM {table} "
@@ -88,6 +95,21 @@ def statement(template: str) -> str:
     """A statement above for the cursor of Progress.transaction (SQLite's own cursor
     there, which takes ? for its parameters)."""
     return _statement(template, connection.vendor)
+
+
+def end_and_start(cursor, ended: list, start: list | None) -> tuple[bool, bool]:
+    """A running row ended (END's parameters) and, if that was recorded, the next one
+    started (START's, or None): ``(recorded, started)``, through a cursor of
+    Progress.ending."""
+    if start is not None and connection.vendor == "postgresql":
+        cursor.execute(statement(END_AND_START), [*ended, *start])
+        recorded, started = cursor.fetchone()
+        return recorded == 1, started == 1
+    cursor.execute(statement(END), ended)
+    if cursor.rowcount != 1 or start is None:
+        return cursor.rowcount == 1, False
+    cursor.execute(statement(START), start)
+    return True, cursor.rowcount == 1
 
 
 def stamp_claimed(batch_id, now) -> None:
