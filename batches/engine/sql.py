@@ -31,7 +31,7 @@ START = (
     "started_at = %s, attempts = attempts + 1 WHERE id = %s AND status = %s"
 )
 # PostgreSQL: END, then START only if the end was recorded, as one statement (one
-# round trip and its own transaction, rather than four with BEGIN and COMMIT).
+# exchange with the server and its own transaction, not four with BEGIN and COMMIT).
 END_AND_START = (
     f"WITH ended AS ({END} RETURNING id), started AS ({START} "
     "AND EXISTS (SELECT 1 FROM ended) RETURNING id) "
