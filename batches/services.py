@@ -150,8 +150,7 @@ def batch_create(
     4. Insert the batch and its rows in one transaction; queue the task when it commits.
     """
     options = {} if options is None else options
-    if len(idempotency_key) > NAME_MAX:
-        raise ApiError(f"The Idempotency-Key header is longer than {NAME_MAX} characters.")
+    key_check(idempotency_key)
     if len(name) > NAME_MAX:
         raise ApiError(f"name is longer than {NAME_MAX} characters.")
     uploadable_check(processor=processor)
@@ -163,8 +162,8 @@ def batch_create(
         fingerprint = request_fingerprint(
             upload=upload, source=source, name=name, processor=processor, options=options
         )
-        if earlier := _by_key(owner, idempotency_key):
-            return _replayed(earlier, fingerprint)
+        if earlier := by_key(owner, idempotency_key):
+            return replayed(earlier, fingerprint)
     queued_check(owner=owner)
     sheet = upload_read(upload=upload, filename=filename)
     batch = Batch(
@@ -187,20 +186,29 @@ def batch_create(
 
 
 def _batch_insert(batch: Batch, sheet: Sheet) -> None:
-    """The batch and its rows in one transaction, so no one ever sees half of it.
-    A request with the same key that got there first was being created while this
-    one was: the unique constraint refuses this one, which is a 409 (a 422 if that
-    request was a different one), as Stripe answers a concurrent retry."""
+    """The batch and its rows in one transaction, so no one ever sees half of it."""
+
+    def insert():
+        batch.save(force_insert=True)
+        _insert_rows(batch, sheet)
+        transaction.on_commit(partial(enqueue_batch, batch.pk))
+
+    inserted_once(batch, insert)
+
+
+def inserted_once(batch: Batch, insert) -> None:
+    """``insert()`` (the batch saved, with all it brings) in one transaction. A
+    request with the same Idempotency-Key that got there first was being created
+    while this one was: the unique constraint refuses this one, which is a 409 (a
+    422 if that request was a different one), as Stripe answers a concurrent retry."""
     try:
         with transaction.atomic():
-            batch.save(force_insert=True)
-            _insert_rows(batch, sheet)
-            transaction.on_commit(partial(enqueue_batch, batch.pk))
+            insert()
     except IntegrityError:
         key = batch.idempotency_key
-        if not (key and (earlier := _by_key(batch.owner, key))):
+        if not (key and (earlier := by_key(batch.owner, key))):
             raise
-        _replayed(earlier, batch.request_fingerprint)
+        replayed(earlier, batch.request_fingerprint)
         conflict = Conflict(
             "A request with this Idempotency-Key was being processed at the same time; "
             "send it again to get its answer.",
@@ -223,20 +231,27 @@ def request_fingerprint(*, upload, source: str, name: str, processor: str, optio
     return digest.hexdigest()
 
 
-def _replayed(earlier: Batch, fingerprint: str) -> Created:
-    """The earlier batch of the same request; 422 for a different request. (A batch
-    made before fingerprints were kept has none, and answers any request.)"""
+def key_check(key: str) -> None:
+    if len(key) > NAME_MAX:
+        raise ApiError(f"The Idempotency-Key header is longer than {NAME_MAX} characters.")
+
+
+def replayed(earlier: Batch, fingerprint: str, *, what="file, name, processor or options"):
+    """The earlier batch of the same request; 422 for a different request (``what``
+    names what makes one). A batch made before fingerprints were kept has none, and
+    answers any request."""
     if earlier.request_fingerprint and earlier.request_fingerprint != fingerprint:
         raise ApiError(
-            "This Idempotency-Key was already used for a different request (another "
-            "file, name, processor or options); use a new key for a new request.",
+            f"This Idempotency-Key was already used for a different request (another "
+            f"{what}); use a new key for a new request.",
             status_code=422,
             details={"batch_id": str(earlier.pk)},
         )
     return Created(earlier, created=False)
 
 
-def _by_key(owner, key: str) -> Batch | None:
+def by_key(owner, key: str) -> Batch | None:
+    """The owner's batch created with this Idempotency-Key, if any."""
     return Batch.objects.filter(owner=owner, idempotency_key=key).first()
 
 

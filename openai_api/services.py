@@ -2,6 +2,8 @@
 created and cancelled. A batch is made here as a batches.Batch of the ``openai_batch``
 processor, one Interaction per line, then run by the same engine as any batch."""
 
+import hashlib
+import json
 import os
 from datetime import timedelta
 from functools import partial
@@ -82,6 +84,9 @@ def file_delete(*, file: File) -> None:
 
 # Batches ------------------------------------------------------------------------
 
+# What makes a create request, in the 422 for an Idempotency-Key used for another.
+REQUEST_PARTS = "input file, endpoint, window, metadata, priority, concurrency or rates"
+
 
 def batch_create(
     *,
@@ -93,11 +98,30 @@ def batch_create(
     priority: str = BatchPriority.NORMAL,
     concurrency=None,
     rate_options: dict | None = None,
+    idempotency_key: str = "",
 ) -> Batch:
     """Check the request and every line of its input file, then create the batch, its
     rows and its two result files in one transaction, and queue it. Any refusal is a
-    400 (the line's number in its sentence) and creates nothing."""
+    400 (the line's number in its sentence) and creates nothing. With an
+    Idempotency-Key the owner has used before, the same request gets that batch back
+    (a different one is a 422), as on /api/v1/batches/."""
+    batch_services.key_check(idempotency_key)
     check_request(endpoint=endpoint, completion_window=completion_window, metadata=metadata)
+    fingerprint = ""
+    if idempotency_key:
+        request = {
+            "input_file_id": input_file_id,
+            "endpoint": endpoint,
+            "completion_window": completion_window,
+            "metadata": metadata,
+            "priority": priority,
+            "concurrency": concurrency,
+            "rate_options": rate_options or {},
+        }
+        canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
+        fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
+        if earlier := batch_services.by_key(owner, idempotency_key):
+            return batch_services.replayed(earlier, fingerprint, what=REQUEST_PARTS).batch
     input_file = owned_input_file(owner, input_file_id)
     now = timezone.now()
     expires_at = window_end(now)
@@ -117,6 +141,8 @@ def batch_create(
         columns=["custom_id", "method", "url", "body"],
         total_items=summary.count,
         source_name=input_file.filename,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
     )
     link = OpenAIBatch(
         batch=batch,
@@ -149,7 +175,7 @@ def window_end(created_at):
 
 
 def batch_insert(batch: Batch, link: OpenAIBatch, input_file: File, *, created_at) -> None:
-    with transaction.atomic():
+    def insert():
         batch.save(force_insert=True)
         # created_at as the window counts from it (auto_now_add took its own clock).
         Batch.objects.filter(pk=batch.pk).update(created_at=created_at)
@@ -159,6 +185,8 @@ def batch_insert(batch: Batch, link: OpenAIBatch, input_file: File, *, created_a
         link.error_file = result_file(batch, Lines.ERROR)
         link.save(force_insert=True)
         transaction.on_commit(partial(enqueue_batch, batch.pk))
+
+    batch_services.inserted_once(batch, insert)
 
 
 def check_metadata(metadata) -> None:

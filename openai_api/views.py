@@ -109,7 +109,11 @@ class BatchesView(OpenAIView):
         return Response(page([batch_object(batch) for batch in found], has_more=more))
 
     def post(self, request):
-        batch = services.batch_create(owner=request.user, **batch_create_fields(request.data))
+        batch = services.batch_create(
+            owner=request.user,
+            **batch_create_fields(request.data),
+            idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
+        )
         return Response(batch_object(selectors.batches_for(request.user).get(pk=batch.pk)))
 
 

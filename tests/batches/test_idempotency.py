@@ -102,13 +102,13 @@ def pretend_not_committed_yet(monkeypatch):
     """The key lookup misses the earlier batch once, as it does when the other
     request with the key has not committed yet."""
     looked_up = []
-    by_key = services._by_key
+    by_key = services.by_key
 
     def not_found_the_first_time(owner, key):
         looked_up.append(key)
         return None if len(looked_up) == 1 else by_key(owner, key)
 
-    monkeypatch.setattr(services, "_by_key", not_found_the_first_time)
+    monkeypatch.setattr(services, "by_key", not_found_the_first_time)
 
 
 @pytest.mark.django_db
