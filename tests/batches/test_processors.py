@@ -8,6 +8,7 @@ from email.utils import formatdate
 
 import pytest
 
+from batches.processors import connections
 from batches.processors import http as network
 from batches.processors.base import (
     Processor,
@@ -20,6 +21,7 @@ from batches.processors.echo import EchoProcessor
 from batches.processors.http import HttpProcessor
 from batches.processors.openai import OpenAIProcessor, estimate_tokens
 from tests.support.stubs import Stub, closed_port_url
+from tests.support.tls import self_signed
 from tests.support.waiting import wait_until
 
 # Every network call reads its lane's pause (batches.processors.lanes), kept in the database.
@@ -284,6 +286,37 @@ def test_http_takes_a_new_connection_when_the_server_closed_the_idle_one(kept):
         wait_until(lambda n=n: server.closed == n, message="the stub to close the connection")
     assert len(server.requests) == 3
     assert server.connections == 3
+
+
+def test_http_calls_a_provider_over_tls_on_one_kept_alive_connection(
+    settings, tmp_path, monkeypatch
+):
+    server_tls, client_tls = self_signed(tmp_path)
+    server = Stub(keep_alive=True, tls=server_tls)
+    monkeypatch.setattr(connections, "_tls", lambda: client_tls)  # trusts the stub
+    settings.BATCH_HTTP_URL = server.url + "/answer"
+    try:
+        with HttpProcessor({}) as processor:
+            for n in range(3):
+                assert processor.process({"question": n}, [])["text"] == "stub answer"
+    finally:
+        server.stop()
+    assert [r["json"]["input"]["question"] for r in server.requests] == [0, 1, 2]
+    assert server.connections == 1
+
+
+def test_http_refuses_a_provider_whose_certificate_it_does_not_trust(settings, tmp_path):
+    server_tls, _ = self_signed(tmp_path)
+    server = Stub(keep_alive=True, tls=server_tls)
+    settings.BATCH_HTTP_URL = server.url + "/answer"
+    settings.BATCH_PROCESSOR_RETRIES = 0
+    try:
+        with HttpProcessor({}) as processor, pytest.raises(ProcessorError) as caught:
+            processor.process({"question": "?"}, [])
+    finally:
+        server.stop()
+    assert str(caught.value) == "http processor: could not connect."
+    assert server.requests == []
 
 
 @pytest.mark.parametrize("framing", ["chunked", "unsized"])

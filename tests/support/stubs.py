@@ -3,6 +3,7 @@
 
 import json
 import socket
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -74,10 +75,11 @@ class Stub:
     ``default``; each is a dict: status, json or raw, headers, delay, hang_up, gate (a
     threading.Event the answer waits for), close_after and framing (sized, chunked,
     unsized or cut). ``keep_alive``: answer in
-    HTTP/1.1, keeping connections open; ``connections`` counts those accepted and
-    ``closed`` those it closed."""
+    HTTP/1.1, keeping connections open; ``tls``: answer over TLS with this context, at
+    https://localhost; ``connections`` counts those accepted and ``closed`` those it
+    closed."""
 
-    def __init__(self, keep_alive: bool = False):
+    def __init__(self, keep_alive: bool = False, tls: ssl.SSLContext | None = None):
         self.requests: list[dict] = []
         self.connections = self.closed = 0
         self.replies: list[dict] = []
@@ -87,6 +89,9 @@ class Stub:
         self.server = StubServer(("127.0.0.1", 0), handler)
         self.server.stub = self
         self.url = f"http://127.0.0.1:{self.server.server_port}"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            self.url = f"https://localhost:{self.server.server_port}"
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
