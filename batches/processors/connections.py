@@ -71,7 +71,7 @@ class Connections:
         except TimeoutError:
             sock.close()
             raise httpx.ReadTimeout("no answer within the timeout") from None
-        except (OSError, httptools.HttpParserError) as exc:
+        except (OSError, httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             sock.close()
             raise httpx.ReadError(f"{type(exc).__name__}: {exc}") from None
         if keep:

@@ -329,6 +329,14 @@ def test_http_reads_an_answer_sent_in_chunks_or_ended_by_closing_the_connection(
     assert server.connections == (1 if framing == "chunked" else 2)
 
 
+def test_http_fails_an_answer_that_is_not_http(kept):
+    processor, server = kept
+    server.default = {"raw": b"", "status": 101, "headers": {"Upgrade": "websocket"}}
+    with pytest.raises(ProcessorError) as caught:
+        processor.process({"question": "?"}, [])
+    assert str(caught.value) == "http processor: the connection failed (ReadError)."
+
+
 def test_http_fails_an_answer_cut_short_and_retries_it(kept, settings):
     processor, server = kept
     server.replies = [{"json": {"text": "cut"}, "framing": "cut"}]
