@@ -331,7 +331,11 @@ def test_http_reads_an_answer_sent_in_chunks_or_ended_by_closing_the_connection(
 
 def test_http_fails_an_answer_that_is_not_http(kept):
     processor, server = kept
-    server.default = {"raw": b"", "status": 101, "headers": {"Upgrade": "websocket"}}
+    server.default = {
+        "raw": b"",
+        "status": 101,
+        "headers": {"Upgrade": "websocket", "Connection": "Upgrade"},
+    }
     with pytest.raises(ProcessorError) as caught:
         processor.process({"question": "?"}, [])
     assert str(caught.value) == "http processor: the connection failed (ReadError)."
