@@ -92,7 +92,7 @@ def _statement(template: str, vendor: str) -> str:
 
 
 def statement(template: str) -> str:
-    """A statement above for the cursor of Progress.transaction (SQLite's own cursor
+    """A statement above for the cursor of Progress.ending (SQLite's own cursor
     there, which takes ? for its parameters)."""
     return _statement(template, connection.vendor)
 
