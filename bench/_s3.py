@@ -1,8 +1,15 @@
 """moto's S3-compatible server in a process of its own, for benches: a bucket, and
-the environment that points batchsvc's files storage at it."""
+the environment that points batchsvc's files storage at it.
+
+moto's S3 application is served by gunicorn with kept-alive connections, as S3
+keeps them: ``python -m moto.server`` (werkzeug's development server) closes every
+connection, starts a thread for each and lists moto's package folder to find the
+service of every request, which more than doubled a PUT's cost.
+"""
 
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from contextlib import contextmanager
@@ -22,7 +29,14 @@ def s3_server():
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [
+            *(sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"),
+            *("--worker-class", "gthread", "--workers", "1", "--threads", "8"),
+            *("--keep-alive", "60", "--log-level", "warning"),
+            "moto.moto_server.werkzeug_app:create_backend_app('s3')",
+        ],
+        # Not the repository: gunicorn would read batchsvc's gunicorn.conf.py there.
+        cwd=tempfile.gettempdir(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
