@@ -3,11 +3,13 @@ API on 127.0.0.1 that enforces its limit as a provider does (bench/_model_stub.p
 Counts come from the stub; no wall-clock time is asserted."""
 
 import json
+import math
 
 import pytest
 from django_tasks_db.models import DBTaskResult
 
 from batches.models import InteractionStatus
+from batches.processors import lanes
 from bench._model_stub import ModelStub
 from tests.batches.factories import finished, make_batch
 from tests.support.waiting import wait_until
@@ -72,9 +74,9 @@ def test_two_workers_share_one_request_budget_and_never_meet_a_429(
 
 
 def test_a_429_pauses_every_workers_calls_and_spends_no_retry(alice, start_worker, model_api):
-    stub = model_api(delay=0.05)
+    stub = model_api(delay=0.2)
     env = worker_env(stub, BATCH_PROCESSOR_RETRIES=0)
-    batch = make_batch(alice, single_rows(120), processor="openai")
+    batch = make_batch(alice, single_rows(200), processor="openai")
     start_worker(**env)
     start_worker(**env)
     wait_until(lambda: stub.accepted() >= 10, message="calls under way")
@@ -82,10 +84,13 @@ def test_a_429_pauses_every_workers_calls_and_spends_no_retry(alice, start_worke
     stub.reject_next(3)
     done = wait_until(lambda: finished(batch.pk), message="batch end")
 
-    assert (done.status, done.processed_items, done.failed_items) == ("processed", 120, 0)
+    assert (done.status, done.processed_items, done.failed_items) == ("processed", 200, 0)
     assert stub.rejected() == 1
-    # Only calls already on their way when the 429 came arrive during its pause: at
-    # most one per thread of the two workers, not the hundreds the others would send.
-    assert stub.arrived_in_asked_pause() <= 8
+    # During the 3 s pause, unpaused threads would send about 8 * 3 / 0.2 = 120 calls.
+    # Paused, a thread sends only the call already on its way, and those it starts
+    # before its process next looks at the lane (at most PAUSE_LOOK_SECONDS later; a
+    # call takes 0.2 s), with 0.15 s more for the pause to be written.
+    per_thread = 1 + math.ceil((lanes.PAUSE_LOOK_SECONDS + 0.15) / 0.2)
+    assert stub.arrived_in_asked_pause() <= 2 * 4 * per_thread
     assert set(batch.interactions.values_list("status", flat=True)) == {InteractionStatus.SUCCEEDED}
     assert set(batch.interactions.values_list("attempts", flat=True)) == {1}
