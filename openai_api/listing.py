@@ -11,7 +11,6 @@ from openai_api.errors import OpenAIError
 BATCH_FIELDS = ("input_file_id", "endpoint", "completion_window")
 # batchsvc's own knobs, sent with the SDK's extra_body.
 BATCH_EXTRAS = ("priority", "concurrency", *RATE_OPTIONS)
-BATCH_IGNORED = ("output_expires_after",)
 EXPIRES_AFTER = (3600, 2_592_000)
 
 
@@ -62,7 +61,7 @@ def batch_create_fields(data) -> dict:
     """The keyword arguments of services.batch_create from a create body."""
     if not isinstance(data, dict):
         raise OpenAIError("The request body must be a JSON object.")
-    unknown = set(data) - {*BATCH_FIELDS, "metadata", *BATCH_EXTRAS, *BATCH_IGNORED}
+    unknown = set(data) - {*BATCH_FIELDS, "metadata", "output_expires_after", *BATCH_EXTRAS}
     if unknown:
         name = sorted(unknown)[0]
         raise OpenAIError(f"Unrecognized request argument supplied: {name}.", param=name)
@@ -77,10 +76,34 @@ def batch_create_fields(data) -> dict:
     return {
         **{name: data[name] for name in BATCH_FIELDS},
         "metadata": data.get("metadata"),
+        "output_expires_after": output_expires_after(data.get("output_expires_after")),
         "priority": data.get("priority", BatchPriority.NORMAL),
         "concurrency": data.get("concurrency"),
         "rate_options": rates,
     }
+
+
+def output_expires_after(value) -> int | None:
+    """A batch's ``output_expires_after`` (``{"anchor": "created_at", "seconds": N}``)
+    as seconds, or None."""
+    if value is None:
+        return None
+    seconds = value.get("seconds") if isinstance(value, dict) else None
+    least, most = EXPIRES_AFTER
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"anchor", "seconds"}
+        or value["anchor"] != "created_at"
+        or not isinstance(seconds, int)
+        or isinstance(seconds, bool)
+        or not least <= seconds <= most
+    ):
+        raise OpenAIError(
+            'output_expires_after must be {"anchor": "created_at", "seconds": N} with N a '
+            f"whole number from {least} to {most}.",
+            param="output_expires_after",
+        )
+    return seconds
 
 
 def expires_after(data) -> int | None:

@@ -85,7 +85,9 @@ def file_delete(*, file: File) -> None:
 # Batches ------------------------------------------------------------------------
 
 # What makes a create request, in the 422 for an Idempotency-Key used for another.
-REQUEST_PARTS = "input file, endpoint, window, metadata, priority, concurrency or rates"
+REQUEST_PARTS = (
+    "input file, endpoint, window, metadata, output expiry, priority, concurrency or rates"
+)
 
 
 def batch_create(
@@ -95,6 +97,7 @@ def batch_create(
     endpoint: str,
     completion_window: str,
     metadata=None,
+    output_expires_after: int | None = None,
     priority: str = BatchPriority.NORMAL,
     concurrency=None,
     rate_options: dict | None = None,
@@ -118,6 +121,8 @@ def batch_create(
             "concurrency": concurrency,
             "rate_options": rate_options or {},
         }
+        if output_expires_after:  # only when given: keys used before keep their prints
+            request["output_expires_after"] = output_expires_after
         canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
         fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
         if earlier := batch_services.by_key(owner, idempotency_key):
@@ -153,7 +158,8 @@ def batch_create(
         model=summary.model[:255],
         expires_at=expires_at,
     )
-    batch_insert(batch, link, input_file, created_at=now)
+    kept = timedelta(seconds=output_expires_after) if output_expires_after else None
+    batch_insert(batch, link, input_file, created_at=now, results_kept=kept)
     return batch
 
 
@@ -174,15 +180,23 @@ def window_end(created_at):
     return (created_at + window).replace(microsecond=0)
 
 
-def batch_insert(batch: Batch, link: OpenAIBatch, input_file: File, *, created_at) -> None:
+def batch_insert(
+    batch: Batch, link: OpenAIBatch, input_file: File, *, created_at, results_kept=None
+) -> None:
+    """Insert the batch, its rows and its result files. ``results_kept`` (the
+    request's output_expires_after) counts from the end of the batch's window: its
+    result files are complete by then at the latest, and OpenAI counts from when they
+    are complete."""
+    expires_at = link.expires_at + results_kept if results_kept else None
+
     def insert():
         batch.save(force_insert=True)
         # created_at as the window counts from it (auto_now_add took its own clock).
         Batch.objects.filter(pk=batch.pk).update(created_at=created_at)
         batch.created_at = created_at
         insert_rows(batch, input_file)
-        link.output_file = result_file(batch, Lines.OUTPUT)
-        link.error_file = result_file(batch, Lines.ERROR)
+        link.output_file = result_file(batch, Lines.OUTPUT, expires_at)
+        link.error_file = result_file(batch, Lines.ERROR, expires_at)
         link.save(force_insert=True)
         transaction.on_commit(partial(enqueue_batch, batch.pk))
 
@@ -272,7 +286,7 @@ def insert_rows(batch: Batch, input_file: File) -> None:
     insert_ignoring_conflicts(Interaction, rows, key="row_number", columns=columns)
 
 
-def result_file(batch: Batch, which: str) -> File:
+def result_file(batch: Batch, which: str, expires_at) -> File:
     return File.objects.create(
         owner=batch.owner,
         purpose=FilePurpose.BATCH_OUTPUT,
@@ -280,6 +294,7 @@ def result_file(batch: Batch, which: str) -> File:
         batch=batch,
         lines=which,
         created_at=batch.created_at,
+        expires_at=expires_at,
     )
 
 

@@ -146,3 +146,21 @@ def test_a_batch_over_the_owner_s_quota_of_waiting_batches_is_a_rate_limit_error
 
     assert "quota" in refused.value.message
     assert Batch.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"anchor": "completed_at", "seconds": 3600},
+        {"anchor": "created_at", "seconds": 60},
+        {"anchor": "created_at", "seconds": "3600"},
+        {"anchor": "created_at"},
+        {"anchor": "created_at", "seconds": 3600, "unit": "s"},
+        3600,
+    ],
+)
+def test_an_output_expiry_other_than_created_at_plus_an_hour_to_30_days_is_refused(sdk, given):
+    error = refused(sdk, [chat_line("a")], output_expires_after=given)
+
+    assert error.param == "output_expires_after"
+    assert "from 3600 to 2592000" in error.message

@@ -32,15 +32,25 @@ def test_a_create_sent_again_with_its_key_gets_the_same_batch_and_creates_nothin
     assert Interaction.objects.count() == 2
 
 
-def test_a_key_used_for_another_request_is_refused_and_creates_nothing(sdk):
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"metadata": {"run": "8"}},
+        {
+            "metadata": {"run": "7"},
+            "output_expires_after": {"anchor": "created_at", "seconds": 3600},
+        },
+    ],
+)
+def test_a_key_used_for_another_request_is_refused_and_creates_nothing(sdk, other):
     file = upload(sdk, [chat_line("a")])
     first = create(sdk, file, "create-1", metadata={"run": "7"})
     with pytest.raises(openai.UnprocessableEntityError) as raised:
-        create(sdk, file, "create-1", metadata={"run": "8"})
+        create(sdk, file, "create-1", **other)
 
     message = raised.value.body["message"]
     assert "This Idempotency-Key was already used for a different request" in message
-    assert "metadata" in message
+    assert "metadata, output expiry" in message
     assert list(Batch.objects.values_list("pk", flat=True)) == [ids.batch_pk(first.id)]
 
 
