@@ -14,10 +14,12 @@ BATCH_EXTRAS = ("priority", "concurrency", *RATE_OPTIONS)
 EXPIRES_AFTER = (3600, 2_592_000)
 
 
-def listed(request, queryset, *, most: int, what: str, orders: bool = False):
+def listed(request, queryset, *, most: int, what: str, orders: bool = False, more=()):
     """``(objects, has_more)``: a page of ``queryset`` by ``?after=`` and ``?limit=``
     (1 to ``most``; default 20 for batches, ``most`` for files), newest first unless
-    ``?order=asc`` where ``orders``."""
+    ``?order=asc`` where ``orders``. Query parameters other than those and ``more``
+    are refused."""
+    known_only(request.query_params, ("after", "limit", *(("order",) if orders else ()), *more))
     limit = whole(request.query_params.get("limit"), "limit", 1, most)
     limit = limit or (most if orders else 20)
     order = request.query_params.get("order", "desc") if orders else "desc"
@@ -47,6 +49,13 @@ def beyond(queryset, after: str, what: str, order: str) -> Q:
     )
 
 
+def known_only(given, known) -> None:
+    """Refuse the first of ``given``'s names that is not ``known``, as OpenAI does."""
+    if unknown := set(given) - set(known):
+        name = sorted(unknown)[0]
+        raise OpenAIError(f"Unrecognized request argument supplied: {name}.", param=name)
+
+
 def whole(raw, name: str, least: int, most: int) -> int | None:
     if raw is None:
         return None
@@ -61,10 +70,7 @@ def batch_create_fields(data) -> dict:
     """The keyword arguments of services.batch_create from a create body."""
     if not isinstance(data, dict):
         raise OpenAIError("The request body must be a JSON object.")
-    unknown = set(data) - {*BATCH_FIELDS, "metadata", "output_expires_after", *BATCH_EXTRAS}
-    if unknown:
-        name = sorted(unknown)[0]
-        raise OpenAIError(f"Unrecognized request argument supplied: {name}.", param=name)
+    known_only(data, (*BATCH_FIELDS, "metadata", "output_expires_after", *BATCH_EXTRAS))
     for name in BATCH_FIELDS:
         if not isinstance(data.get(name), str):
             raise OpenAIError(
@@ -108,7 +114,9 @@ def output_expires_after(value) -> int | None:
 
 def expires_after(data) -> int | None:
     """A file's ``expires_after`` (multipart: ``expires_after[anchor]`` and
-    ``expires_after[seconds]``) as seconds after its creation, or None."""
+    ``expires_after[seconds]``) as seconds after its creation, or None. Multipart
+    fields other than these, ``file`` and ``purpose`` are refused."""
+    known_only(data, ("file", "purpose", "expires_after[anchor]", "expires_after[seconds]"))
     anchor = data.get("expires_after[anchor]")
     seconds = data.get("expires_after[seconds]")
     if anchor is None and seconds is None:

@@ -61,7 +61,9 @@ class FilesView(OpenAIView):
         files = selectors.files_for(request.user).select_related("batch__openai")
         if purpose := request.query_params.get("purpose"):
             files = files.filter(purpose=purpose)
-        found, more = listed(request, files, most=10_000, orders=True, what="File")
+        found, more = listed(
+            request, files, most=10_000, orders=True, what="File", more=("purpose",)
+        )
         return Response(page([file_object(file) for file in found], has_more=more))
 
     def post(self, request):

@@ -63,6 +63,19 @@ def test_a_file_over_the_byte_limit_is_refused_and_nothing_is_stored(sdk, settin
     assert not list(trace_root.rglob("*.jsonl"))
 
 
+def test_a_form_field_files_create_does_not_take_is_refused_and_nothing_stored(sdk, trace_root):
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.files.create(
+            file=("a.jsonl", io.BytesIO(jsonl([chat_line("q")]))),
+            purpose="batch",
+            extra_body={"purpose_note": "eval"},
+        )
+
+    assert refused.value.param == "purpose_note"
+    assert not File.objects.exists()
+    assert not list(trace_root.rglob("*.jsonl"))
+
+
 def test_a_file_given_an_expiry_is_gone_once_it_passes(sdk):
     created = sdk.files.create(
         file=("a.jsonl", io.BytesIO(jsonl([chat_line("q")]))),

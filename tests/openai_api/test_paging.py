@@ -48,3 +48,14 @@ def test_after_naming_no_listed_object_is_refused(sdk):
         sdk.batches.list(after="batch_" + "0" * 32)
 
     assert refused.value.param == "after"
+
+
+@pytest.mark.parametrize(
+    ("listing", "name"), [("batches", "order"), ("batches", "purpose"), ("files", "sort")]
+)
+def test_a_query_parameter_the_list_does_not_take_is_refused(sdk, listing, name):
+    with pytest.raises(openai.BadRequestError) as refused:
+        getattr(sdk, listing).list(extra_query={name: "x"})
+
+    assert refused.value.param == name
+    assert f"Unrecognized request argument supplied: {name}." in refused.value.message
