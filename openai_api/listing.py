@@ -112,11 +112,16 @@ def output_expires_after(value) -> int | None:
     return seconds
 
 
+def file_create_fields(data) -> dict:
+    """The keyword arguments of services.file_create from a multipart form, but the
+    upload itself; a field it does not take is refused."""
+    known_only(data, ("file", "purpose", "expires_after[anchor]", "expires_after[seconds]"))
+    return {"purpose": data.get("purpose"), "expires_after": expires_after(data)}
+
+
 def expires_after(data) -> int | None:
     """A file's ``expires_after`` (multipart: ``expires_after[anchor]`` and
-    ``expires_after[seconds]``) as seconds after its creation, or None. Multipart
-    fields other than these, ``file`` and ``purpose`` are refused."""
-    known_only(data, ("file", "purpose", "expires_after[anchor]", "expires_after[seconds]"))
+    ``expires_after[seconds]``) as seconds after its creation, or None."""
     anchor = data.get("expires_after[anchor]")
     seconds = data.get("expires_after[seconds]")
     if anchor is None and seconds is None:

@@ -158,8 +158,12 @@ def batch_create(
         model=summary.model[:255],
         expires_at=expires_at,
     )
-    kept = timedelta(seconds=output_expires_after) if output_expires_after else None
-    batch_insert(batch, link, input_file, created_at=now, results_kept=kept)
+    # OpenAI counts a result file's expiry from when it is complete: ours fill as lines
+    # end, and are complete by the end of the window at the latest.
+    results_expire_at = (
+        expires_at + timedelta(seconds=output_expires_after) if output_expires_after else None
+    )
+    batch_insert(batch, link, input_file, created_at=now, results_expire_at=results_expire_at)
     return batch
 
 
@@ -181,22 +185,16 @@ def window_end(created_at):
 
 
 def batch_insert(
-    batch: Batch, link: OpenAIBatch, input_file: File, *, created_at, results_kept=None
+    batch: Batch, link: OpenAIBatch, input_file: File, *, created_at, results_expire_at
 ) -> None:
-    """Insert the batch, its rows and its result files. ``results_kept`` (the
-    request's output_expires_after) counts from the end of the batch's window: its
-    result files are complete by then at the latest, and OpenAI counts from when they
-    are complete."""
-    expires_at = link.expires_at + results_kept if results_kept else None
-
     def insert():
         batch.save(force_insert=True)
         # created_at as the window counts from it (auto_now_add took its own clock).
         Batch.objects.filter(pk=batch.pk).update(created_at=created_at)
         batch.created_at = created_at
         insert_rows(batch, input_file)
-        link.output_file = result_file(batch, Lines.OUTPUT, expires_at)
-        link.error_file = result_file(batch, Lines.ERROR, expires_at)
+        link.output_file = result_file(batch, Lines.OUTPUT, results_expire_at)
+        link.error_file = result_file(batch, Lines.ERROR, results_expire_at)
         link.save(force_insert=True)
         transaction.on_commit(partial(enqueue_batch, batch.pk))
 

@@ -14,7 +14,7 @@ from batchsvc.api.throttling import ScopedThrottle
 from openai_api import ids, selectors, services
 from openai_api.authentication import BearerOrTokenAuthentication
 from openai_api.errors import NotFound, exception_handler
-from openai_api.listing import batch_create_fields, expires_after, listed
+from openai_api.listing import batch_create_fields, file_create_fields, listed
 from openai_api.objects import batch_object, file_object, page
 from openai_api.results import file_content
 from openai_api.uploads import LimitedUploadHandler, TooLarge
@@ -75,8 +75,7 @@ class FilesView(OpenAIView):
         file = services.file_create(
             owner=request.user,
             upload=upload,
-            purpose=request.data.get("purpose"),
-            expires_after=expires_after(request.data),
+            **file_create_fields(request.data),
         )
         return Response(file_object(file))
 

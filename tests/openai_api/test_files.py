@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from openai_api.models import File
-from tests.support.openai_sdk import CHAT, chat_line, jsonl, upload
+from tests.support.openai_sdk import chat_line, create_batch, jsonl, upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,12 +90,8 @@ def test_a_file_given_an_expiry_is_gone_once_it_passes(sdk):
 
 
 def test_a_batch_s_result_files_keep_the_output_expiry_it_asked_for(sdk):
-    file = sdk.files.create(file=("a.jsonl", io.BytesIO(jsonl([chat_line("q")]))), purpose="batch")
-    batch = sdk.batches.create(
-        input_file_id=file.id,
-        endpoint=CHAT,
-        completion_window="24h",
-        output_expires_after={"anchor": "created_at", "seconds": 7200},
+    batch = create_batch(
+        sdk, [chat_line("q")], output_expires_after={"anchor": "created_at", "seconds": 7200}
     )
 
     # Counted from the end of the batch's window: its files are complete by then.
@@ -104,11 +100,10 @@ def test_a_batch_s_result_files_keep_the_output_expiry_it_asked_for(sdk):
     File.objects.filter(batch__isnull=False).update(expires_at=timezone.now())
     with pytest.raises(openai.NotFoundError):
         sdk.files.retrieve(batch.output_file_id)
-    assert sdk.files.retrieve(file.id).expires_at is None
+    assert sdk.files.retrieve(batch.input_file_id).expires_at is None
 
 
 def test_a_batch_asking_no_output_expiry_keeps_its_result_files(sdk):
-    file = sdk.files.create(file=("a.jsonl", io.BytesIO(jsonl([chat_line("q")]))), purpose="batch")
-    batch = sdk.batches.create(input_file_id=file.id, endpoint=CHAT, completion_window="24h")
+    batch = create_batch(sdk, [chat_line("q")])
 
     assert sdk.files.retrieve(batch.output_file_id).expires_at is None
